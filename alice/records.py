@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -26,7 +27,7 @@ from typing import Any, Iterable, Iterator
 from .errors import AliceError
 
 # Keys that never go into a manifest or a log: secrets arrive through the environment.
-_SECRET_WORDS = ("token", "api_key", "apikey", "password", "secret")
+_SECRET_KEY = re.compile(r"(^|[_-])(token|api[_-]?key|password|secret)$", re.IGNORECASE)
 
 
 def manifest_path(output: str | Path) -> Path:
@@ -162,7 +163,7 @@ def scrub(obj: Any) -> Any:
     """Drop anything that looks like a secret from a manifest."""
     if isinstance(obj, dict):
         return {
-            k: ("<hidden>" if any(w in k.lower() for w in _SECRET_WORDS) else scrub(v))
+            k: ("<hidden>" if _SECRET_KEY.search(k) else scrub(v))
             for k, v in obj.items()
         }
     if isinstance(obj, list):
@@ -282,8 +283,8 @@ def _scrub_argv(argv: list[str]) -> list[str]:
             out.append("<hidden>")
             hide_next = False
             continue
-        key = arg.split("=", 1)[0].lower()
-        if arg.startswith("--") and any(w in key for w in _SECRET_WORDS):
+        key = arg.split("=", 1)[0].lstrip("-")
+        if arg.startswith("--") and _SECRET_KEY.search(key):
             if "=" in arg:
                 out.append(arg.split("=", 1)[0] + "=<hidden>")
             else:
