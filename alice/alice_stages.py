@@ -1,0 +1,295 @@
+"""Stage logic of Alice proper (METHOD.md stages 3-5), behind uncertainty.py and student_generate.py.
+
+uncertainty (stage 3), two resumable phases:
+  1. probing: K samples per student-pool question from the trained teacher, ONE request with n=K
+     per question (the prompt's prefix is shared), into ``<output>.samples.jsonl``;
+  2. clustering + statements: cluster each question's samples (exact answer keys, or sentence
+     embeddings computed once for all pending samples), then ask the summarizer for an uncertainty
+     statement where the teacher gave several answers; rows go to ``<output>`` keyed by id.
+  The samples file is removed when the run completes unless ``--save-samples``, which also copies
+  the samples into each output row.
+
+student (stages 4-5): zero-shot answers (``<output>.zeroshot.jsonl``) for the questions where the
+teacher was uncertain, then proactive answers; the output is the student's training JSONL
+(id, question, response, label), ``original`` rows from certain questions first.
+
+Questions on which the teacher has no answer (every sample unparsable or a singleton after
+dropping singletons) are kept in the uncertainty output with ``status: "no_answer"``,
+``teacher_answer: null``; they give the student no training row (counted as ``no_teacher_answer``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from .backends import Backend, Sampling
+from .cli import resolve_role, result_settings, sampling_from_args, task_from_args
+from .clustering import Embedder, ProbeResult, cluster_by_key, cluster_many_semantic
+from .errors import AliceError
+from .models import ModelRef
+from .prompts import (
+    NOT_APPLICABLE,
+    clean_statement,
+    proactive_messages,
+    summarizer_messages,
+)
+from .records import JsonlAppender, Manifest, read_jsonl
+from .stages import LazyBackend, generate_stage, slug
+from .tasks import Example, Task
+
+
+def sibling(output: Path, suffix: str) -> Path:
+    """``data/x.jsonl`` -> ``data/x.<suffix>.jsonl`` (a phase file beside the final output)."""
+    return output.with_name(output.name.removesuffix(".jsonl") + f".{suffix}.jsonl")
+
+
+def clustering_mode(args: argparse.Namespace, task: Task) -> str:
+    if args.clustering != "auto":
+        return args.clustering
+    return "semantic" if task.format.kind == "text" else "exact"
+
+
+# ----------------------------------------------------------------------------- stage 3
+
+
+def summarizer_setup(args: argparse.Namespace, teacher: ModelRef) -> tuple[ModelRef | None, argparse.Namespace, bool]:
+    """(summarizer model, arguments for its backend, whether it is the teacher's backend)."""
+    backend_kind = args.summarizer_backend or ("openai" if args.summarizer_base_url else args.backend)
+    if args.summarizer_base_url:
+        if not args.summarizer:
+            raise AliceError("--summarizer-base-url needs --summarizer (the model name the server serves)")
+        ref = None
+    elif args.summarizer:
+        ref = resolve_role(args, "summarizer")
+    else:
+        ref = teacher
+    shared = ref == teacher and backend_kind == args.backend and not args.summarizer_base_url
+    summ_args = argparse.Namespace(**{**vars(args), "backend": backend_kind, "base_url": args.summarizer_base_url,
+                                      "served_model_name": args.summarizer})
+    return ref, summ_args, shared
+
+
+def probe_row(ex: Example, samples: list[str], result: ProbeResult, task: Task) -> dict:
+    clusters = [{"size": c.size, "key": c.key, "representative": samples[c.representative]} for c in result.clusters]
+    answer = clusters[0]["representative"] if clusters else None
+    return {
+        "id": ex.id, "question": ex.question, "status": result.status, "certain": result.status == "certain",
+        "teacher_answer": answer,
+        "teacher_prediction": task.score(answer, ex).prediction if answer is not None else None,
+        "clusters": clusters, "n_samples": len(samples), "unparsable": result.unparsable,
+        "dropped_singletons": result.dropped_singletons, "statement": None,
+    }
+
+
+def cluster_pending(task: Task, examples: list[Example], samples: dict[str, list[str]], mode: str,
+                    args: argparse.Namespace, timings: dict) -> dict[str, ProbeResult]:
+    started = time.time()
+    results: dict[str, ProbeResult] = {}
+    if mode == "exact":
+        for ex in examples:
+            results[ex.id] = cluster_by_key([task.cluster_key(s, ex) for s in samples[ex.id]], args.keep_singletons)
+    else:
+        embedder = Embedder(args.embedder, batch_size=args.embed_batch_size)
+        timings["embedder_load_s"] = round(time.time() - started, 3)
+        started = time.time()
+        # Empty samples are unparsable in semantic mode: they join no cluster.
+        kept = {ex.id: [i for i, s in enumerate(samples[ex.id]) if s.strip()] for ex in examples}
+        questions = [ex.question for ex in examples]
+
+        def embed(texts: list[str], owner: list[int]):
+            return embedder.embed(texts, [questions[q] for q in owner], show_progress=len(texts) > 2000)
+
+        grouped = [[samples[ex.id][i] for i in kept[ex.id]] for ex in examples]
+        for ex, result in zip(examples, cluster_many_semantic(grouped, embed, args.similarity_threshold,
+                                                               args.keep_singletons)):
+            for cluster in result.clusters:  # back to indices into all samples
+                cluster.members = [kept[ex.id][m] for m in cluster.members]
+            result.unparsable = len(samples[ex.id]) - len(kept[ex.id])
+            results[ex.id] = result
+    timings["clustering_s"] = round(timings.get("clustering_s", 0) + time.time() - started, 3)
+    return results
+
+
+def uncertainty(args: argparse.Namespace, backend: Backend | None = None) -> dict:
+    """Stage 3: probe the trained teacher on the student pool, cluster, state its uncertainty."""
+    if args.k < 1:
+        raise AliceError("--k must be at least 1")
+    if not 0 < args.similarity_threshold <= 1:
+        raise AliceError("--similarity-threshold must be in (0, 1]")
+    task = task_from_args(args)
+    examples = task.examples("student", args.split_seed, args.limit)
+    teacher = resolve_role(args, "teacher")
+    summ_ref, summ_args, shared = summarizer_setup(args, teacher)
+    mode = clustering_mode(args, task)
+    output = Path(args.output or f"data/uncertainty-{slug(task.name)}-{slug(teacher.adapter or teacher.path)}.jsonl")
+    samples_path = sibling(output, "samples")
+    refs = {"teacher": teacher, **({"summarizer": summ_ref} if summ_ref else {})}
+    manifest = Manifest(output, "uncertainty", vars(args), {**result_settings(args, refs), "clustering_mode": mode})
+    manifest.claim([output, samples_path], args.overwrite)
+    manifest.data["models"] = {"teacher": teacher.describe(),
+                               "summarizer": summ_ref.describe() if summ_ref else {"served": args.summarizer,
+                                                                                    "base_url": args.summarizer_base_url}}
+    manifest.data["clustering"] = {"mode": mode, "threshold": args.similarity_threshold,
+                                   "keep_singletons": args.keep_singletons}
+    manifest.save()
+    timings = manifest.data["timings"]
+
+    with JsonlAppender(output) as final:
+        pending = [ex for ex in examples if ex.id not in final.done]
+    teacher_lazy = LazyBackend(args, teacher, backend)
+    summ_lazy = teacher_lazy if shared else LazyBackend(summ_args, summ_ref, None)
+    try:
+        # Phase 1: K samples per question, one n=K request each.
+        probing = Sampling(n=args.k, temperature=args.temperature, top_p=args.top_p,
+                           max_tokens=args.max_new_tokens, seed=args.seed)
+        sample_rows, stats = generate_stage(
+            samples_path, teacher_lazy, pending, task.messages,
+            lambda ex, outs: {"id": ex.id, "samples": outs}, probing, args, f"probing teacher (K={args.k})")
+        timings["probing_s"] = round(timings.get("probing_s", 0) + stats.get("generation_s", 0.0), 3)
+        if teacher_lazy.backend is not None:
+            manifest.data["backend"] = teacher_lazy.backend.describe()
+        if not shared:
+            teacher_lazy.close()  # free the teacher before another model loads
+        samples = {r["id"]: r["samples"] for r in sample_rows}
+        pending = [ex for ex in pending if ex.id in samples]
+
+        # Phase 2: clusters, then statements for the uncertain questions.
+        results = cluster_pending(task, pending, samples, mode, args, timings)
+        rows = {ex.id: probe_row(ex, samples[ex.id], results[ex.id], task) for ex in pending}
+        if args.save_samples:
+            for ex in pending:
+                rows[ex.id]["samples"] = samples[ex.id]
+        uncertain = [ex for ex in pending if rows[ex.id]["status"] == "uncertain"]
+
+        def with_statement(ex: Example, outs: list[str]) -> dict:
+            return {**rows[ex.id], "statement": clean_statement(outs[0])}
+
+        def summarizer_prompt(ex: Example) -> list[dict]:
+            row = rows[ex.id]
+            return summarizer_messages(ex.question, [c["representative"] for c in row["clusters"]],
+                                       [c["size"] for c in row["clusters"]])
+
+        with JsonlAppender(output) as final:
+            final.write_many(rows[ex.id] for ex in pending if rows[ex.id]["status"] != "uncertain")
+        if uncertain:
+            summarizing = Sampling(n=1, temperature=0.0, max_tokens=args.summarizer_max_new_tokens, seed=args.seed)
+            _, stats = generate_stage(output, summ_lazy, uncertain, summarizer_prompt, with_statement,
+                                      summarizing, args, "uncertainty statements")
+            timings["summarizing_s"] = round(timings.get("summarizing_s", 0) + stats.get("generation_s", 0.0), 3)
+            if summ_lazy.backend is not None and not shared:
+                manifest.data["summarizer_backend"] = summ_lazy.backend.describe()
+    finally:
+        teacher_lazy.close()
+        if not shared:
+            summ_lazy.close()
+
+    with JsonlAppender(output) as final:
+        done = [final.done[ex.id] for ex in examples if ex.id in final.done]
+    counts = {
+        "questions": len(examples), "written": len(done),
+        "certain": sum(r["status"] == "certain" for r in done),
+        "uncertain": sum(r["status"] == "uncertain" for r in done),
+        "no_answer": sum(r["status"] == "no_answer" for r in done),
+        "statements_na": sum(r["status"] == "uncertain" and r["statement"] == NOT_APPLICABLE for r in done),
+        "samples": sum(r["n_samples"] for r in done),
+        "unparsable_samples": sum(r["unparsable"] for r in done),
+    }
+    if len(done) == len(examples) and not args.save_samples and samples_path.exists():
+        samples_path.unlink()  # everything it held is summarized in the output
+    manifest.complete(counts, output=str(output), dataset=task.name, pool="student")
+    print(f"{output}: {counts['written']} questions: {counts['certain']} certain, {counts['uncertain']} uncertain, "
+          f"{counts['no_answer']} without an answer")
+    return counts
+
+
+# ----------------------------------------------------------------------------- stages 4-5
+
+
+def load_uncertainty(path: str, task: Task, args: argparse.Namespace) -> tuple[list[Example], dict[str, dict]]:
+    """The uncertainty rows joined with the task's student pool by id (pool order, --limit)."""
+    rows = read_jsonl(path, required=("id", "status"))
+    pool = task.examples("student", args.split_seed)
+    pool_ids = {ex.id for ex in pool}
+    unknown = [r["id"] for r in rows if r["id"] not in pool_ids]
+    if unknown:
+        raise AliceError(f"{path}: id {unknown[0]!r} is not in the {task.name} student pool "
+                         f"({len(unknown)} unknown ids; same --data and --split-seed as uncertainty.py?)")
+    by_id = {r["id"]: r for r in rows}
+    for r in rows:
+        if r["status"] not in ("certain", "uncertain", "no_answer"):
+            raise AliceError(f"{path}: id {r['id']!r} has unknown status {r['status']!r}")
+        if r["status"] != "no_answer" and not r.get("teacher_answer"):
+            raise AliceError(f"{path}: id {r['id']!r} has no teacher_answer")
+    examples = [ex for ex in pool if ex.id in by_id]
+    return (examples[:args.limit] if args.limit else examples), by_id
+
+
+def student_generate(args: argparse.Namespace, backend: Backend | None = None) -> dict:
+    """Stages 4-5: zero-shot answers, then proactive answers; writes the student's training JSONL."""
+    task = task_from_args(args)
+    examples, teacher_rows = load_uncertainty(args.uncertainty, task, args)
+    student = resolve_role(args, "student")
+    output = Path(args.output or f"data/student-{slug(task.name)}-{slug(student.adapter or student.path)}.jsonl")
+    zeroshot_path = sibling(output, "zeroshot")
+    manifest = Manifest(output, "student_generate", vars(args), result_settings(args, {"student": student}))
+    manifest.claim([output, zeroshot_path], args.overwrite)
+    manifest.data["models"]["student"] = student.describe()
+    manifest.save()
+    timings = manifest.data["timings"]
+
+    certain = [ex for ex in examples if teacher_rows[ex.id]["status"] == "certain"]
+    uncertain = [ex for ex in examples if teacher_rows[ex.id]["status"] == "uncertain"]
+    with JsonlAppender(output) as appender:  # certain teacher: its answer is the target (label original)
+        appender.write_many({"id": ex.id, "question": ex.question, "response": teacher_rows[ex.id]["teacher_answer"],
+                             "label": "original"} for ex in certain)
+        pending = [ex for ex in uncertain if ex.id not in appender.done]
+
+    lazy = LazyBackend(args, student, backend)
+    try:
+        zero_rows, stats = generate_stage(
+            zeroshot_path, lazy, pending, task.messages, lambda ex, outs: {"id": ex.id, "response": outs[0]},
+            sampling_from_args(args, args.temperature, top_p=args.top_p), args, "student zero-shot")
+        timings["zero_shot_s"] = round(timings.get("zero_shot_s", 0) + stats.get("generation_s", 0.0), 3)
+        own = {r["id"]: r["response"] for r in zero_rows}
+
+        def proactive_prompt(ex: Example) -> list[dict]:
+            row = teacher_rows[ex.id]
+            return proactive_messages(task, ex, own[ex.id], row["teacher_answer"], row.get("statement"))
+
+        def new_row(ex: Example, outs: list[str]) -> dict:
+            score = task.score(outs[0], ex)
+            teacher_prediction = task.score(teacher_rows[ex.id]["teacher_answer"], ex).prediction
+            return {"id": ex.id, "question": ex.question, "response": outs[0], "label": "new",
+                    "zero_shot": own[ex.id], "teacher_answer": teacher_rows[ex.id]["teacher_answer"],
+                    "prediction": score.prediction, "parsed": score.parsed,
+                    "differs_from_teacher": score.prediction != teacher_prediction}
+
+        proactive = Sampling(n=1, temperature=args.proactive_temperature, top_p=args.top_p,
+                             max_tokens=args.max_new_tokens, seed=args.seed + 1)
+        _, stats = generate_stage(output, lazy, [ex for ex in pending if ex.id in own], proactive_prompt, new_row,
+                                  proactive, args, "student proactive")
+        timings["proactive_s"] = round(timings.get("proactive_s", 0) + stats.get("generation_s", 0.0), 3)
+        if lazy.backend is not None:
+            manifest.data["backend"] = lazy.backend.describe()
+    finally:
+        lazy.close()
+
+    with JsonlAppender(output) as appender:
+        done = [appender.done[ex.id] for ex in examples if ex.id in appender.done]
+    new = [r for r in done if r["label"] == "new"]
+    counts = {
+        "questions": len(examples), "rows": len(done),
+        "certain": len(certain), "uncertain": len(uncertain),
+        "no_teacher_answer": sum(teacher_rows[ex.id]["status"] == "no_answer" for ex in examples),
+        "original": len(done) - len(new), "new": len(new),
+        "new_unparsable": sum(not r["parsed"] for r in new),
+        "new_differs_from_teacher": sum(r["differs_from_teacher"] for r in new),
+    }
+    manifest.complete(counts, output=str(output), dataset=task.name, uncertainty=str(args.uncertainty))
+    print(f"{output}: {counts['original']} original + {counts['new']} new rows "
+          f"({counts['new_unparsable']} unparsable, {counts['new_differs_from_teacher']} differ from the teacher)")
+    return counts
+
+
