@@ -211,6 +211,7 @@ class VLLMBackend(Backend):
                  gpu_memory_utilization: float | None = None, seed: int = 0, max_lora_rank: int = 64,
                  enforce_eager: bool | None = None) -> None:
         on_gpu = cuda_available()
+        os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")  # engine chatter hides our progress
         if not on_gpu:
             # vLLM on CPU: a bounded KV cache, and an engine that loads in seconds, not minutes.
             os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")

@@ -1,0 +1,91 @@
+"""cot_generate_filter.py and eval.py end to end on the small real model."""
+
+import json
+
+import pytest
+
+from conftest import run_script
+
+ARGS = ["--data", "arc_challenge", "--limit", "4", "--max-new-tokens", "48"]
+
+
+def read_rows(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def check_eval_outputs(out):
+    rows = read_rows(out)
+    summary = json.loads(out.with_name(out.stem + ".summary.json").read_text())
+    manifest = json.loads(out.with_name(out.stem + ".manifest.json").read_text())
+    assert len(rows) == summary["n"] == 4
+    assert len({r["id"] for r in rows}) == 4
+    # Unparsable answers stay in the denominator.
+    assert summary["correct"] == sum(r["correct"] for r in rows)
+    assert summary["accuracy"] == summary["correct"] / summary["n"]
+    assert summary["parse_rate"] == sum(r["parsed"] for r in rows) / 4
+    assert all(r["correct"] <= r["parsed"] for r in rows)
+    lo, hi = summary["accuracy_ci95"]
+    assert lo <= summary["accuracy"] <= hi
+    assert manifest["status"] == "complete" and manifest["counts"]["n"] == 4
+    assert manifest["models"]["model"]["folder_hash"]
+    return rows, summary
+
+
+def test_hf_backend_cot_and_eval(tmp_path, small_model):
+    cot = tmp_path / "cot.jsonl"
+    run_script("cot_generate_filter.py", *ARGS, "--teacher", "smollm2", "--backend", "hf", "--output", str(cot))
+    rows = read_rows(cot)
+    manifest = json.loads((tmp_path / "cot.manifest.json").read_text())
+    assert len(rows) == 4 and all(r["id"].startswith("arc_challenge-train-") for r in rows)
+    assert manifest["counts"]["kept"] == sum(r["kept"] for r in rows)
+    assert manifest["counts"]["unparsable"] == sum(not r["parsed"] for r in rows)
+    assert manifest["counts"]["generated"] == 4 and manifest["pool"] == "teacher"
+
+    out = tmp_path / "eval.jsonl"
+    run_script("eval.py", *ARGS, "--model", small_model, "--backend", "hf", "--output", str(out))
+    rows, summary = check_eval_outputs(out)
+    assert all(r["id"].startswith("arc_challenge-test-") for r in rows)
+
+    # Re-scoring the saved responses without a model gives the same numbers.
+    rescored = run_script("eval.py", "--data", "arc_challenge", "--predictions", str(out),
+                          "--output", str(tmp_path / "rescored.jsonl"))
+    again = json.loads((tmp_path / "rescored.summary.json").read_text())
+    assert (again["correct"], again["n"]) == (summary["correct"], summary["n"])
+    assert rescored.returncode == 0
+
+    # A rerun is a no-op: nothing duplicated, no model loaded.
+    rerun = run_script("eval.py", *ARGS, "--model", small_model, "--backend", "hf", "--output", str(out))
+    assert "loading" not in rerun.stderr
+    assert len(read_rows(out)) == 4
+
+
+def test_help_on_both_scripts():
+    for script in ("cot_generate_filter.py", "eval.py"):
+        text = run_script(script, "--help").stdout
+        assert "--data" in text and "--backend" in text and "--limit" in text
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--data", "mmlu", "--model", "smollm2"], "unknown dataset"),
+    (["--model", "no/such/model/here"], "unknown model"),
+    (["--predictions", "/nonexistent/preds.jsonl"], "not found"),
+])
+def test_bad_input_gives_one_line(args, message):
+    done = run_script("eval.py", *args, check=False)
+    assert done.returncode == 2
+    assert message in done.stderr and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_prompt_longer_than_context_is_caught(tmp_path, small_model):
+    long_q = "Which is right? " + "very " * 9000 + "\\nA. yes\\nB. no"
+    data = tmp_path / "long.jsonl"
+    data.write_text(f'{{"id": "long1", "question": "{long_q}", "answer": "A. yes", "split": "test"}}\n')
+    done = run_script("eval.py", "--data", str(data), "--answer-type", "choice", "--model", small_model,
+                      "--backend", "hf", "--output", str(tmp_path / "e.jsonl"), check=False)
+    assert done.returncode == 2 and "exceeds the model's context" in done.stderr
+    skipped = run_script("eval.py", "--data", str(data), "--answer-type", "choice", "--model", small_model,
+                         "--backend", "hf", "--skip-long-prompts", "--output", str(tmp_path / "e.jsonl"))
+    summary = json.loads((tmp_path / "e.summary.json").read_text())
+    assert summary["skipped_long_prompts"] == 1 and summary["n"] == 1 and summary["accuracy"] == 0
+    assert skipped.returncode == 0

@@ -1,0 +1,106 @@
+"""Splits, dataset loading and the JSONL/manifest layer every stage uses."""
+
+import json
+
+import pytest
+
+from alice.errors import AliceError
+from alice.records import JsonlAppender, Manifest, read_jsonl
+from alice.tasks import load_task, preprocess_arc
+
+
+def test_arc_split_sizes_and_disjoint_pools():
+    task = load_task("arc_challenge")
+    assert [len(task.load(s)) for s in ("train", "validation", "test")] == [1119, 299, 1172]
+    teacher, student = task.pools()
+    assert (len(teacher), len(student)) == (559, 560)
+    teacher_ids, student_ids = {e.id for e in teacher}, {e.id for e in student}
+    assert not teacher_ids & student_ids
+    assert teacher_ids | student_ids == {e.id for e in task.load("train")}
+    # The paper's order by default: the teacher gets the first half.
+    assert teacher[0].id == task.load("train")[0].id
+    assert len({e.id for e in task.load("test")}) == 1172  # ids are unique
+
+
+def test_split_seed_shuffles_deterministically():
+    task = load_task("arc_challenge")
+    a_teacher, a_student = task.pools(split_seed=1)
+    b_teacher, _ = task.pools(split_seed=1)
+    assert [e.id for e in a_teacher] == [e.id for e in b_teacher]
+    assert [e.id for e in a_teacher] != [e.id for e in task.pools()[0]]
+    assert not {e.id for e in a_teacher} & {e.id for e in a_student}
+
+
+def test_hub_rows_preprocess_like_the_shipped_split():
+    row = {"question": "Which is a metal?", "answerKey": "2",
+           "choices": {"label": ["1", "2", "3"], "text": ["wood", "iron", "glass"]}}
+    assert preprocess_arc(row) == {"question": "Which is a metal?\n1. wood\n2. iron\n3. glass",
+                                   "answer": "2. iron"}
+
+
+def test_unknown_dataset_is_one_clear_error():
+    with pytest.raises(AliceError, match="unknown dataset 'mmlu'"):
+        load_task("mmlu")
+
+
+def test_custom_jsonl_needs_an_answer_type(tmp_path):
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"id": "1", "question": "q", "answer": "a"}\n')
+    with pytest.raises(AliceError, match="answer type"):
+        load_task(str(data))
+
+
+def test_read_jsonl_names_file_and_line(tmp_path):
+    path = tmp_path / "rows.jsonl"
+    path.write_text('{"id": "a"}\n{"id": "b"\n')
+    with pytest.raises(AliceError, match=r"rows.jsonl:2: malformed JSON"):
+        read_jsonl(path)
+    path.write_text('{"id": "a"}\n{"id": "a"}\n')
+    with pytest.raises(AliceError, match="duplicate id 'a'"):
+        read_jsonl(path)
+    path.write_text('{"id": "a"}\n{"question": "no id"}\n')
+    with pytest.raises(AliceError, match=r":2: row has no 'id'"):
+        read_jsonl(path)
+    path.write_text("")
+    with pytest.raises(AliceError, match="empty"):
+        read_jsonl(path)
+    with pytest.raises(AliceError, match="not found"):
+        read_jsonl(tmp_path / "missing.jsonl")
+
+
+def test_appender_drops_torn_line_and_resumes_without_duplicates(tmp_path):
+    path = tmp_path / "out.jsonl"
+    with JsonlAppender(path) as out:
+        out.write_many([{"id": "1", "v": 1}, {"id": "2", "v": 2}])
+    with open(path, "a") as handle:  # a kill in the middle of writing row 3
+        handle.write('{"id": "3", "v":')
+    with JsonlAppender(path) as out:
+        assert set(out.done) == {"1", "2"}
+        out.write_many([{"id": "2", "v": 99}, {"id": "3", "v": 3}])
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [r["id"] for r in rows] == ["1", "2", "3"]
+    assert rows[1]["v"] == 2  # the first answer for an id stands
+
+
+def test_manifest_refuses_another_runs_output(tmp_path):
+    out = tmp_path / "x.jsonl"
+    first = Manifest(out, "eval", {"model": "a"}, {"model": "a"})
+    first.claim([out], overwrite=False)
+    out.write_text('{"id": "1"}\n')
+    first.complete({"n": 1})
+    same = Manifest(out, "eval", {"model": "a"}, {"model": "a"})
+    same.claim([out], overwrite=False)  # same settings: resume is fine
+    other = Manifest(out, "eval", {"model": "b"}, {"model": "b"})
+    with pytest.raises(AliceError, match="different run"):
+        other.claim([out], overwrite=False)
+    assert out.read_text() == '{"id": "1"}\n'  # untouched
+    other.claim([out], overwrite=True)
+    assert not out.exists()
+
+
+def test_manifest_hides_secrets(tmp_path):
+    out = tmp_path / "y.jsonl"
+    m = Manifest(out, "eval", {"hf_token": "hf_abc", "max_new_tokens": 5}, {})
+    m.complete({})
+    text = m.path.read_text()
+    assert "hf_abc" not in text and '"max_new_tokens": 5' in text

