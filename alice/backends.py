@@ -25,6 +25,8 @@ from .errors import AliceError
 from .models import ModelRef, check_chat_template
 
 Conversation = list[dict]
+# vLLM's per-step INFO lines bury the progress bars; set VLLM_LOGGING_LEVEL=INFO to see them.
+os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
 
 
 @dataclass(frozen=True)
@@ -211,7 +213,6 @@ class VLLMBackend(Backend):
                  gpu_memory_utilization: float | None = None, seed: int = 0, max_lora_rank: int = 64,
                  enforce_eager: bool | None = None) -> None:
         on_gpu = cuda_available()
-        os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")  # engine chatter hides our progress
         if not on_gpu:
             # vLLM on CPU: a bounded KV cache, and an engine that loads in seconds, not minutes.
             os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
