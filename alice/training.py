@@ -1,0 +1,605 @@
+"""Supervised fine-tuning (stages 2 and 6, and the baselines) on the Hugging Face stack.
+
+One code path for every trained model in the method: the teacher on its filtered CoT, the student
+on Alice's answers, the original-W2S student on teacher labels, and the weak / strong-ceiling
+baselines on ground truth. TRL's ``SFTTrainer`` sees conversational prompt/completion rows whose
+prompt is exactly ``Task.messages(example)`` (the prompt every other stage uses), so the model is
+trained on the same context it is evaluated in and the loss falls only on the assistant's tokens.
+
+    rows = read_training_rows("data/cot-arc.jsonl")              # kept rows of any stage
+    records = sft_records(task, rows)                            # prompt/completion conversations
+    trainer = make_trainer(model, tokenizer, records, TrainSettings(output_dir="runs/teacher"))
+    trainer.train()
+
+``train.py`` adds the run management (resume, manifest, saving); ``bench/bench_train.py`` reuses
+``make_trainer`` on random-weight models.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import re
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import AliceError
+from .models import ModelRef, resolve_model
+from .records import Manifest, iter_jsonl
+from .tasks import Example, Task
+
+# The paper's recipe (METHOD.md, stage 2): full fine-tuning, 3 epochs, lr 1e-5, AdamW with
+# weight decay 0.01, cosine schedule with 100 warm-up steps, effective batch 16, bf16.
+PAPER_EPOCHS = 3
+PAPER_LR = 1e-5
+PAPER_WEIGHT_DECAY = 0.01
+PAPER_WARMUP_STEPS = 100
+PAPER_TOTAL_BATCH = 16
+
+CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def training_prompt(task: Task, question: str, row_id: str = "") -> list[dict]:
+    """The user turn for ``question``: exactly what ``task.messages`` gives every other stage,
+    so training and evaluation prompts match token for token."""
+    return task.messages(Example(id=row_id, question=question, gold=""))
+
+
+def read_training_rows(path: str | Path) -> tuple[list[dict], int]:
+    """Rows (id, question, response) of any stage's JSONL; rows marked ``"kept": false`` (filtered
+    out by cot_generate_filter.py) are skipped. Returns (rows, number skipped)."""
+    path = Path(path)
+    rows, seen, skipped = [], {}, 0
+    for number, row in iter_jsonl(path):
+        if "id" not in row or row["id"] in (None, ""):
+            raise AliceError(f"{path}:{number}: row has no 'id'")
+        row_id = str(row["id"])
+        if row_id in seen:
+            raise AliceError(f"{path}:{number}: duplicate id {row_id!r} (first on line {seen[row_id]})")
+        seen[row_id] = number
+        if row.get("kept") is False:
+            skipped += 1
+            continue
+        for key in ("question", "response"):
+            value = row.get(key)
+            if not isinstance(value, str) or not value.strip():
+                raise AliceError(f"{path}:{number}: row {row_id!r} has no '{key}' to train on")
+        rows.append({"id": row_id, "question": row["question"], "response": row["response"]})
+    if not rows:
+        why = f" (all {skipped} rows are marked kept: false)" if skipped else ""
+        raise AliceError(f"{path}: no rows to train on{why}")
+    return rows, skipped
+
+
+def ground_truth_rows(task: Task, pool: str, split_seed: int | None = None, limit: int | None = None,
+                      rationale: bool = True) -> list[dict]:
+    """The gold targets of a pool (weak and strong-ceiling baselines): GSM8K rationales, ARC
+    'My choice is X.', short answers for open QA; ``rationale=False`` gives answers only."""
+    return [{"id": ex.id, "question": ex.question, "response": task.ground_truth_response(ex, rationale)}
+            for ex in task.examples(pool, split_seed, limit)]
+
+
+def sft_records(task: Task, rows: list[dict]) -> list[dict]:
+    """Conversational prompt/completion records: TRL masks the prompt, trains on the completion."""
+    return [{"prompt": training_prompt(task, row["question"], row["id"]),
+             "completion": [{"role": "assistant", "content": row["response"]}]} for row in rows]
+
+
+def data_hash(records: list[dict]) -> str:
+    """Identity of the training data as the model sees it (order included)."""
+    blob = json.dumps(records, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def check_train_file_task(path: str | Path, data: str) -> None:
+    """A training file made for another dataset would get the wrong answer instruction."""
+    from .records import manifest_path
+    from .tasks import ALIASES, TASKS
+
+    manifest = manifest_path(path)
+    if not manifest.is_file():
+        return
+    try:
+        made_for = json.loads(manifest.read_text(encoding="utf-8")).get("args", {}).get("data")
+    except json.JSONDecodeError:
+        return
+    if not isinstance(made_for, str):
+        return
+    made_for, given = (ALIASES.get(d.lower(), d.lower()) for d in (made_for, data))
+    if made_for in TASKS and given in TASKS and made_for != given:
+        raise AliceError(f"{path} was made for --data {made_for} (its manifest says so), "
+                         f"not {given}: pass --data {made_for}")
+
+
+# ----------------------------------------------------------------------------- recipe
+
+
+@dataclass
+class LoraSettings:
+    rank: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    target_modules: list[str] | str = "all-linear"
+    quantize_4bit: bool = False  # QLoRA
+
+
+@dataclass
+class TrainSettings:
+    """Everything that shapes a training run; train.py and the bench both build one."""
+
+    output_dir: str
+    epochs: float = PAPER_EPOCHS
+    learning_rate: float = PAPER_LR
+    weight_decay: float = PAPER_WEIGHT_DECAY
+    warmup_steps: int = PAPER_WARMUP_STEPS
+    scheduler: str = "cosine"
+    total_batch_size: int = PAPER_TOTAL_BATCH
+    per_device_batch_size: int = 1
+    max_steps: int = -1
+    max_length: int | None = 2048
+    seed: int = 0
+    lora: LoraSettings | None = None
+    packing: bool = False  # best-fit-decreasing packing into max_length rows (padding-free)
+    padding_free: bool = False  # one flattened row per batch, no padding
+    gradient_checkpointing: bool = True
+    save_steps: int = 200
+    save_total_limit: int = 2
+    logging_steps: int = 10
+    bf16: bool | None = None  # None: where the hardware has it
+    report_to: list[str] = field(default_factory=list)
+
+
+def world_size() -> int:
+    from accelerate import PartialState
+
+    return PartialState().num_processes
+
+
+def gradient_accumulation_steps(total_batch_size: int, per_device_batch_size: int, processes: int) -> int:
+    """The one source of truth for the effective batch: total = per-device x accumulation x processes."""
+    per_step = per_device_batch_size * processes
+    if total_batch_size < 1 or per_device_batch_size < 1:
+        raise AliceError("--total-batch-size and --per-device-batch-size must be at least 1")
+    if total_batch_size % per_step:
+        raise AliceError(f"--total-batch-size {total_batch_size} is not a multiple of per-device batch "
+                         f"{per_device_batch_size} x {processes} process(es) = {per_step}")
+    return total_batch_size // per_step
+
+
+def bf16_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+
+
+def sft_config(settings: TrainSettings, processes: int | None = None):
+    """TRL's SFTConfig for ``settings`` (the paper's recipe unless told otherwise)."""
+    from trl import SFTConfig
+
+    processes = processes or world_size()
+    accumulation = gradient_accumulation_steps(settings.total_batch_size, settings.per_device_batch_size,
+                                               processes)
+    bf16 = bf16_available() if settings.bf16 is None else settings.bf16
+    # TRL refuses padding-free rows without packing when max_length is set: such rows are cut to
+    # max_length beforehand (see make_trainer), so the collator sees no limit.
+    max_length = None if settings.padding_free and not settings.packing else settings.max_length
+    return SFTConfig(
+        output_dir=settings.output_dir,
+        num_train_epochs=settings.epochs,
+        max_steps=settings.max_steps,
+        learning_rate=settings.learning_rate,
+        weight_decay=settings.weight_decay,
+        optim="adamw_torch",
+        lr_scheduler_type=settings.scheduler,
+        warmup_steps=settings.warmup_steps,
+        per_device_train_batch_size=settings.per_device_batch_size,
+        gradient_accumulation_steps=accumulation,
+        bf16=bf16,
+        fp16=False,
+        seed=settings.seed,
+        data_seed=settings.seed,
+        max_length=max_length,
+        packing=settings.packing,
+        packing_strategy="bfd",
+        padding_free=settings.padding_free,
+        completion_only_loss=True,
+        gradient_checkpointing=settings.gradient_checkpointing,
+        save_strategy="steps",
+        save_steps=settings.save_steps,
+        save_total_limit=settings.save_total_limit,
+        logging_strategy="steps",
+        logging_steps=settings.logging_steps,
+        logging_first_step=True,
+        include_num_input_tokens_seen="non_padding",
+        report_to=settings.report_to,
+        dataset_num_proc=None,
+        disable_tqdm=False,
+        use_cpu=not _cuda(),
+    )
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def lora_config(lora: LoraSettings):
+    from peft import LoraConfig
+
+    return LoraConfig(r=lora.rank, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                      target_modules=lora.target_modules, task_type="CAUSAL_LM", bias="none")
+
+
+def load_base_model(ref: ModelRef, settings: TrainSettings, attn_implementation: str | None = None):
+    """The model to train. Full fine-tuning keeps fp32 master weights (bf16 autocast on GPU);
+    LoRA keeps a bf16 base on GPU; QLoRA a 4-bit NF4 base. An adapter folder is merged first."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    kwargs: dict[str, Any] = {"dtype": torch.float32}
+    lora = settings.lora
+    if lora and lora.quantize_4bit:
+        if not _cuda():
+            raise AliceError("--qlora needs a CUDA GPU (bitsandbytes 4-bit); use --lora on CPU")
+        try:
+            import bitsandbytes  # noqa: F401
+        except ImportError:
+            raise AliceError("--qlora needs the bitsandbytes package (pip install bitsandbytes)") from None
+        from accelerate import PartialState
+        from transformers import BitsAndBytesConfig
+
+        kwargs.update(dtype=torch.bfloat16, device_map={"": PartialState().local_process_index},
+                      quantization_config=BitsAndBytesConfig(
+                          load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                          bnb_4bit_compute_dtype=torch.bfloat16))
+    elif lora and bf16_available():
+        kwargs["dtype"] = torch.bfloat16
+    if attn_implementation:
+        kwargs["attn_implementation"] = attn_implementation
+    try:
+        model = AutoModelForCausalLM.from_pretrained(ref.path, **kwargs)
+    except OSError as err:
+        raise AliceError(f"could not load model {ref.path}: {str(err).splitlines()[0]}") from None
+    if ref.adapter:
+        if lora:
+            raise AliceError(f"{ref.adapter} is a LoRA adapter: write a merged model first "
+                             "(train.py --merge-adapter) and train a new adapter on that")
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, ref.adapter).merge_and_unload()
+    if lora and lora.quantize_4bit:
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model, settings.gradient_checkpointing)
+    return model
+
+
+def _cut_to_length(records: list[dict], tokenizer, max_length: int) -> tuple[list[dict], int]:
+    """Padding-free rows are not truncated by TRL: drop the rare row longer than ``max_length``."""
+    kept = []
+    for record in records:
+        ids = tokenizer.apply_chat_template(record["prompt"] + record["completion"], tokenize=True)
+        ids = ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids
+        if len(ids) <= max_length:
+            kept.append(record)
+    return kept, len(records) - len(kept)
+
+
+def throughput_callback():
+    """A callback noting the tokens, step and time at the start of this attempt, so a resumed run's
+    throughput counts only its own tokens."""
+    from transformers import TrainerCallback
+
+    class Throughput(TrainerCallback):
+        def __init__(self) -> None:
+            self.start_tokens, self.start_step, self.start_time = 0, 0, time.time()
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.start_tokens, self.start_step, self.start_time = \
+                state.num_input_tokens_seen, state.global_step, time.time()
+
+    return Throughput()
+
+
+def make_trainer(model, tokenizer, records: list[dict], settings: TrainSettings, processes: int | None = None):
+    """SFTTrainer on conversational prompt/completion ``records`` with the recipe in ``settings``."""
+    from datasets import Dataset
+    from trl import SFTTrainer
+
+    import torch
+
+    if not _cuda():
+        # fp32 on CPU: tiny optimizer-state values turn denormal and each step gets many times slower.
+        torch.set_flush_denormal(True)
+    dropped = 0
+    if settings.padding_free and not settings.packing and settings.max_length:
+        records, dropped = _cut_to_length(records, tokenizer, settings.max_length)
+        if not records:
+            raise AliceError(f"every training row is longer than --max-length {settings.max_length}")
+    config = sft_config(settings, processes)
+    peft_config = lora_config(settings.lora) if settings.lora else None
+    throughput = throughput_callback()
+    trainer = SFTTrainer(model=model, args=config, train_dataset=Dataset.from_list(records),
+                         processing_class=tokenizer, peft_config=peft_config, callbacks=[throughput])
+    trainer.alice_throughput = throughput
+    trainer.alice_dropped_long = dropped
+    return trainer
+
+
+def last_checkpoint(output_dir: str | Path) -> Path | None:
+    """The newest complete checkpoint (trainer_state.json is written last, so a kill mid-save
+    leaves a folder without it, which is passed over)."""
+    output_dir = Path(output_dir)
+    if not output_dir.is_dir():
+        return None
+    found = [(int(m.group(1)), p) for p in output_dir.iterdir()
+             if p.is_dir() and (m := CHECKPOINT.match(p.name)) and (p / "trainer_state.json").is_file()]
+    return max(found)[1] if found else None
+
+
+def training_summary(trainer) -> dict:
+    """Steps, losses and throughput for the manifest."""
+    state = trainer.state
+    losses = [entry["loss"] for entry in state.log_history if "loss" in entry]
+    callback = trainer.alice_throughput
+    seconds = max(time.time() - callback.start_time, 1e-9)
+    tokens = state.num_input_tokens_seen - callback.start_tokens
+    return {
+        "steps": state.global_step,
+        "max_steps": state.max_steps,
+        "epochs": round(state.epoch or 0.0, 4),
+        "first_loss": losses[0] if losses else None,
+        "final_loss": losses[-1] if losses else None,
+        "train_loss": next((e["train_loss"] for e in reversed(state.log_history) if "train_loss" in e), None),
+        "tokens_seen": state.num_input_tokens_seen,
+        "tokens_this_attempt": tokens,
+        "train_seconds_this_attempt": round(seconds, 3),
+        "tokens_per_s": round(tokens / seconds, 2),
+        "steps_this_attempt": state.global_step - callback.start_step,
+        "log_history": state.log_history,
+    }
+
+
+# ----------------------------------------------------------------------------- the train.py stage
+
+
+def add_training_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("training data")
+    g.add_argument("--train-file", help="JSONL of (id, question, response) rows from any stage; "
+                                        "rows with \"kept\": false are skipped")
+    g.add_argument("--ground-truth", action="store_true",
+                   help="train on the task's gold answers/rationales (weak and strong-ceiling baselines)")
+    g.add_argument("--pool", choices=["teacher", "student"],
+                   help="pool for --ground-truth (default: student with --student, else teacher)")
+    g.add_argument("--no-rationale", action="store_true",
+                   help="--ground-truth with answers only (the answers-only teacher variant)")
+    r = p.add_argument_group("recipe (paper defaults)")
+    r.add_argument("--epochs", type=float, default=PAPER_EPOCHS)
+    r.add_argument("--lr", type=float, default=PAPER_LR)
+    r.add_argument("--weight-decay", type=float, default=PAPER_WEIGHT_DECAY)
+    r.add_argument("--warmup-steps", type=int, default=PAPER_WARMUP_STEPS)
+    r.add_argument("--scheduler", default="cosine")
+    r.add_argument("--total-batch-size", type=int, default=PAPER_TOTAL_BATCH,
+                   help="effective batch = per-device batch x gradient accumulation x processes")
+    r.add_argument("--per-device-batch-size", type=int, default=1,
+                   help="rows per device per forward pass; gradient accumulation makes up the rest")
+    r.add_argument("--max-steps", type=int, default=-1, help="stop after N optimizer steps (quick runs)")
+    r.add_argument("--max-length", type=int, default=2048, help="tokens per training row (longer ones are cut)")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--packing", action="store_true", help="pack rows into --max-length blocks (padding-free)")
+    r.add_argument("--padding-free", action="store_true", help="flatten each batch into one row, no padding")
+    r.add_argument("--gradient-checkpointing", action=argparse.BooleanOptionalAction, default=True)
+    r.add_argument("--no-bf16", action="store_true", help="train in fp32 even where bf16 is available")
+    lo = p.add_argument_group("LoRA")
+    lo.add_argument("--lora", action="store_true", help="train a PEFT LoRA adapter instead of all weights")
+    lo.add_argument("--qlora", action="store_true", help="LoRA on a 4-bit (bitsandbytes NF4) base; GPU only")
+    lo.add_argument("--lora-rank", type=int, default=16)
+    lo.add_argument("--lora-alpha", type=int, default=32)
+    lo.add_argument("--lora-dropout", type=float, default=0.05)
+    lo.add_argument("--lora-target-modules", default="all-linear",
+                    help="comma-separated module names, or all-linear")
+    lo.add_argument("--merge-adapter", action="store_true", help="write a merged full model (adapter in adapter/)")
+    o = p.add_argument_group("output")
+    o.add_argument("--output-dir", help="where the model, checkpoints and manifest.json go")
+    o.add_argument("--save-steps", type=int, default=200, help="checkpoint every N steps (for --resume)")
+    o.add_argument("--logging-steps", type=int, default=10)
+    o.add_argument("--keep-checkpoints", action="store_true", help="keep checkpoint-N folders after success")
+    o.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --output-dir")
+    o.add_argument("--overwrite", action="store_true", help="replace the output folder, even a finished one")
+
+
+# Flags that change how a run goes, not the model it produces: not part of the run's identity.
+TRAIN_OPERATIONAL = {"per_device_batch_size", "save_steps", "logging_steps", "keep_checkpoints",
+                     "gradient_checkpointing", "resume", "overwrite", "output_dir"}
+
+
+def settings_from_args(args: argparse.Namespace, output_dir: Path) -> TrainSettings:
+    lora = None
+    if args.lora or args.qlora:
+        targets = args.lora_target_modules
+        lora = LoraSettings(rank=args.lora_rank, alpha=args.lora_alpha, dropout=args.lora_dropout,
+                            target_modules=targets if targets == "all-linear" else targets.split(","),
+                            quantize_4bit=args.qlora)
+    return TrainSettings(
+        output_dir=str(output_dir), epochs=args.epochs, learning_rate=args.lr, weight_decay=args.weight_decay,
+        warmup_steps=args.warmup_steps, scheduler=args.scheduler, total_batch_size=args.total_batch_size,
+        per_device_batch_size=args.per_device_batch_size, max_steps=args.max_steps, max_length=args.max_length,
+        seed=args.seed, lora=lora, packing=args.packing, padding_free=args.padding_free,
+        gradient_checkpointing=args.gradient_checkpointing, save_steps=args.save_steps,
+        logging_steps=args.logging_steps, bf16=False if args.no_bf16 else None,
+    )
+
+
+def _training_data(args: argparse.Namespace, task: Task, role: str | None) -> tuple[list[dict], dict]:
+    if bool(args.train_file) == bool(args.ground_truth):
+        raise AliceError("give exactly one of --train-file (a stage's JSONL) or --ground-truth")
+    if args.train_file:
+        check_train_file_task(args.train_file, args.data)
+        rows, skipped = read_training_rows(args.train_file)
+        if args.limit:
+            rows = rows[:args.limit]
+        return rows, {"source": str(args.train_file), "skipped_not_kept": skipped}
+    pool = args.pool or ("student" if role == "student" else "teacher")
+    rows = ground_truth_rows(task, pool, args.split_seed, args.limit, rationale=not args.no_rationale)
+    return rows, {"source": f"ground truth of {task.name} {pool} pool", "pool": pool,
+                  "rationale": not args.no_rationale}
+
+
+def _default_output_dir(task: Task, ref: ModelRef, args: argparse.Namespace, source: dict) -> Path:
+    from .stages import slug
+
+    data = f"gt-{source['pool']}" if args.ground_truth else slug(Path(args.train_file).stem)
+    kind = "-qlora" if args.qlora else "-lora" if args.lora else ""
+    return Path("runs") / f"sft-{slug(task.name)}-{slug(ref.adapter or ref.path)}-{data}{kind}"
+
+
+def _main_first(state, fn) -> None:
+    """Run ``fn`` on the main process only; the others wait for it."""
+    if state.is_main_process:
+        fn()
+    state.wait_for_everyone()
+
+
+def run_training(args: argparse.Namespace) -> dict:
+    """train.py: fine-tune a base model on a stage's rows or on ground truth, resumably."""
+    from accelerate import PartialState
+
+    from .backends import load_tokenizer
+    from .cli import resolve_role, result_settings, task_from_args
+
+    state = PartialState()
+    if args.merge_adapter and not (args.lora or args.qlora):
+        raise AliceError("--merge-adapter needs --lora or --qlora")
+    if args.qlora and not _cuda():
+        raise AliceError("--qlora needs a CUDA GPU (bitsandbytes 4-bit); use --lora on CPU")
+    if args.packing and args.padding_free:
+        raise AliceError("choose one of --packing (already padding-free) or --padding-free")
+    role = next((r for r in ("student", "teacher") if getattr(args, r, None)), None)
+    ref = resolve_role(args, role)
+    if ref.adapter and (args.lora or args.qlora):
+        raise AliceError(f"{ref.adapter} is a LoRA adapter: write a merged model first "
+                         "(train.py --merge-adapter) and train a new adapter on that")
+    task = task_from_args(args)
+    rows, source = _training_data(args, task, role)
+    records = sft_records(task, rows)
+    output_dir = Path(args.output_dir) if args.output_dir else _default_output_dir(task, ref, args, source)
+    settings = settings_from_args(args, output_dir)
+    accumulation = gradient_accumulation_steps(args.total_batch_size, args.per_device_batch_size,
+                                               state.num_processes)
+    tokenizer = load_tokenizer(ref)  # fails early for a model without a chat template
+
+    fingerprint_settings = {k: v for k, v in result_settings(args, {"base": ref}).items()
+                            if k not in TRAIN_OPERATIONAL}
+    fingerprint_settings["data_hash"] = data_hash(records)
+    output_dir.mkdir(parents=True, exist_ok=True)  # so the manifest goes inside it: dir/manifest.json
+    manifest = Manifest(output_dir, "train", vars(args), fingerprint_settings)
+    previous = manifest.previous()
+    if (previous and previous.get("status") == "complete" and not args.overwrite
+            and previous.get("fingerprint") == manifest.data["fingerprint"]):
+        if state.is_main_process:
+            print(f"{output_dir}: already trained ({previous.get('counts', {}).get('steps')} steps); "
+                  "complete, nothing to do (pass --overwrite to train again)")
+        return previous
+    existing = [output_dir] if output_dir.is_dir() and any(output_dir.iterdir()) else []
+    if args.overwrite:
+        _main_first(state, lambda: manifest.claim(existing, overwrite=True))
+    else:
+        manifest.claim(existing, overwrite=False)  # read-only here: every process checks
+    checkpoint = last_checkpoint(output_dir)
+    if checkpoint and not args.resume:
+        raise AliceError(f"{output_dir} holds an unfinished run of this training (last: {checkpoint.name}); "
+                         "pass --resume to continue it or --overwrite to start over")
+    if args.resume and checkpoint is None and state.is_main_process:
+        print(f"{output_dir}: no checkpoint to resume from; starting from step 0", file=sys.stderr)
+
+    manifest.data["models"]["base"] = ref.describe()
+    manifest.data["data"] = {**source, "rows": len(records), "data_hash": fingerprint_settings["data_hash"]}
+    manifest.data["recipe"] = {**asdict(settings), "gradient_accumulation_steps": accumulation,
+                               "world_size": state.num_processes}
+    manifest.data["resumed_from"] = checkpoint.name if checkpoint else None
+    _main_first(state, manifest.save)
+    if state.is_main_process:
+        print(f"training {ref.adapter or ref.path} on {len(records)} rows ({source['source']}); "
+              f"effective batch {args.total_batch_size} = {args.per_device_batch_size} per device x "
+              f"{accumulation} accumulation x {state.num_processes} process(es) -> {output_dir}", file=sys.stderr)
+
+    sft_config(settings, state.num_processes)  # before the model, so DeepSpeed ZeRO-3 loads it sharded
+    model = load_base_model(ref, settings)
+    trainer = make_trainer(model, tokenizer, records, settings, state.num_processes)
+    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    summary = training_summary(trainer)
+
+    save_trained(trainer, tokenizer, ref, output_dir, merge=args.merge_adapter)
+    if state.is_main_process:
+        if not args.keep_checkpoints:
+            for folder in output_dir.glob("checkpoint-*"):
+                shutil.rmtree(folder, ignore_errors=True)
+        history = summary.pop("log_history")
+        counts = {"rows": len(records), "skipped_not_kept": source.get("skipped_not_kept", 0),
+                  "dropped_too_long": trainer.alice_dropped_long, "steps": summary["steps"]}
+        manifest.data["log_history"] = history
+        manifest.data["timings"]["train_s"] = summary["train_seconds_this_attempt"]
+        manifest.complete(counts, training=summary, output_dir=str(output_dir),
+                          saved="merged model" if args.merge_adapter else
+                          "adapter" if (args.lora or args.qlora) else "model")
+        print(f"{output_dir}: {summary['steps']} steps, loss {summary['first_loss']} -> {summary['final_loss']}, "
+              f"{summary['tokens_per_s']:.0f} tokens/s")
+    state.wait_for_everyone()
+    return manifest.data
+
+
+def save_trained(trainer, tokenizer, ref: ModelRef, output_dir: Path, merge: bool) -> None:
+    """Model + tokenizer (or the adapter + tokenizer) through save_pretrained, main process only;
+    ``merge`` also writes a merged full model, reloaded from the saved adapter so it works the
+    same after FSDP or ZeRO-3 sharding."""
+    from accelerate import PartialState
+
+    state = PartialState()
+    is_adapter = hasattr(trainer.model, "peft_config")
+    if is_adapter:
+        # eval.py and the backends reload the adapter on the base named here.
+        for config in trainer.model.peft_config.values():
+            config.base_model_name_or_path = ref.path
+    adapter_dir = output_dir / "adapter" if merge else output_dir
+    if not is_adapter and not (trainer.is_fsdp_enabled or trainer.is_deepspeed_enabled):
+        # fp32 master weights are saved in the base model's own dtype (bf16 for released models).
+        from transformers import AutoConfig
+
+        base_dtype = getattr(AutoConfig.from_pretrained(ref.path), "dtype", None)
+        if isinstance(base_dtype, str):
+            import torch
+
+            base_dtype = getattr(torch, base_dtype, None)
+        if base_dtype is not None:
+            trainer.model.to(base_dtype)
+    trainer.save_model(str(adapter_dir))  # gathers sharded weights; writes on the main process only
+    if state.is_main_process:
+        tokenizer.save_pretrained(str(adapter_dir))
+        if is_adapter:
+            saved = resolve_model(str(adapter_dir))
+            if saved.path != ref.path:
+                raise AliceError(f"{adapter_dir}: adapter names base {saved.path}, expected {ref.path}")
+        if merge:
+            merge_adapter(ref, adapter_dir, output_dir, tokenizer)
+    state.wait_for_everyone()
+
+
+def merge_adapter(ref: ModelRef, adapter_dir: Path, output_dir: Path, tokenizer) -> None:
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    dtype = torch.bfloat16 if bf16_available() else torch.float32
+    base = AutoModelForCausalLM.from_pretrained(ref.path, dtype=dtype)
+    merged = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
+    merged.save_pretrained(str(output_dir))
+    tokenizer.save_pretrained(str(output_dir))

@@ -1,0 +1,216 @@
+"""train.py on the real small model (SmolLM2-135M-Instruct) on CPU: full and LoRA fine-tuning,
+the loss mask on a real tokenized example, reloading and evaluating what was saved, resuming a
+killed run, and the one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import REPO, run_script
+
+from alice.errors import AliceError
+from alice.records import manifest_path
+from alice.tasks import load_task
+
+# Few, short rows and steps: the point is the real path end to end, not a good model.
+FAST = ["--total-batch-size", "2", "--per-device-batch-size", "2", "--warmup-steps", "0",
+        "--logging-steps", "1", "--no-gradient-checkpointing", "--max-length", "256"]
+
+
+@pytest.fixture(scope="module")
+def sums(tmp_path_factory) -> Path:
+    """A custom number task with short questions: 64 train rows (a 32-row teacher half) and 3 test rows."""
+    path = tmp_path_factory.mktemp("data") / "sums.jsonl"
+    rows = [{"id": f"s{i:03d}", "question": f"What is {i} plus {i + 3}?", "answer": str(2 * i + 3)}
+            for i in range(64)]
+    rows += [{"id": f"t{i}", "question": f"What is {i} plus {i}?", "answer": str(2 * i), "split": "test"}
+             for i in range(3)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+@pytest.fixture(scope="module")
+def train_file(sums: Path) -> Path:
+    """A stage-style training file: 32 kept rows plus 4 rows cot_generate_filter marked kept: false."""
+    task = load_task(str(sums), "number")
+    rows = []
+    for i, ex in enumerate(task.examples("teacher")[:36]):
+        kept = i >= 4
+        response = f"{ex.question.split('?')[0]} equals {ex.gold}.\n#### {ex.gold}" if kept else "#### 0"
+        rows.append({"id": ex.id, "question": ex.question, "response": response, "kept": kept})
+    path = sums.with_name("cot-sums.jsonl")
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def _manifest(folder: Path) -> dict:
+    return json.loads(manifest_path(folder).read_text())
+
+
+def _eval(model: Path, sums: Path, tmp: Path) -> dict:
+    out = tmp / f"eval-{model.name}.jsonl"
+    run_script("eval.py", "--data", str(sums), "--answer-type", "number", "--model", str(model),
+               "--backend", "hf", "--limit", "3", "--max-new-tokens", "32", "--output", str(out))
+    return json.loads(out.with_name(out.name.removesuffix(".jsonl") + ".summary.json").read_text())
+
+
+def test_training_prompt_is_the_stage_prompt_and_only_the_response_is_trained(small_model):
+    from alice.backends import apply_template, load_tokenizer
+    from alice.models import resolve_model
+    from alice.training import TrainSettings, load_base_model, make_trainer, sft_records, training_prompt
+
+    task = load_task("arc_challenge")
+    examples = task.examples("teacher", limit=2)
+    assert training_prompt(task, examples[0].question, examples[0].id) == task.messages(examples[0])
+    rows = [{"id": ex.id, "question": ex.question, "response": f"Step by step. My choice is {ex.gold}."}
+            for ex in examples]
+    ref = resolve_model(small_model)
+    tokenizer = load_tokenizer(ref)
+    settings = TrainSettings(output_dir="/tmp/unused-masking-check", max_length=1024)
+    trainer = make_trainer(load_base_model(ref, settings), tokenizer, sft_records(task, rows), settings, 1)
+    for row, ex, item in zip(rows, examples, trainer.train_dataset):
+        prompt_ids = tokenizer(apply_template(tokenizer, task.messages(ex)), add_special_tokens=False)["input_ids"]
+        full_text = tokenizer.apply_chat_template(
+            task.messages(ex) + [{"role": "assistant", "content": row["response"]}], tokenize=False)
+        full_ids = tokenizer(full_text, add_special_tokens=False)["input_ids"]
+        ids, labels = item["input_ids"], item["labels"]
+        assert ids == full_ids  # the real chat template, tokenized once
+        assert ids[:len(prompt_ids)] == prompt_ids
+        assert all(label == -100 for label in labels[:len(prompt_ids)])  # every prompt token masked
+        assert all(label == tok for label, tok in zip(labels[len(prompt_ids):], ids[len(prompt_ids):]))
+        trained = tokenizer.decode(ids[len(prompt_ids):])
+        assert trained.startswith(row["response"]) and tokenizer.eos_token in trained  # learns to stop
+        starts = [i for i, tok in enumerate(ids[:3]) if tok == tokenizer.bos_token_id]
+        assert len(starts) <= 1 and ids[0] != ids[1]  # no doubled BOS
+
+
+def test_full_fine_tuning_reloads_evaluates_and_is_not_retrained(small_model, sums, train_file, tmp_path):
+    out = tmp_path / "teacher"
+    args = ["--data", str(sums), "--answer-type", "number", "--teacher", small_model,
+            "--train-file", str(train_file), "--max-steps", "3", "--lr", "2e-4", "--output-dir", str(out), *FAST]
+    run_script("train.py", *args)
+    manifest = _manifest(out)
+    assert manifest["status"] == "complete" and manifest["counts"]["steps"] == 3
+    assert manifest["counts"]["rows"] == 32 and manifest["counts"]["skipped_not_kept"] == 4
+    training = manifest["training"]
+    assert training["final_loss"] < training["first_loss"], training
+    assert training["tokens_per_s"] > 0 and manifest["data"]["data_hash"]
+    assert manifest["recipe"]["gradient_accumulation_steps"] == 1
+    assert not list(out.glob("checkpoint-*"))  # removed once the model is saved
+
+    import torch
+
+    from alice.backends import load_hf_model
+    from alice.models import resolve_model
+
+    ref = resolve_model(str(out))
+    assert ref.path == str(out) and ref.adapter is None
+    trained = load_hf_model(ref, device="cpu", dtype=torch.bfloat16)
+    base = load_hf_model(resolve_model(small_model), device="cpu", dtype=torch.bfloat16)
+    assert json.loads((out / "config.json").read_text())["dtype"] == "bfloat16"  # the base model's dtype
+    changed = [name for (name, p), (_, q) in zip(trained.named_parameters(), base.named_parameters())
+               if not torch.equal(p, q)]
+    assert len(changed) > 10  # full fine-tuning moved the weights
+    summary = _eval(out, sums, tmp_path)
+    assert summary["n"] == 3
+
+    again = run_script("train.py", *args)
+    assert "complete" in again.stdout
+    other = run_script("train.py", *[a if a != "2e-4" else "1e-4" for a in args], check=False)
+    assert other.returncode == 2 and "different run" in other.stderr and "Traceback" not in other.stderr
+
+
+def test_lora_resumes_after_a_kill_and_the_adapter_reloads(small_model, sums, tmp_path):
+    out = tmp_path / "student-lora"
+    args = ["train.py", "--data", str(sums), "--answer-type", "number", "--student", small_model,
+            "--ground-truth", "--pool", "student", "--lora", "--lr", "2e-3", "--max-steps", "6",
+            "--save-steps", "1", "--output-dir", str(out), *FAST]
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
+    proc = subprocess.Popen([sys.executable, *args], cwd=REPO, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not (out / "checkpoint-2" / "trainer_state.json").exists():
+        assert proc.poll() is None, "training ended before it could be killed"
+        assert time.time() < deadline, "no checkpoint written"
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert _manifest(out)["status"] == "running"
+
+    refused = run_script(*args, check=False)
+    assert refused.returncode == 2 and "--resume" in refused.stderr
+    run_script(*args, "--resume")
+    manifest = _manifest(out)
+    assert manifest["status"] == "complete" and manifest["counts"]["steps"] == 6
+    assert manifest["resumed_from"].startswith("checkpoint-")
+    resumed_at = int(manifest["resumed_from"].split("-")[1])
+    assert resumed_at >= 2 and manifest["training"]["steps_this_attempt"] == 6 - resumed_at
+    steps_logged = [e["step"] for e in manifest["log_history"] if "loss" in e]
+    assert steps_logged == sorted(set(steps_logged)) and steps_logged[-1] == 6
+    assert manifest["training"]["final_loss"] < manifest["training"]["first_loss"]
+
+    from alice.models import resolve_model
+
+    assert (out / "adapter_config.json").exists() and not (out / "model.safetensors").exists()
+    ref = resolve_model(str(out))
+    assert ref.adapter == str(out) and ref.path == small_model
+    assert _eval(out, sums, tmp_path)["n"] == 3
+
+
+def _main(*argv: str) -> None:
+    from train import main
+
+    main(list(argv))
+
+
+def test_clear_errors(small_model, sums, tmp_path):
+    from alice.training import gradient_accumulation_steps, read_training_rows
+
+    base = ["--data", str(sums), "--answer-type", "number", "--model", small_model, "--output-dir",
+            str(tmp_path / "out")]
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    with pytest.raises(AliceError, match="no rows to train on"):
+        _main(*base, "--train-file", str(empty))
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "a", "question": "q", "response": "r"}\n{not json\n')
+    with pytest.raises(AliceError, match=r"bad.jsonl:2: malformed JSON"):
+        _main(*base, "--train-file", str(bad))
+    no_response = tmp_path / "no_response.jsonl"
+    no_response.write_text('{"id": "a", "question": "q", "response": "r"}\n{"id": "b", "question": "q"}\n')
+    with pytest.raises(AliceError, match=r"no_response.jsonl:2: row 'b' has no 'response'"):
+        _main(*base, "--train-file", str(no_response))
+    all_dropped = tmp_path / "dropped.jsonl"
+    all_dropped.write_text('{"id": "a", "question": "q", "response": "r", "kept": false}\n')
+    with pytest.raises(AliceError, match="all 1 rows are marked kept: false"):
+        read_training_rows(all_dropped)
+    with pytest.raises(AliceError, match="--qlora needs a CUDA GPU"):
+        _main(*base, "--ground-truth", "--qlora")
+    with pytest.raises(AliceError, match="not a multiple"):
+        _main(*base, "--ground-truth", "--total-batch-size", "16", "--per-device-batch-size", "3")
+    assert gradient_accumulation_steps(16, 1, 1) == 16 and gradient_accumulation_steps(16, 2, 2) == 4
+
+    no_template = tmp_path / "no-template"
+    no_template.mkdir()
+    for name in ("config.json", "tokenizer.json"):
+        shutil.copy(Path(small_model) / name, no_template / name)
+    config = json.loads((Path(small_model) / "tokenizer_config.json").read_text())
+    config.pop("chat_template", None)
+    (no_template / "tokenizer_config.json").write_text(json.dumps(config))
+    with pytest.raises(AliceError, match="no chat template"):
+        _main(*base[:4], "--model", str(no_template), "--ground-truth", "--output-dir", str(tmp_path / "o2"))
+
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "model.safetensors").write_text("someone else's model")
+    with pytest.raises(AliceError, match="exists without a manifest"):
+        _main(*base[:6], "--ground-truth", "--output-dir", str(foreign))
+    assert (foreign / "model.safetensors").read_text() == "someone else's model"

@@ -1,0 +1,38 @@
+#!/usr/bin/env python3
+"""Supervised fine-tuning for every trained model of the method (TRL SFTTrainer, the model's chat
+template, loss on the assistant's tokens only): the teacher on its filtered CoT (stage 2), the
+student on Alice's answers (stage 6), the original-W2S student on teacher labels, and the weak /
+strong-ceiling baselines on ground truth. Paper recipe by default: 3 epochs, lr 1e-5, AdamW
+(weight decay 0.01), cosine schedule with 100 warm-up steps, effective batch 16, bf16 on GPU.
+
+Examples:
+  python train.py --data arc_challenge --model qwen2.5 --teacher 1.5B \\
+      --train-file data/cot-arc_challenge-Qwen2.5-1.5B-Instruct.jsonl --output-dir runs/teacher-1.5B
+  python train.py --data arc_challenge --model qwen2.5 --student 7B --ground-truth --output-dir runs/ceiling-7B
+  python train.py --data arc_challenge --student runs/mid --train-file data/alice-student.jsonl \\
+      --lora --output-dir runs/student-lora
+  accelerate launch --config_file configs/accelerate/fsdp.yaml train.py ... (several GPUs)
+
+A rerun of a finished --output-dir does nothing; --resume continues an interrupted one from its
+last checkpoint; --overwrite starts over. manifest.json in --output-dir records the run.
+"""
+
+from alice import cli
+from alice.errors import run_main
+from alice.training import add_training_args, run_training
+
+
+def build_parser():
+    p = cli.parser(__doc__)
+    cli.add_data_args(p)
+    cli.add_model_args(p, "teacher", "student")
+    add_training_args(p)
+    return p
+
+
+def main(argv=None):
+    return run_training(build_parser().parse_args(argv))
+
+
+if __name__ == "__main__":
+    run_main(main)
