@@ -1,0 +1,149 @@
+"""uncertainty.py and student_generate.py for real: the small model as teacher, summarizer and
+student on a few ARC questions, through transformers (subprocesses) and vLLM (one shared engine)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import run_script
+
+from alice.prompts import (
+    NOT_APPLICABLE,
+    clean_statement,
+    proactive_messages,
+    summarizer_messages,
+)
+from alice.tasks import load_task
+
+ARC = ["--data", "arc_challenge", "--max-new-tokens", "32", "--batch-size", "32"]
+
+
+def read_rows(path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def check_uncertainty_rows(rows: list[dict], k: int, pool_ids: list[str]) -> None:
+    assert sorted(r["id"] for r in rows) == sorted(pool_ids)  # one row per question, keyed by id, none twice
+    for r in rows:
+        assert r["n_samples"] == k
+        sizes = [c["size"] for c in r["clusters"]]
+        assert sizes == sorted(sizes, reverse=True)
+        assert sum(sizes) + r["unparsable"] <= k
+        assert r["status"] == {0: "no_answer", 1: "certain"}.get(len(sizes), "uncertain")
+        assert r["certain"] == (r["status"] == "certain")
+        if r["clusters"]:
+            assert r["teacher_answer"] == r["clusters"][0]["representative"]
+            assert r["teacher_prediction"] == r["clusters"][0]["key"]  # exact mode on ARC
+        else:
+            assert r["teacher_answer"] is None
+        assert (r["statement"] is not None) == (r["status"] == "uncertain")
+
+
+def test_both_scripts_with_transformers_and_resume(tmp_path, small_model):
+    unc = tmp_path / "unc.jsonl"
+    pool_ids = [ex.id for ex in load_task("arc_challenge").examples("student", limit=3)]
+    args = [*ARC, "--teacher", small_model, "--backend", "hf", "--k", "4", "--limit", "3",
+            "--keep-singletons", "--summarizer-max-new-tokens", "32", "--output", str(unc)]
+    run_script("uncertainty.py", *args)
+    rows = read_rows(unc)
+    check_uncertainty_rows(rows, 4, pool_ids)
+    manifest = json.loads((tmp_path / "unc.manifest.json").read_text())
+    assert manifest["status"] == "complete" and manifest["counts"]["written"] == 3
+    assert manifest["counts"]["certain"] == sum(r["status"] == "certain" for r in rows)
+    assert not (tmp_path / "unc.samples.jsonl").exists()  # no --save-samples: removed when complete
+
+    # A rerun resumes: nothing is generated again or written twice.
+    again = run_script("uncertainty.py", *args)
+    assert "loading" not in again.stderr and read_rows(unc) == rows
+    assert json.loads((tmp_path / "unc.manifest.json").read_text())["attempts"] == 2
+
+    out = tmp_path / "student.jsonl"
+    s_args = [*ARC, "--student", small_model, "--backend", "hf", "--uncertainty", str(unc), "--output", str(out)]
+    run_script("student_generate.py", *s_args)
+    train = read_rows(out)
+    by_id = {r["id"]: r for r in rows}
+    assert sorted(r["id"] for r in train) == sorted(r["id"] for r in rows if r["status"] != "no_answer")
+    for r in train:
+        assert set(r) >= {"id", "question", "response", "label"}
+        expected = "original" if by_id[r["id"]]["status"] == "certain" else "new"
+        assert r["label"] == expected
+        if expected == "original":
+            assert r["response"] == by_id[r["id"]]["teacher_answer"]
+    counts = json.loads((tmp_path / "student.manifest.json").read_text())["counts"]
+    assert counts["new"] == sum(r["label"] == "new" for r in train)
+    run_script("student_generate.py", *s_args)
+    assert read_rows(out) == train
+
+
+def test_student_on_a_hand_written_uncertainty_file(tmp_path, small_model):
+    """Every branch regardless of what the small teacher happens to say: certain, uncertain, none."""
+    task = load_task("arc_challenge")
+    first, second, third = task.examples("student", limit=3)
+    unc = tmp_path / "unc.jsonl"
+    teacher = {"certain": "Dew forms on cold surfaces.\nMy choice is C.", "uncertain": "My choice is A."}
+    rows = [
+        {"id": first.id, "status": "certain", "teacher_answer": teacher["certain"], "statement": None},
+        {"id": second.id, "status": "uncertain", "teacher_answer": teacher["uncertain"],
+         "statement": "I am torn between two of the options."},
+        {"id": third.id, "status": "no_answer", "teacher_answer": None, "statement": None},
+    ]
+    unc.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "student.jsonl"
+    run_script("student_generate.py", *ARC, "--student", small_model, "--backend", "hf", "--uncertainty",
+               str(unc), "--output", str(out))
+    train = {r["id"]: r for r in read_rows(out)}
+    assert set(train) == {first.id, second.id}
+    assert train[first.id]["label"] == "original" and train[first.id]["response"] == teacher["certain"]
+    new = train[second.id]
+    assert new["label"] == "new" and new["question"] == second.question and new["zero_shot"]
+    assert new["differs_from_teacher"] == (new["prediction"] != "A")
+    zero = read_rows(tmp_path / "student.zeroshot.jsonl")
+    assert [r["id"] for r in zero] == [second.id]  # zero-shot only where the teacher was uncertain
+    counts = json.loads((tmp_path / "student.manifest.json").read_text())["counts"]
+    assert (counts["certain"], counts["uncertain"], counts["no_teacher_answer"], counts["new"]) == (1, 1, 1, 1)
+    assert counts["new_unparsable"] == int(not new["parsed"])
+
+    # Ids the task's student pool does not have are an error, before any model loads.
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"id": "nope-1", "status": "certain", "teacher_answer": "x"}) + "\n")
+    done = run_script("student_generate.py", *ARC, "--student", small_model, "--uncertainty", str(bad),
+                      "--output", str(tmp_path / "s2.jsonl"), check=False)
+    assert done.returncode == 2 and "not in the arc_challenge student pool" in done.stderr
+    assert done.stderr.count("\n") == 1
+
+
+def test_prompts_carry_what_the_method_needs():
+    task = load_task("arc_challenge")
+    ex = task.examples("student", limit=1)[0]
+    text = summarizer_messages(ex.question, ["My choice is A.", "My choice is B."], [5, 3])[0]["content"]
+    assert ex.question.strip() in text and "My choice is A." in text and "5 of 8" in text
+    text = proactive_messages(task, ex, "my try", "My choice is B.", "I doubt B.")[0]["content"]
+    assert all(part in text for part in ("my try", "My choice is B.", "I doubt B.", "My choice is"))
+    assert clean_statement(" N/A. ") == NOT_APPLICABLE and clean_statement("") == NOT_APPLICABLE
+    assert clean_statement('"I am unsure whether ice melts."') == "I am unsure whether ice melts."
+
+
+def test_both_stages_share_one_vllm_engine(tmp_path, small_model):
+    pytest.importorskip("vllm")
+    import student_generate
+    import uncertainty
+    from alice.backends import VLLMBackend
+    from alice.models import resolve_model
+
+    engine = VLLMBackend(resolve_model(small_model), max_model_len=2048)
+    try:
+        unc = tmp_path / "unc.jsonl"
+        pool_ids = [ex.id for ex in load_task("arc_challenge").examples("student", limit=4)]
+        counts = uncertainty.main([*ARC, "--teacher", small_model, "--backend", "vllm", "--k", "8", "--limit", "4",
+                                   "--keep-singletons", "--save-samples", "--output", str(unc)], backend=engine)
+        rows = read_rows(unc)
+        check_uncertainty_rows(rows, 8, pool_ids)
+        assert counts["written"] == 4 and all(len(r["samples"]) == 8 for r in rows)
+        assert len(read_rows(tmp_path / "unc.samples.jsonl")) == 4  # kept with --save-samples
+        student = student_generate.main([*ARC, "--student", small_model, "--backend", "vllm", "--uncertainty",
+                                         str(unc), "--output", str(tmp_path / "s.jsonl")], backend=engine)
+        assert student["new"] == sum(r["status"] == "uncertain" for r in rows)
+        assert student["original"] == sum(r["status"] == "certain" for r in rows)
+    finally:
+        engine.close()
