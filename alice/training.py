@@ -312,10 +312,9 @@ def throughput_callback():
 
 def make_trainer(model, tokenizer, records: list[dict], settings: TrainSettings, processes: int | None = None):
     """SFTTrainer on conversational prompt/completion ``records`` with the recipe in ``settings``."""
+    import torch
     from datasets import Dataset
     from trl import SFTTrainer
-
-    import torch
 
     if not _cuda():
         # fp32 on CPU: tiny optimizer-state values turn denormal and each step gets many times slower.
@@ -346,6 +345,26 @@ def last_checkpoint(output_dir: str | Path) -> Path | None:
     return max(found)[1] if found else None
 
 
+def steady_tokens_per_s(log_history: list[dict], first_step: int = 2) -> float | None:
+    """Tokens/s of one attempt between the log at ``first_step`` and the last log (start-up
+    excluded); needs per-step logs carrying num_input_tokens_seen and train_runtime."""
+    logs = [e for e in log_history if "num_input_tokens_seen" in e and "train_runtime" in e and "loss" in e]
+    logs = [e for e in logs if e["step"] >= first_step]
+    if len(logs) < 2:
+        return None
+    seconds = float(logs[-1]["train_runtime"]) - float(logs[0]["train_runtime"])
+    tokens = float(logs[-1]["num_input_tokens_seen"]) - float(logs[0]["num_input_tokens_seen"])
+    return round(tokens / seconds, 2) if seconds > 0 else None
+
+
+def _peak_gpu_memory_gb() -> float | None:
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    return round(torch.cuda.max_memory_allocated() / 2**30, 3)
+
+
 def training_summary(trainer) -> dict:
     """Steps, losses and throughput for the manifest."""
     state = trainer.state
@@ -365,6 +384,8 @@ def training_summary(trainer) -> dict:
         "train_seconds_this_attempt": round(seconds, 3),
         "tokens_per_s": round(tokens / seconds, 2),
         "steps_this_attempt": state.global_step - callback.start_step,
+        "steady_tokens_per_s": steady_tokens_per_s(state.log_history, callback.start_step + 2),
+        "peak_gpu_memory_gb": _peak_gpu_memory_gb(),
         "log_history": state.log_history,
     }
 
@@ -399,6 +420,9 @@ def add_training_args(p: argparse.ArgumentParser) -> None:
     r.add_argument("--padding-free", action="store_true", help="flatten each batch into one row, no padding")
     r.add_argument("--gradient-checkpointing", action=argparse.BooleanOptionalAction, default=True)
     r.add_argument("--no-bf16", action="store_true", help="train in fp32 even where bf16 is available")
+    r.add_argument("--attn-implementation", default=None,
+                   help="sdpa, flash_attention_2, eager (default: the model's); padding-free and packing "
+                        "are fastest with flash_attention_2")
     lo = p.add_argument_group("LoRA")
     lo.add_argument("--lora", action="store_true", help="train a PEFT LoRA adapter instead of all weights")
     lo.add_argument("--qlora", action="store_true", help="LoRA on a 4-bit (bitsandbytes NF4) base; GPU only")
@@ -419,7 +443,7 @@ def add_training_args(p: argparse.ArgumentParser) -> None:
 
 # Flags that change how a run goes, not the model it produces: not part of the run's identity.
 TRAIN_OPERATIONAL = {"per_device_batch_size", "save_steps", "logging_steps", "keep_checkpoints",
-                     "gradient_checkpointing", "resume", "overwrite", "output_dir"}
+                     "gradient_checkpointing", "resume", "overwrite", "output_dir", "attn_implementation"}
 
 
 def settings_from_args(args: argparse.Namespace, output_dir: Path) -> TrainSettings:
@@ -533,7 +557,7 @@ def run_training(args: argparse.Namespace) -> dict:
               f"{accumulation} accumulation x {state.num_processes} process(es) -> {output_dir}", file=sys.stderr)
 
     sft_config(settings, state.num_processes)  # before the model, so DeepSpeed ZeRO-3 loads it sharded
-    model = load_base_model(ref, settings)
+    model = load_base_model(ref, settings, args.attn_implementation)
     trainer = make_trainer(model, tokenizer, records, settings, state.num_processes)
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     summary = training_summary(trainer)
