@@ -211,7 +211,7 @@ class VLLMBackend(Backend):
 
     def __init__(self, ref: ModelRef, tensor_parallel_size: int = 1, max_model_len: int | None = None,
                  gpu_memory_utilization: float | None = None, seed: int = 0, max_lora_rank: int = 64,
-                 enforce_eager: bool | None = None) -> None:
+                 enforce_eager: bool | None = None, enable_lora: bool = False) -> None:
         on_gpu = cuda_available()
         if not on_gpu:
             # vLLM on CPU: a bounded KV cache, and an engine that loads in seconds, not minutes.
@@ -221,8 +221,8 @@ class VLLMBackend(Backend):
         self.ref = ref
         load_tokenizer(ref)  # a clear error for a model without a chat template, before the engine starts
         kwargs = dict(model=ref.path, tensor_parallel_size=tensor_parallel_size, seed=seed,
-                      enable_lora=ref.adapter is not None, trust_remote_code=False)
-        if ref.adapter:
+                      enable_lora=ref.adapter is not None or enable_lora, trust_remote_code=False)
+        if kwargs["enable_lora"]:
             kwargs["max_lora_rank"] = max_lora_rank
         if max_model_len:
             kwargs["max_model_len"] = max_model_len

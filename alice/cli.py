@@ -9,7 +9,7 @@ from pathlib import Path
 from .backends import BACKENDS, Backend, Sampling, make_backend
 from .errors import AliceError
 from .models import ModelRef, resolve_model
-from .tasks import Task, load_task
+from .tasks import Task, load_task, parse_pool_part
 
 SIZE = re.compile(r"^\d+(\.\d+)?[bBmM]$")
 
@@ -31,6 +31,8 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--split-seed", type=int, default=None,
                    help="shuffle train before the teacher/student halves (default: the paper's order)")
     g.add_argument("--limit", type=int, default=None, help="use only the first N questions")
+    g.add_argument("--pool-part", default=None, metavar="K/N",
+                   help="use only part K of N of the student pool (cascade stages: disjoint, contiguous parts)")
 
 
 def add_model_args(p: argparse.ArgumentParser, *roles: str) -> None:
@@ -78,7 +80,9 @@ def add_output_args(p: argparse.ArgumentParser, default: str) -> None:
 
 
 def task_from_args(args: argparse.Namespace) -> Task:
-    return load_task(args.data, args.answer_type)
+    task = load_task(args.data, args.answer_type)
+    task.student_part = parse_pool_part(getattr(args, "pool_part", None))
+    return task
 
 
 def backend_from_args(args: argparse.Namespace, ref: ModelRef | None) -> Backend:

@@ -41,6 +41,7 @@ class Task:
     train_split = "train"
     eval_split = "test"
     student_pool_fraction = 1.0  # share of the second half of train used as student pool
+    student_part: tuple[int, int] | None = None  # (k, n): only part k of n of the student pool (cascades)
 
     def __init__(self) -> None:
         self.format = answer_format(self.answer_type)
@@ -88,7 +89,7 @@ class Task:
         if pool == "teacher":
             rows = self.pools(split_seed)[0]
         elif pool == "student":
-            rows = self.pools(split_seed)[1]
+            rows = pool_part(self.pools(split_seed)[1], self.student_part)
         elif pool == "eval":
             rows = self.load(self.eval_split)
         else:
@@ -155,6 +156,28 @@ def preprocess_arc(row: dict) -> dict:
     lines = [f"{label}. {text}" for label, text in zip(labels, texts)]
     answer = next((line for label, line in zip(labels, lines) if label == row["answerKey"]), row["answerKey"])
     return {"question": row["question"] + "\n" + "\n".join(lines), "answer": answer}
+
+
+def pool_part(rows: list, part: tuple[int, int] | None) -> list:
+    """Part k of n (1-based) of a pool: contiguous slices, disjoint, sizes within one of each other.
+    Contiguous in the pool's order, which ``--split-seed`` shuffles."""
+    if part is None:
+        return rows
+    k, n = part
+    return rows[(k - 1) * len(rows) // n: k * len(rows) // n]
+
+
+def parse_pool_part(text: str | None) -> tuple[int, int] | None:
+    """'2/3' -> (2, 3); None stays None."""
+    if not text:
+        return None
+    try:
+        k, n = (int(x) for x in str(text).split("/"))
+    except ValueError:
+        raise AliceError(f"--pool-part {text!r}: expected K/N, e.g. 1/2") from None
+    if not 1 <= k <= n:
+        raise AliceError(f"--pool-part {text!r}: K must be between 1 and N")
+    return k, n
 
 
 class Gsm8k(Task):
