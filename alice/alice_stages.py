@@ -112,7 +112,8 @@ def cluster_pending(task: Task, examples: list[Example], samples: dict[str, list
     return results
 
 
-def uncertainty(args: argparse.Namespace, backend: Backend | None = None) -> dict:
+def uncertainty(args: argparse.Namespace, backend: Backend | None = None,
+                summarizer_backend: Backend | None = None) -> dict:
     """Stage 3: probe the trained teacher on the student pool, cluster, state its uncertainty."""
     if args.k < 1:
         raise AliceError("--k must be at least 1")
@@ -139,7 +140,7 @@ def uncertainty(args: argparse.Namespace, backend: Backend | None = None) -> dic
     with JsonlAppender(output) as final:
         pending = [ex for ex in examples if ex.id not in final.done]
     teacher_lazy = LazyBackend(args, teacher, backend)
-    summ_lazy = teacher_lazy if shared else LazyBackend(summ_args, summ_ref, None)
+    summ_lazy = teacher_lazy if shared else LazyBackend(summ_args, summ_ref, summarizer_backend)
     try:
         # Phase 1: K samples per question, one n=K request each.
         probing = Sampling(n=args.k, temperature=args.temperature, top_p=args.top_p,
