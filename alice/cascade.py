@@ -1,0 +1,323 @@
+"""Cascade Alice (METHOD.md stage 7) and the plumbing a multi-stage run needs.
+
+    ladder = [teacher, mid, student]         # any length >= 2
+    stage i: teacher_i = ladder[0] if i == 1 else the model trained in stage i-1
+             uncertainty(teacher_i) on part i of the student pool -> student_generate(ladder[i])
+             -> train ladder[i] on its answers -> trained_i
+
+The student pool is split into disjoint, contiguous parts, one per stage (``--pool-part i/n``;
+``--split-seed`` shuffles the pool first). Every stage writes into ``<output-dir>/stage<i>/`` with
+the same files and manifests the scripts write by hand, and a ``stage.json`` marker when it is
+finished; a rerun skips finished stages and resumes the one that was interrupted (each stage
+resumes itself: JSONL appenders, training checkpoints).
+
+``Engines`` hands out generation backends for the models of a run. With vLLM and LoRA-trained
+models every adapter of a base model is served on that base's one engine (``LoRARequest``), so a
+CPU run starts one engine in all. Otherwise one engine lives at a time (GPU memory).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import shlex
+import shutil
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from .backends import Backend, VLLMBackend, cuda_available, vllm_available
+from .cli import OPERATIONAL, backend_from_args, resolve_role
+from .errors import AliceError
+from .models import ModelRef
+from .records import Manifest, atomic_write_json, fingerprint, read_json
+from .stages import slug
+from .tasks import REPO_ROOT
+
+# ----------------------------------------------------------------------------- stage arguments
+
+
+def stage_namespace(script: str, argv: Sequence[str]) -> argparse.Namespace:
+    """Parse ``argv`` with a stage script's own parser, so every stage gets exactly the defaults
+    and checks it has when run by hand (and the argv doubles as the command to rerun it)."""
+    if str(REPO_ROOT) not in sys.path:
+        sys.path.insert(0, str(REPO_ROOT))
+    module = importlib.import_module(script)
+    try:
+        return module.build_parser().parse_args([str(a) for a in argv])
+    except SystemExit as stop:  # argparse already printed why
+        raise AliceError(f"bad arguments for {script}.py: {shlex.join(map(str, argv))}") from stop
+
+
+def data_argv(args: argparse.Namespace) -> list[str]:
+    out = ["--data", args.data]
+    if args.answer_type:
+        out += ["--answer-type", args.answer_type]
+    if args.split_seed is not None:
+        out += ["--split-seed", args.split_seed]
+    return [str(x) for x in out]
+
+
+def generation_argv(args: argparse.Namespace) -> list[str]:
+    out = ["--backend", args.backend, "--max-new-tokens", args.max_new_tokens, "--seed", args.seed,
+           "--chunk-size", args.chunk_size, "--batch-size", args.batch_size,
+           "--tensor-parallel-size", args.tensor_parallel_size]
+    for flag, value in (("--max-model-len", args.max_model_len), ("--base-url", args.base_url),
+                        ("--gpu-memory-utilization", args.gpu_memory_utilization)):
+        if value is not None:
+            out += [flag, value]
+    if args.skip_long_prompts:
+        out.append("--skip-long-prompts")
+    return [str(x) for x in out]
+
+
+def extra_argv(text: str | None) -> list[str]:
+    """Options passed through to one stage, as a user would type them: "--k 20 --embedder X"."""
+    return shlex.split(text) if text else []
+
+
+def add_passthrough_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("options passed through to the stage scripts")
+    g.add_argument("--uncertainty-args", default="", help='extra uncertainty.py options, e.g. "--embedder X"')
+    g.add_argument("--generate-args", default="", help="extra student_generate.py options")
+    g.add_argument("--train-args", default="", help='extra train.py options, e.g. "--lora --max-steps 4"')
+    g.add_argument("--eval-args", default="", help="extra eval.py options")
+
+
+def model_arg(ref_or_name: str | ModelRef) -> str:
+    """What to put after --teacher/--student: a folder (adapter or model) or the user's name."""
+    if isinstance(ref_or_name, ModelRef):
+        return ref_or_name.adapter or ref_or_name.path
+    return ref_or_name
+
+
+def resolve_name(model_family: str | None, value: str) -> ModelRef:
+    """A ladder entry: a size with --model (1.5B), or any model id / folder / adapter."""
+    return resolve_role(argparse.Namespace(model=model_family, rung=value), "rung")
+
+
+# ----------------------------------------------------------------------------- engines
+
+
+class EngineHandle(Backend):
+    """A backend for one model that starts (or reuses) an engine only when asked to generate."""
+
+    def __init__(self, engines: Engines, ref: ModelRef):
+        self.engines, self.ref = engines, ref
+
+    def _ready(self) -> Backend:
+        return self.engines.ready(self.ref)
+
+    @property
+    def max_context(self) -> int | None:  # type: ignore[override]
+        return self._ready().max_context
+
+    def prompt_tokens(self, conversation):
+        return self._ready().prompt_tokens(conversation)
+
+    def generate(self, conversations, sampling, ids):
+        return self._ready().generate(conversations, sampling, ids)
+
+    def describe(self) -> dict:
+        return self.engines.describe(self.ref)
+
+    def close(self) -> None:  # the engine belongs to Engines
+        pass
+
+
+class _AdapterView(Backend):
+    """One adapter (or the base) on a shared vLLM engine: the engine's LoRA request is swapped
+    for the duration of each call."""
+
+    def __init__(self, engine: VLLMBackend, request):
+        self.engine, self.request = engine, request
+        self.max_context = engine.max_context
+
+    def prompt_tokens(self, conversation):
+        return self.engine.prompt_tokens(conversation)
+
+    def generate(self, conversations, sampling, ids):
+        saved, self.engine.lora = self.engine.lora, self.request
+        try:
+            return self.engine.generate(conversations, sampling, ids)
+        finally:
+            self.engine.lora = saved
+
+
+class Engines:
+    """Generation backends for every model of a run; see the module docstring."""
+
+    def __init__(self, args: argparse.Namespace, share_adapters: bool, max_lora_rank: int = 64):
+        self.args = args
+        kind = args.backend
+        if kind == "auto":
+            kind = "openai" if args.base_url else ("vllm" if vllm_available() else "hf")
+        self.share = share_adapters and kind == "vllm"
+        self.max_lora_rank = max_lora_rank
+        self.current: tuple[tuple, Backend] | None = None  # (key, backend): one engine at a time
+        self.lora_ids: dict[str, int] = {}
+        self.starts: list[dict] = []
+
+    def handle(self, ref: ModelRef) -> EngineHandle:
+        return EngineHandle(self, ref)
+
+    def _key(self, ref: ModelRef) -> tuple:
+        return (ref.path,) if self.share else (ref.path, ref.adapter)
+
+    def ready(self, ref: ModelRef) -> Backend:
+        key = self._key(ref)
+        if self.current is None or self.current[0] != key:
+            self.close()
+            started = time.time()
+            if self.share:
+                backend = VLLMBackend(ModelRef(ref.path, source=ref.path), tensor_parallel_size=self.args.tensor_parallel_size,
+                                      max_model_len=self.args.max_model_len,
+                                      gpu_memory_utilization=self.args.gpu_memory_utilization, seed=self.args.seed,
+                                      max_lora_rank=self.max_lora_rank, enable_lora=True)
+            else:
+                backend = backend_from_args(self.args, ref)
+            self.starts.append({"model": ref.adapter or ref.path, "load_s": round(time.time() - started, 1)})
+            self.current = (key, backend)
+        backend = self.current[1]
+        if not self.share:
+            return backend
+        request = None
+        if ref.adapter:
+            from vllm.lora.request import LoRARequest
+
+            lora_id = self.lora_ids.setdefault(ref.adapter, len(self.lora_ids) + 1)
+            request = LoRARequest(f"adapter{lora_id}", lora_id, ref.adapter)
+        return _AdapterView(backend, request)
+
+    def describe(self, ref: ModelRef) -> dict:
+        info = {"backend": "vllm" if self.share else self.args.backend, "model": ref.adapter or ref.path,
+                "shared_engine": self.share}
+        if self.current is not None and self.current[0] == self._key(ref):
+            info.update(self.current[1].describe())
+        return info
+
+    def before_training(self) -> None:
+        """Training needs the GPU's memory: close the engine there (on CPU it stays loaded)."""
+        if cuda_available():
+            self.close()
+
+    def close(self) -> None:
+        if self.current is not None:
+            self.current[1].close()
+            self.current = None
+
+
+# ----------------------------------------------------------------------------- cascade
+
+
+def ladder_from_args(args: argparse.Namespace) -> list[str]:
+    """--ladder A B C ..., or the paper's --teacher / --midlevel / --student (with --model)."""
+    if args.ladder:
+        if args.teacher or args.midlevel or args.student:
+            raise AliceError("give either --ladder or --teacher/--midlevel/--student, not both")
+        ladder = list(args.ladder)
+    else:
+        ladder = [x for x in (args.teacher, args.midlevel, args.student) if x]
+        if not (args.teacher and args.student):
+            raise AliceError("give --ladder A B [C ...] or --teacher and --student (and --midlevel)")
+    if len(ladder) < 2:
+        raise AliceError("a cascade needs at least two models (a teacher and a student)")
+    return ladder
+
+
+def stage_fingerprint(args: argparse.Namespace, stage: int, stages: int, teacher: str, student: str) -> str:
+    keys = ("data", "answer_type", "split_seed", "limit", "k", "max_new_tokens", "seed", "summarizer",
+            "uncertainty_args", "generate_args", "train_args")
+    return fingerprint({"stage": stage, "stages": stages, "teacher": teacher, "student": student,
+                        **{k: getattr(args, k, None) for k in keys}})
+
+
+def run_cascade(args: argparse.Namespace, engines: Engines | None = None) -> dict:
+    """Run (or resume) every stage of the ladder; returns the cascade's summary."""
+    from .alice_stages import student_generate, uncertainty
+    from .training import run_training
+
+    ladder = ladder_from_args(args)
+    refs = [resolve_name(args.model, name) for name in ladder]
+    stages = len(ladder) - 1
+    out = Path(args.output_dir or Path("runs") / "-".join(
+        ["cascade", slug(args.data)] + [slug(model_arg(r)) for r in refs]))
+    if args.overwrite and out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    manifest = Manifest(out, "cascade", vars(args), {"ladder": [(r.path, r.adapter) for r in refs],
+                                                      **{k: v for k, v in vars(args).items()
+                                                         if k not in OPERATIONAL | {"share_engine"}}})
+    manifest.claim([], overwrite=False)
+    manifest.data["models"] = {f"rung{i}": r.describe() for i, r in enumerate(refs)}
+    manifest.save()
+    own_engines = engines is None
+    if own_engines:
+        engines = Engines(args, share_adapters=False)
+    teacher = model_arg(refs[0])
+    results = []
+    try:
+        for stage in range(1, stages + 1):
+            student = model_arg(refs[stage])
+            folder = out / f"stage{stage}"
+            marker_path = folder / "stage.json"
+            print_ = f"cascade stage {stage}/{stages}: {teacher} -> {student}"
+            mark = stage_fingerprint(args, stage, stages, teacher, student)
+            if marker_path.exists():
+                marker = read_json(marker_path)
+                if marker.get("fingerprint") == mark and marker.get("status") == "complete":
+                    print(f"{print_}: finished earlier, skipped")
+                    results.append(marker)
+                    teacher = marker["trained_model"]
+                    continue
+            print(print_, flush=True)
+            folder.mkdir(parents=True, exist_ok=True)
+            started = time.time()
+            part = ["--pool-part", f"{stage}/{stages}"]
+            limit = ["--limit", str(args.limit)] if args.limit else []
+            common = data_argv(args) + part + limit
+            family = ["--model", args.model] if args.model else []
+            summ = ["--summarizer", args.summarizer] if args.summarizer else []
+            u_args = stage_namespace("uncertainty", common + generation_argv(args) + family + [
+                "--teacher", teacher, *summ, "--k", str(args.k),
+                "--output", str(folder / "uncertainty.jsonl"), *extra_argv(args.uncertainty_args)])
+            summ_ref = resolve_role(u_args, "summarizer") if u_args.summarizer and not u_args.summarizer_base_url \
+                else None
+            u_counts = uncertainty(u_args, engines.handle(resolve_role(u_args, "teacher")),
+                                   engines.handle(summ_ref) if summ_ref else None)
+            s_args = stage_namespace("student_generate", common + generation_argv(args) + family + [
+                "--student", student, "--uncertainty", str(folder / "uncertainty.jsonl"),
+                "--output", str(folder / "alice.jsonl"), *extra_argv(args.generate_args)])
+            s_counts = student_generate(s_args, engines.handle(resolve_role(s_args, "student")))
+            if s_counts["rows"] == 0:
+                raise AliceError(f"cascade stage {stage}: no training rows (the teacher had no answer on "
+                                 f"any of {s_counts['questions']} questions); use more questions or a larger --k")
+            t_args = stage_namespace("train", data_argv(args) + family + [
+                "--student", student, "--train-file", str(folder / "alice.jsonl"),
+                "--output-dir", str(folder / "model"), "--resume", *extra_argv(args.train_args)])
+            engines.before_training()
+            trained = run_training(t_args)
+            marker = {"status": "complete", "fingerprint": mark, "stage": stage, "stages": stages,
+                      "teacher": teacher, "student": student, "pool_part": f"{stage}/{stages}",
+                      "trained_model": str(folder / "model"), "uncertainty": u_counts, "student_generate": s_counts,
+                      "training": trained.get("counts", {}), "wall_s": round(time.time() - started, 1)}
+            atomic_write_json(marker_path, marker)
+            results.append(marker)
+            teacher = marker["trained_model"]
+    finally:
+        if own_engines:
+            engines.close()
+    summary = {"ladder": ladder, "stages": results, "final_model": teacher, "output_dir": str(out)}
+    manifest.complete({"stages": stages}, final_model=teacher, engine_starts=engines.starts)
+    print(f"cascade done: final model {teacher}")
+    return summary
+
+
+def final_model(output_dir: str | Path) -> str | None:
+    """The last stage's trained model of a finished cascade folder, else None."""
+    markers = sorted(Path(output_dir).glob("stage*/stage.json"), key=lambda p: int(p.parent.name[5:]))
+    if not markers:
+        return None
+    last = read_json(markers[-1])
+    return last["trained_model"] if last.get("status") == "complete" and last["stage"] == last["stages"] else None

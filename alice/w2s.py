@@ -1,0 +1,54 @@
+"""Original weak-to-strong labels (the paper's W2S baselines): the trained teacher answers the
+student pool once (temperature 0.6) and its answers, right or wrong, become the student's
+training rows (id, question, response), ready for train.py.
+
+Both teacher variants of the paper go through here: the teacher trained on its filtered CoT
+(W2S-CoT) and the teacher trained on answers only (W2S-QA, ``train.py --ground-truth --no-rationale``).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .backends import Backend
+from .cli import resolve_role, result_settings, sampling_from_args, task_from_args
+from .records import Manifest
+from .stages import LazyBackend, generate_stage, slug
+from .tasks import Example
+
+
+def w2s_labels(args: argparse.Namespace, backend: Backend | None = None) -> dict:
+    """The trained teacher labels the student pool; rows keyed by id, resumable."""
+    task = task_from_args(args)
+    examples = task.examples("student", args.split_seed, args.limit)
+    teacher = resolve_role(args, "teacher")
+    output = Path(args.output or f"data/w2s-{slug(task.name)}-{slug(teacher.adapter or teacher.path)}.jsonl")
+    manifest = Manifest(output, "w2s_labels", vars(args), result_settings(args, {"teacher": teacher}))
+    manifest.claim([output], args.overwrite)
+    manifest.data["models"]["teacher"] = teacher.describe()
+    manifest.save()
+
+    def make_row(ex: Example, outs: list[str]) -> dict:
+        score = task.score(outs[0], ex)
+        # Wrong answers stay: the student learns from the teacher's labels as they are (the
+        # baseline's point). Only an empty reply has nothing to train on.
+        return {"id": ex.id, "question": ex.question, "response": outs[0], "label": "w2s",
+                "prediction": score.prediction, "parsed": score.parsed, "kept": bool(outs[0].strip())}
+
+    lazy = LazyBackend(args, teacher, backend)
+    try:
+        rows, stats = generate_stage(output, lazy, examples, task.messages, make_row,
+                                     sampling_from_args(args, args.temperature, top_p=args.top_p), args,
+                                     "teacher labels (W2S)")
+    finally:
+        lazy.close()
+    if lazy.backend is not None:
+        manifest.data["backend"] = lazy.backend.describe()
+    counts = {"questions": len(examples), "labels": len(rows), "kept": sum(r["kept"] for r in rows),
+              "unparsable": sum(not r["parsed"] for r in rows),
+              "skipped_long_prompts": stats.get("skipped_long_prompts", 0)}
+    manifest.data["timings"]["generation_s"] = stats.get("generation_s", 0.0)
+    manifest.complete(counts, output=str(output), dataset=task.name, pool="student")
+    print(f"{output}: {counts['labels']} teacher labels ({counts['unparsable']} unparsable)")
+    return counts
