@@ -27,10 +27,10 @@ FAST = ["--total-batch-size", "2", "--per-device-batch-size", "2", "--warmup-ste
 
 @pytest.fixture(scope="module")
 def sums(tmp_path_factory) -> Path:
-    """A custom number task with short questions: 64 train rows (a 32-row teacher half) and 3 test rows."""
+    """A custom number task with short questions: 72 train rows (a 36-row teacher half) and 3 test rows."""
     path = tmp_path_factory.mktemp("data") / "sums.jsonl"
     rows = [{"id": f"s{i:03d}", "question": f"What is {i} plus {i + 3}?", "answer": str(2 * i + 3)}
-            for i in range(64)]
+            for i in range(72)]
     rows += [{"id": f"t{i}", "question": f"What is {i} plus {i}?", "answer": str(2 * i), "split": "test"}
              for i in range(3)]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -65,7 +65,13 @@ def _eval(model: Path, sums: Path, tmp: Path) -> dict:
 def test_training_prompt_is_the_stage_prompt_and_only_the_response_is_trained(small_model):
     from alice.backends import apply_template, load_tokenizer
     from alice.models import resolve_model
-    from alice.training import TrainSettings, load_base_model, make_trainer, sft_records, training_prompt
+    from alice.training import (
+        TrainSettings,
+        load_base_model,
+        make_trainer,
+        sft_records,
+        training_prompt,
+    )
 
     task = load_task("arc_challenge")
     examples = task.examples("teacher", limit=2)
