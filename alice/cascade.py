@@ -238,6 +238,8 @@ def run_cascade(args: argparse.Namespace, engines: Engines | None = None) -> dic
     from .alice_stages import student_generate, uncertainty
     from .training import run_training
 
+    if getattr(args, "pool_part", None):
+        raise AliceError("--pool-part: cascade.py splits the student pool itself, one part per stage")
     ladder = ladder_from_args(args)
     refs = [resolve_name(args.model, name) for name in ladder]
     stages = len(ladder) - 1

@@ -252,9 +252,10 @@ def run_experiment(args: argparse.Namespace) -> dict:
                 argv = data + generation_argv(args) + family + [
                     "--ladder", path["teacher-cot"], args.midlevel, student_name, *summ, "--k", str(args.k),
                     "--output-dir", path["cascade"],
-                    "--uncertainty-args", (f"--summarizer-max-new-tokens {args.summarizer_max_new_tokens} "
-                                          f"{args.uncertainty_args}"),
-                    "--generate-args", args.generate_args, "--train-args", args.train_args]
+                    # --flag=value: a value that starts with "--" is not taken for an option
+                    (f"--uncertainty-args=--summarizer-max-new-tokens {args.summarizer_max_new_tokens} "
+                     f"{args.uncertainty_args}"),
+                    f"--generate-args={args.generate_args}", f"--train-args={args.train_args}"]
                 if per_stage:
                     argv += ["--limit", str(per_stage)]
                 return run_cascade(stage_namespace("cascade", argv), engines)

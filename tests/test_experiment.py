@@ -1,0 +1,65 @@
+"""experiment.py: the whole chain on the small real model (transformers backend, a few arithmetic
+questions, one LoRA step per training), its report, and a rerun that has nothing left to do."""
+
+from __future__ import annotations
+
+import json
+
+from test_cascade import sums_dataset
+
+import experiment
+from alice.experiment import apply_preset, run_folder
+
+TRAIN_ARGS = ("--lora --max-steps 1 --total-batch-size 1 --warmup-steps 0 --lr 1e-4 "
+              "--no-gradient-checkpointing --max-length 256 --logging-steps 1")
+
+
+def test_whole_chain_report_and_resume(tmp_path, small_model):
+    data = sums_dataset(tmp_path / "sums.jsonl", train=8, test=3)
+    run = tmp_path / "run"
+    argv = ["--data", str(data), "--answer-type", "number", "--model", small_model, "--backend", "hf",
+            "--limit", "4", "--student-limit", "3", "--eval-limit", "3", "--k", "3", "--max-new-tokens", "24",
+            "--summarizer-max-new-tokens", "24", "--uncertainty-args=--keep-singletons --clustering semantic",
+            f"--train-args={TRAIN_ARGS}", "--no-cascade", "--run-dir", str(run)]
+    result = experiment.main(argv)
+
+    assert result["preset"] == "demo" and "same base model" in result["note"]
+    assert set(result["failed"]) == {"cascade"}  # every other method ran
+    report = (run / "report.md").read_text()
+    csv_rows = (run / "report.csv").read_text().splitlines()
+    methods = [line.split(",")[4] for line in csv_rows[1:]]
+    assert methods == ["weak", "ceiling", "zero-shot", "w2s-qa", "w2s-cot", "alice"]
+    assert "cascade (no eval-cascade.summary.json)" in report and (run / "report.png").exists()
+    for method in methods:
+        summary = json.loads((run / f"eval-{method}.summary.json").read_text())
+        assert summary["n"] == 3
+    # The answers-only teacher differs from the weak one here (the dataset ships rationales).
+    weak_rows = json.loads((run / "teacher-gt" / "manifest.json").read_text())["data"]
+    qa_rows = json.loads((run / "teacher-qa" / "manifest.json").read_text())["data"]
+    assert weak_rows["rationale"] is True and qa_rows["rationale"] is False
+    # W2S labels: the CoT teacher's answers on the same student questions, keyed by id.
+    labels = [json.loads(line) for line in (run / "w2s-cot.jsonl").read_text().splitlines()]
+    alice_ids = {json.loads(line)["id"] for line in (run / "uncertainty.jsonl").read_text().splitlines()}
+    assert {r["id"] for r in labels} == alice_ids and len(labels) == 3
+    alice_model = json.loads((run / "student-alice" / "manifest.json").read_text())
+    assert alice_model["data"]["source"] == str(run / "alice.jsonl") and alice_model["status"] == "complete"
+
+    # A rerun resumes everything: no model is loaded, nothing is trained again.
+    before = (run / "student-alice" / "manifest.json").read_text()
+    again = experiment.main(argv)
+    assert again["engine_starts"] == [] and (run / "student-alice" / "manifest.json").read_text() == before
+    assert again["earlier_attempts"] == 1
+
+
+def test_presets():
+    parser = experiment.build_parser()
+    demo = apply_preset(parser.parse_args([]))
+    assert demo.preset == "demo" and demo.k == 4 and "--lora" in demo.train_args
+    assert demo.midlevel == "smollm2" and demo.summarizer == "smollm2"
+    assert str(run_folder(demo)) == "runs/arc_challenge-smollm2-smollm2-demo"
+    paper = apply_preset(parser.parse_args(["--model", "qwen2.5", "--teacher", "1.5B", "--student", "3B"]))
+    assert paper.preset == "paper" and paper.k == 100 and paper.limit is None and paper.train_args == ""
+    assert paper.midlevel is None and paper.max_new_tokens == 512
+    assert str(run_folder(paper)) == "runs/arc_challenge-qwen2.5-1.5B-3B"
+    mine = apply_preset(parser.parse_args(["--k", "7", "--eval-limit", "0"]))
+    assert mine.k == 7 and mine.eval_limit is None  # user values win; 0 = all
