@@ -230,6 +230,10 @@ class VLLMBackend(Backend):
             kwargs["gpu_memory_utilization"] = gpu_memory_utilization
         if not on_gpu:
             kwargs.update(dtype="float32", enable_chunked_prefill=False)
+        else:
+            # vLLM 0.24 runs up to 1024 sequences on an 80 GB card but captures CUDA graphs only up to 512;
+            # on an H100 (bench/RESULTS.md, P4) 512 running sequences decoded 1.6x the tokens/s of 1024.
+            kwargs["max_num_seqs"] = int(os.environ.get("ALICE_VLLM_MAX_NUM_SEQS", "512"))
         kwargs["enforce_eager"] = (not on_gpu) if enforce_eager is None else enforce_eager
         try:
             self.llm = LLM(**kwargs)
