@@ -19,6 +19,9 @@ K=100, the paper's training recipe.
       --summarizer meta-llama/Meta-Llama-3-70B-Instruct --uncertainty-args "--summarizer-base-url http://host:8000/v1"
 """
 
+import signal
+import sys
+
 from alice import cli
 from alice.cascade import add_passthrough_args
 from alice.errors import run_main
@@ -48,6 +51,8 @@ def build_parser():
 
 
 def main(argv=None):
+    # SIGTERM unwinds like Ctrl-C, so the vLLM engine's worker processes are shut down too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     return run_experiment(build_parser().parse_args(argv))
 
 

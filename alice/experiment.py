@@ -38,7 +38,7 @@ from .cascade import (
 )
 from .cli import resolve_role, task_from_args
 from .errors import AliceError
-from .models import SMALL_MODEL
+from .models import SMALL_MODEL, small_model_folder
 from .records import atomic_write_json, read_json
 from .report import build_report
 from .stages import slug
@@ -47,7 +47,7 @@ from .stages import slug
 DEMO = {
     "limit": 16, "student_limit": 12, "eval_limit": 24, "k": 4, "max_new_tokens": 128,
     "summarizer_max_new_tokens": 48,
-    "train_args": "--lora --max-steps 3 --total-batch-size 4 --lr 3e-4 --warmup-steps 0 --max-length 512 "
+    "train_args": "--lora --max-steps 2 --total-batch-size 2 --lr 3e-4 --warmup-steps 0 --max-length 512 "
                   "--no-gradient-checkpointing --logging-steps 1",
 }
 # The paper's setting: every question, K=100, the paper's training recipe (train.py defaults).
@@ -56,8 +56,14 @@ PAPER = {"limit": None, "student_limit": None, "eval_limit": None, "k": 100, "ma
 
 
 def is_small_default(args: argparse.Namespace) -> bool:
+    """Every model named is the embedded small model (by name, or its folder)."""
+    def small(name: str) -> bool:
+        if name.lower() == SMALL_MODEL:
+            return True
+        return Path(name).is_dir() and Path(name).resolve() == small_model_folder().resolve()
+
     names = [args.model, args.teacher, args.student, args.midlevel, args.summarizer]
-    return all(n is None or n.lower() == SMALL_MODEL for n in names)
+    return all(n is None or small(n) for n in names)
 
 
 def apply_preset(args: argparse.Namespace) -> argparse.Namespace:
