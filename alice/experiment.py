@@ -159,7 +159,9 @@ def run_experiment(args: argparse.Namespace) -> dict:
     info = {"dataset": task.name, "teacher_label": teacher_name, "student_label": student_name,
             "midlevel": args.midlevel if args.cascade else None, "preset": args.preset, "note": note,
             "run_dir": str(folder)}
-    atomic_write_json(folder / "experiment.json", {**info, "status": "running"})
+    info_path = folder / "experiment.json"
+    attempts = (read_json(info_path).get("attempts", 1) + 1) if info_path.exists() else 1
+    atomic_write_json(info_path, {**info, "status": "running", "attempts": attempts})
 
     family = ["--model", args.model] if args.model else []
     data = data_argv(args)
@@ -280,9 +282,8 @@ def run_experiment(args: argparse.Namespace) -> dict:
               "failed": chain.failed, "timings_s": chain.timings, "engine_starts": engines.starts,
               "settings": {k: v for k, v in vars(args).items()}, "wall_s": wall,
               "report": {k: report[k] for k in ("markdown", "csv", "png")}}
-    previous = read_json(folder / "experiment.json")
-    result["earlier_attempts"] = previous.get("earlier_attempts", 0) + (previous.get("status") != "running")
-    atomic_write_json(folder / "experiment.json", result)
+    result["attempts"] = attempts
+    atomic_write_json(info_path, result)
     print("\n" + report["text"])
     if chain.failed:
         print("not produced: " + "; ".join(f"{k}: {v}" for k, v in chain.failed.items()))

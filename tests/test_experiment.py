@@ -48,7 +48,7 @@ def test_whole_chain_report_and_resume(tmp_path, small_model):
     before = (run / "student-alice" / "manifest.json").read_text()
     again = experiment.main(argv)
     assert again["engine_starts"] == [] and (run / "student-alice" / "manifest.json").read_text() == before
-    assert again["earlier_attempts"] == 1
+    assert result["attempts"] == 1 and again["attempts"] == 2 and again["failed"] == result["failed"]
 
 
 def test_presets():
