@@ -9,9 +9,9 @@ evaluation of each; the report. A rerun resumes every step.
 
 With no arguments it runs the embedded default on CPU in minutes (--preset demo): a slice of
 ARC-Challenge with the small real model SmolLM2-135M-Instruct as teacher, mid model, student and
-summarizer (one small model: the run checks the pipeline, not weak-to-strong gains), K=4, a few
-LoRA steps, all served by one vLLM engine. Any other model selects --preset paper: every question,
-K=100, the paper's training recipe.
+(through the trained teacher) summarizer; one small model, so the run checks the pipeline, not
+weak-to-strong gains; K=4, two full fine-tuning steps per model. Any other model selects --preset
+paper: every question, K=100, the paper's training recipe.
 
   python experiment.py                                                  # CPU demo
   python experiment.py --model qwen2.5 --teacher 1.5B --student 3B      # paper's setting, GPU

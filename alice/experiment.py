@@ -28,6 +28,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
+from .backends import cuda_available
 from .cascade import (
     Engines,
     data_argv,
@@ -43,11 +44,13 @@ from .records import atomic_write_json, read_json
 from .report import build_report
 from .stages import slug
 
-# The embedded default (CPU, minutes): small slices, few samples, a few LoRA steps, one engine.
+# The embedded default (CPU, minutes): small slices, few samples, two training steps per model.
 DEMO = {
     "limit": 16, "student_limit": 12, "eval_limit": 24, "k": 4, "max_new_tokens": 128,
     "summarizer_max_new_tokens": 48,
-    "train_args": "--lora --max-steps 2 --total-batch-size 2 --lr 3e-4 --warmup-steps 0 --max-length 512 "
+    # Full fine-tuning: vLLM on CPU serves LoRA adapters through a slow fallback kernel (per-token
+    # gathered weights, padded to the engine's max rank), so trained models are plain folders here.
+    "train_args": "--max-steps 2 --total-batch-size 2 --lr 5e-5 --warmup-steps 0 --max-length 512 "
                   "--no-gradient-checkpointing --logging-steps 1",
 }
 # The paper's setting: every question, K=100, the paper's training recipe (train.py defaults).
@@ -76,11 +79,8 @@ def apply_preset(args: argparse.Namespace) -> argparse.Namespace:
     for key, value in values.items():
         if getattr(args, key) is None:
             setattr(args, key, value)
-    if preset == "demo":
-        if args.midlevel is None and args.cascade:
-            args.midlevel = args.student or args.model  # a 3-rung ladder on the one small model
-        if args.summarizer is None:
-            args.summarizer = args.model  # an untrained model states the uncertainty, as in the paper
+    if preset == "demo" and args.midlevel is None and args.cascade:
+        args.midlevel = args.student or args.model  # a 3-rung ladder on the one small model
     for key in ("limit", "student_limit", "eval_limit"):
         if getattr(args, key) == 0:
             setattr(args, key, None)  # 0 = all
@@ -170,7 +170,9 @@ def run_experiment(args: argparse.Namespace) -> dict:
     teacher_limit = ["--limit", str(args.limit)] if args.limit else []
     student_limit = ["--limit", str(args.student_limit)] if args.student_limit else []
     eval_limit = ["--limit", str(args.eval_limit)] if args.eval_limit else []
-    engines = Engines(args, share_adapters="--lora" in train_extra or "--qlora" in train_extra)
+    # LoRA adapters share their base model's engine on GPU; on CPU vLLM's LoRA path is too slow.
+    engines = Engines(args, share_adapters=("--lora" in train_extra or "--qlora" in train_extra)
+                      and cuda_available())
     chain = Chain()
     path = {name: str(folder / name) for name in (
         "cot.jsonl", "teacher-cot", "teacher-gt", "teacher-qa", "student-ceiling", "uncertainty.jsonl",
@@ -226,9 +228,9 @@ def run_experiment(args: argparse.Namespace) -> dict:
             summ_backend = engines.handle(summ_ref) if summ_ref and not ns.summarizer_base_url else None
             return uncertainty(ns, engines.handle(resolve_role(ns, "teacher")), summ_backend)
 
-        chain.run("uncertainty", probe, needs=("train teacher-cot",))
         chain.run("w2s-cot labels", lambda: labels(path["teacher-cot"], path["w2s-cot.jsonl"]),
                   needs=("train teacher-cot",))
+        chain.run("uncertainty", probe, needs=("train teacher-cot",))
         chain.run("eval weak", lambda: evaluate_into("weak", "--teacher", path["teacher-gt"]),
                   needs=("train teacher-gt",))
         chain.run("w2s-qa labels", lambda: labels(qa_teacher, path["w2s-qa.jsonl"]), needs=(qa_step,))

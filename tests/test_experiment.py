@@ -54,8 +54,8 @@ def test_whole_chain_report_and_resume(tmp_path, small_model):
 def test_presets():
     parser = experiment.build_parser()
     demo = apply_preset(parser.parse_args([]))
-    assert demo.preset == "demo" and demo.k == 4 and "--lora" in demo.train_args
-    assert demo.midlevel == "smollm2" and demo.summarizer == "smollm2"
+    assert demo.preset == "demo" and demo.k == 4 and "--max-steps 2" in demo.train_args
+    assert demo.midlevel == "smollm2" and demo.summarizer is None  # the teacher states its own uncertainty
     assert str(run_folder(demo)) == "runs/arc_challenge-smollm2-smollm2-demo"
     paper = apply_preset(parser.parse_args(["--model", "qwen2.5", "--teacher", "1.5B", "--student", "3B"]))
     assert paper.preset == "paper" and paper.k == 100 and paper.limit is None and paper.train_args == ""
