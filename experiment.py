@@ -44,7 +44,7 @@ def build_parser():
     g.add_argument("--summarizer-max-new-tokens", type=int, default=None)
     g.add_argument("--no-cascade", dest="cascade", action="store_false", help="skip cascade Alice")
     add_passthrough_args(p)
-    p.set_defaults(train_args=None)
+    p.set_defaults(train_args=None, uncertainty_args=None)
     p.add_argument("--run-dir", default=None, help="folder for this run (default: runs/<settings>)")
     p.add_argument("--overwrite", action="store_true", help="delete the run folder and start over")
     return p

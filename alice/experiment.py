@@ -48,6 +48,9 @@ from .stages import slug
 DEMO = {
     "limit": 16, "student_limit": 12, "eval_limit": 24, "k": 4, "max_new_tokens": 128,
     "summarizer_max_new_tokens": 48,
+    # K=4 samples from a 135M model rarely agree twice: keep singleton clusters, or most questions
+    # (and, on a cascade stage's half of the slice, all of them) have no teacher answer.
+    "uncertainty_args": "--keep-singletons",
     # Full fine-tuning: vLLM on CPU serves LoRA adapters through a slow fallback kernel (per-token
     # gathered weights, padded to the engine's max rank), so trained models are plain folders here.
     "train_args": "--max-steps 2 --total-batch-size 2 --lr 5e-5 --warmup-steps 0 --max-length 512 "
@@ -55,7 +58,7 @@ DEMO = {
 }
 # The paper's setting: every question, K=100, the paper's training recipe (train.py defaults).
 PAPER = {"limit": None, "student_limit": None, "eval_limit": None, "k": 100, "max_new_tokens": 512,
-         "summarizer_max_new_tokens": 256, "train_args": ""}
+         "summarizer_max_new_tokens": 256, "uncertainty_args": "", "train_args": ""}
 
 
 def is_small_default(args: argparse.Namespace) -> bool:
