@@ -82,7 +82,8 @@ def test_report_script_on_folder_with_missing_results(tmp_path):
     assert "w2s-qa (unreadable eval-w2s-qa.summary.json)" in text
     assert "gsm8k: 1B -> 8B" in text  # a run with no results yet still gets its (empty) section
     assert "report.md" in done.stdout
-    table = list(csv.DictReader(open(sweep / "report.csv")))
+    with open(sweep / "report.csv") as handle:
+        table = list(csv.DictReader(handle))
     assert {r["method"] for r in table} == {"weak", "alice"} and table[1]["pgr"] == ""
 
 
