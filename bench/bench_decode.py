@@ -212,7 +212,8 @@ def phase_engine(work: Path, config: str, prompts_p1: int, k: int, max_tokens: i
 
     # Warm-up (compile caches, graphs, allocator).
     run(pool[:64], sp()(8))
-    run(pool[:diag], sp()(4))
+    if diag:
+        run(pool[:diag], sp()(4))
 
     # P4: batch-size sweep, P1 sampling without seeds (what the paper's path does).
     weight_bytes = json.loads((work / "build.json").read_text())["weight_bytes"]
@@ -244,7 +245,7 @@ def phase_engine(work: Path, config: str, prompts_p1: int, k: int, max_tokens: i
         "n100_seeded": (pool[:groups], lambda t: [sp(n=100, seed=1000 + i)(t) for i in range(groups)]),
     }
     res["variants"] = {}
-    for name, (prompts, make) in variants.items():
+    for name, (prompts, make) in (variants.items() if diag else ()):  # --diag-batch 0: skip
         if time.time() > deadline - 45:
             res["errors"]["variants"] = f"stopped before {name}: deadline"
             break
@@ -326,10 +327,10 @@ def phase_hf(work: Path, k: int, max_tokens: int) -> dict:
     ids = [e.id for e in examples]
     backend = HFBackend(ModelRef(str(work / "model")), batch_size=4 * k)
     backend.generate(convs[:1], Sampling(n=2, temperature=0.9, top_p=0.95, max_tokens=4), ids[:1])  # warm
-    torch.cuda.synchronize()
+    torch.cuda.synchronize() if torch.cuda.is_available() else None
     t = time.perf_counter()
     outs = backend.generate(convs, Sampling(n=k, temperature=0.9, top_p=0.95, max_tokens=max_tokens), ids)
-    torch.cuda.synchronize()
+    torch.cuda.synchronize() if torch.cuda.is_available() else None
     s = time.perf_counter() - t
     # Rows run until max_tokens unless every row stops (random weights rarely emit the end token).
     tokens = len(convs) * k * max_tokens
@@ -450,14 +451,15 @@ def merge(decode_json: Path, results: Path, log: Path | None = None) -> dict:
         if eng.get("variants"):
             keys[f"P4_{name}_variants_ms_per_step"] = {k: round(v["ms_per_step"], 2)
                                                        for k, v in eng["variants"].items()}
-    fastest = max((n for n in engines if f"P4_{n}_best" in keys), key=lambda n: keys[f"P4_{n}_best"]["achieved_TBps"])
-    best = keys[f"P4_{fastest}_best"]
-    keys["P4_decode_bandwidth_fraction"] = {
+    fastest = max((n for n in engines if f"P4_{n}_best" in keys), key=lambda n: keys[f"P4_{n}_best"]["achieved_TBps"],
+                  default=None)  # a P1-only run (--sweep '') keeps the earlier P4 keys
+    best = keys[f"P4_{fastest}_best"] if fastest else None
+    keys["P4_decode_bandwidth_fraction"] = None if best is None else {
         "value": best["fraction_of_copy_bw"], "vs_spec_3.35TBps": best["fraction_of_spec"],
         "measured_copy_TBps": round(bw, 3), "engine": fastest, "batch": best["batch"],
         "note": "bytes per step = weights + KV cache of running sequences; denominator = measured copy "
                 "bandwidth (read+write) of this card; random weights", **where}
-    keys["P4_saturation_batch"] = {"value": best["saturation_batch"], "engine": fastest,
+    keys["P4_saturation_batch"] = None if best is None else {"value": best["saturation_batch"], "engine": fastest,
                                    "note": "smallest batch within 5% of the best decode tokens/s; random weights",
                                    **where}
     for name in ("v1", "v2"):
@@ -477,7 +479,7 @@ def merge(decode_json: Path, results: Path, log: Path | None = None) -> dict:
             "same_engine_ratio_v1": round(p1s["v1"]["project_n_k_seeded"]["tokens_per_s"] / paper, 3),
             "prompts": p1s["v1"]["prompts"], "k": p1s["v1"]["k"], "max_tokens": p1s["v1"]["max_tokens"],
             "note": "ARC student-pool prompts with the project's answer prompt; project = VLLMBackend.generate "
-                    "(n=K, per-question seeds); paper = each prompt repeated K times, n=1, no seeds, vLLM defaults; "
+                    "(n=K, per-question seeds); paper = each prompt repeated K times, n=1, no seeds, vLLM default sampling, on the same engine instance; "
                     "random weights", **where}
         if phases.get("hf"):
             hf = phases["hf"]["tokens_per_s"]
@@ -486,6 +488,7 @@ def merge(decode_json: Path, results: Path, log: Path | None = None) -> dict:
                 "value": round(sub / hf, 2), "vllm_tokens_per_s": round(sub), "transformers_tokens_per_s": round(hf),
                 "note": "4 ARC prompts x K samples, HFBackend (one generate call, bf16) vs VLLMBackend; "
                         "random weights", **where}
+    keys = {k: v for k, v in keys.items() if v is not None}
     data = json.loads(results.read_text()) if results.exists() else {}
     data.update(keys)
     write_json(results, data)
@@ -533,7 +536,7 @@ def main(argv=None) -> None:
         write_json(work / "build.json", res)
     elif args.phase == "engine":
         res = phase_engine(work, args.config, args.prompts, args.k, args.max_tokens,
-                           [int(b) for b in args.sweep.split(",")], deadline, args.diag_batch)
+                           [int(b) for b in args.sweep.split(",") if b], deadline, args.diag_batch)
     else:
         res = phase_hf(work, args.k, args.max_tokens)
     if args.phase_out:
