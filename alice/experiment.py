@@ -46,7 +46,7 @@ from .stages import slug
 
 # The embedded default (CPU, minutes): small slices, few samples, two training steps per model.
 DEMO = {
-    "limit": 16, "student_limit": 12, "eval_limit": 24, "k": 4, "max_new_tokens": 128,
+    "limit": 16, "student_limit": 12, "eval_limit": 16, "k": 4, "max_new_tokens": 100,
     "summarizer_max_new_tokens": 48,
     # K=4 samples from a 135M model rarely agree twice: keep singleton clusters, or most questions
     # (and, on a cascade stage's half of the slice, all of them) have no teacher answer.

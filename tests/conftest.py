@@ -4,8 +4,10 @@ one vLLM engine per test module where vLLM runs."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -32,3 +34,22 @@ def run_script(script: str, *args: str, check: bool = True, env: dict | None = N
     if check and done.returncode != 0:
         raise AssertionError(f"{script} failed ({done.returncode}):\n{done.stderr[-3000:]}")
     return done
+
+
+def lines(path: Path) -> list[str]:
+    return path.read_text().splitlines()
+
+
+def kill_when(process: subprocess.Popen, path: Path, min_lines: int, timeout: int = 300) -> None:
+    """SIGKILL the process once ``path`` holds at least ``min_lines`` rows."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if path.exists() and len(lines(path)) >= min_lines:
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+            return
+        if process.poll() is not None:
+            raise AssertionError(f"finished before it could be killed: {process.stderr.read()[-2000:]}")
+        time.sleep(0.1)
+    process.kill()
+    raise AssertionError(f"no output appeared in {path} in time")

@@ -2,33 +2,12 @@
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
-from conftest import REPO, run_script
+from conftest import REPO, kill_when, lines, run_script
 
 FAST = ["--data", "arc_challenge", "--max-new-tokens", "24", "--backend", "hf", "--batch-size", "2"]
-
-
-def lines(path):
-    return path.read_text().splitlines()
-
-
-def kill_when(process, path, min_lines, timeout=300):
-    """SIGKILL the process once the output holds at least min_lines rows."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if path.exists() and len(lines(path)) >= min_lines:
-            process.send_signal(signal.SIGKILL)
-            process.wait()
-            return
-        if process.poll() is not None:
-            raise AssertionError(f"finished before it could be killed: {process.stderr.read()[-2000:]}")
-        time.sleep(0.2)
-    process.kill()
-    raise AssertionError("no output appeared in time")
 
 
 def test_eval_killed_mid_generation_resumes_to_the_same_result(tmp_path, small_model):
