@@ -66,6 +66,22 @@ def generate_stage(
     return rows, stats
 
 
+def generate_once(manifest: Manifest, args: argparse.Namespace, ref: ModelRef | None, backend: Backend | None,
+                  output: Path, examples: list[Example], conversation: Callable[[Example], list[dict]],
+                  make_row: Callable[[Example, list[str]], dict], sampling, desc: str) -> tuple[list[dict], dict]:
+    """One model, one pass over the examples: start it only if needed, close it if we started it,
+    and record the backend and the generation time in the manifest."""
+    lazy = LazyBackend(args, ref, backend)
+    try:
+        rows, stats = generate_stage(output, lazy, examples, conversation, make_row, sampling, args, desc)
+    finally:
+        lazy.close()
+    if lazy.backend is not None:
+        manifest.data["backend"] = lazy.backend.describe()
+    manifest.data["timings"]["generation_s"] = stats.get("generation_s", 0.0)
+    return rows, stats
+
+
 # ----------------------------------------------------------------------------- stage 1
 
 
@@ -93,18 +109,11 @@ def cot_generate_filter(args: argparse.Namespace, backend: Backend | None = None
             rows = [appender.done[ex.id] for ex in examples]
         stats = {"source": "dataset rationales"}
     else:
-        lazy = LazyBackend(args, ref, backend)
-        try:
-            rows, stats = generate_stage(output, lazy, examples, task.messages, make_row,
-                                         sampling_from_args(args, args.temperature), args, "teacher CoT")
-        finally:
-            lazy.close()
-        if lazy.backend is not None:
-            manifest.data["backend"] = lazy.backend.describe()
+        rows, stats = generate_once(manifest, args, ref, backend, output, examples, task.messages, make_row,
+                                    sampling_from_args(args, args.temperature), "teacher CoT")
     counts = {"questions": len(examples), "generated": len(rows), "kept": sum(r["kept"] for r in rows),
               "unparsable": sum(not r["parsed"] for r in rows),
               "skipped_long_prompts": stats.get("skipped_long_prompts", 0)}
-    manifest.data["timings"]["generation_s"] = stats.get("generation_s", 0.0)
     manifest.complete(counts, output=str(output), dataset=task.name, pool="teacher")
     print(f"{output}: {counts['generated']} responses, {counts['kept']} kept, "
           f"{counts['unparsable']} unparsable")
@@ -141,16 +150,9 @@ def evaluate(args: argparse.Namespace, backend: Backend | None = None) -> dict:
     def make_row(ex: Example, outs: list[str]) -> dict:
         return score_rows(task, [ex], {ex.id: outs[0]})[0]
 
-    lazy = LazyBackend(args, ref, backend)
-    try:
-        rows, stats = generate_stage(output, lazy, examples, task.messages, make_row,
-                                     sampling_from_args(args, temperature=0.0), args, "evaluating")
-    finally:
-        lazy.close()
-    if lazy.backend is not None:
-        manifest.data["backend"] = lazy.backend.describe()
+    rows, stats = generate_once(manifest, args, ref, backend, output, examples, task.messages, make_row,
+                                sampling_from_args(args, temperature=0.0), "evaluating")
     summary = write_summary(output, rows, task, split, model=ref.describe(), skipped=stats["skipped_ids"])
-    manifest.data["timings"]["generation_s"] = stats.get("generation_s", 0.0)
     manifest.complete({k: summary[k] for k in ("n", "correct", "parsed")}, output=str(output))
     return summary
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from .backends import Backend
 from .cli import resolve_role, result_settings, sampling_from_args, task_from_args
 from .records import Manifest
-from .stages import LazyBackend, generate_stage, slug
+from .stages import generate_once, slug
 from .tasks import Example
 
 
@@ -36,19 +36,11 @@ def w2s_labels(args: argparse.Namespace, backend: Backend | None = None) -> dict
         return {"id": ex.id, "question": ex.question, "response": outs[0], "label": "w2s",
                 "prediction": score.prediction, "parsed": score.parsed, "kept": bool(outs[0].strip())}
 
-    lazy = LazyBackend(args, teacher, backend)
-    try:
-        rows, stats = generate_stage(output, lazy, examples, task.messages, make_row,
-                                     sampling_from_args(args, args.temperature, top_p=args.top_p), args,
-                                     "teacher labels (W2S)")
-    finally:
-        lazy.close()
-    if lazy.backend is not None:
-        manifest.data["backend"] = lazy.backend.describe()
+    rows, stats = generate_once(manifest, args, teacher, backend, output, examples, task.messages, make_row,
+                                sampling_from_args(args, args.temperature, top_p=args.top_p), "teacher labels (W2S)")
     counts = {"questions": len(examples), "labels": len(rows), "kept": sum(r["kept"] for r in rows),
               "unparsable": sum(not r["parsed"] for r in rows),
               "skipped_long_prompts": stats.get("skipped_long_prompts", 0)}
-    manifest.data["timings"]["generation_s"] = stats.get("generation_s", 0.0)
     manifest.complete(counts, output=str(output), dataset=task.name, pool="student")
     print(f"{output}: {counts['labels']} teacher labels ({counts['unparsable']} unparsable)")
     return counts
