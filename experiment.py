@@ -34,6 +34,7 @@ def build_parser():
     cli.add_model_args(p, "teacher", "midlevel", "student", "summarizer")
     p.set_defaults(model="smollm2")
     cli.add_generation_args(p, max_new_tokens=None)
+    p.set_defaults(backend=None)  # the preset chooses (transformers for the CPU demo, else vLLM)
     g = p.add_argument_group("experiment (unset values come from the preset)")
     g.add_argument("--preset", choices=["auto", "demo", "paper"], default="auto",
                    help="auto: demo for the embedded small model, paper for any other")

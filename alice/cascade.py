@@ -67,8 +67,9 @@ def generation_argv(args: argparse.Namespace) -> list[str]:
                         ("--gpu-memory-utilization", args.gpu_memory_utilization)):
         if value is not None:
             out += [flag, value]
-    if args.skip_long_prompts:
-        out.append("--skip-long-prompts")
+    for flag in ("skip_long_prompts", "enforce_eager"):
+        if getattr(args, flag, False):
+            out.append("--" + flag.replace("_", "-"))
     return [str(x) for x in out]
 
 

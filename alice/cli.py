@@ -68,6 +68,9 @@ def add_generation_args(p: argparse.ArgumentParser, max_new_tokens: int = 512) -
     g.add_argument("--tensor-parallel-size", type=int, default=1, help="vLLM GPUs per model")
     g.add_argument("--max-model-len", type=int, default=None, help="vLLM context length cap")
     g.add_argument("--gpu-memory-utilization", type=float, default=None)
+    g.add_argument("--enforce-eager", action="store_true",
+                   help="vLLM on GPU: skip CUDA-graph capture and compilation (engine starts ~20 s sooner, "
+                        "decodes slower; for quick runs)")
     g.add_argument("--concurrency", type=int, default=16, help="parallel requests for --backend openai")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--skip-long-prompts", action="store_true",
@@ -90,7 +93,7 @@ def backend_from_args(args: argparse.Namespace, ref: ModelRef | None) -> Backend
         args.backend, ref, model_name=getattr(args, "served_model_name", None), base_url=args.base_url,
         batch_size=args.batch_size, tensor_parallel_size=args.tensor_parallel_size,
         max_model_len=args.max_model_len, gpu_memory_utilization=args.gpu_memory_utilization,
-        seed=args.seed, concurrency=args.concurrency,
+        seed=args.seed, concurrency=args.concurrency, enforce_eager=getattr(args, "enforce_eager", False) or None,
     )
 
 
@@ -100,7 +103,7 @@ def sampling_from_args(args: argparse.Namespace, temperature: float, n: int = 1,
 
 # Arguments that change how a run goes, not what it produces: left out of the fingerprint.
 OPERATIONAL = {"overwrite", "batch_size", "chunk_size", "concurrency", "gpu_memory_utilization",
-               "tensor_parallel_size", "skip_long_prompts", "output", "output_dir", "resume", "limit",
+               "tensor_parallel_size", "enforce_eager", "skip_long_prompts", "output", "output_dir", "resume", "limit",
                "base_url", "backend_instance"}
 
 

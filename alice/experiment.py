@@ -84,6 +84,11 @@ def apply_preset(args: argparse.Namespace) -> argparse.Namespace:
             setattr(args, key, value)
     if preset == "demo" and args.midlevel is None and args.cascade:
         args.midlevel = args.student or args.model  # a 3-rung ladder on the one small model
+    if args.backend is None:
+        # On a CPU the demo's steps are tiny (16 questions x 100 tokens): vLLM's ~18 s engine start
+        # outweighs its faster decoding there (eval.py on 16 questions: 41.6 s with vLLM, 20.5 s with
+        # transformers, same answers), so the demo generates with transformers; vLLM everywhere else.
+        args.backend = "hf" if preset == "demo" and not cuda_available() else "auto"
     for key in ("limit", "student_limit", "eval_limit"):
         if getattr(args, key) == 0:
             setattr(args, key, None)  # 0 = all

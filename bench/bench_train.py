@@ -187,11 +187,64 @@ def variant_argv(name: str, model_dir: Path, data: Path, out: Path, args: argpar
     return argv
 
 
-def run_variant(argv: list[str], result_file: Path) -> None:
+def profiler_callback(report: Path, first_step: int = 3, steps: int = 2):
+    """Profiles optimizer steps first_step .. first_step+steps-1 (torch.profiler, CPU and CUDA) and
+    writes the top operators by self CUDA and self CPU time, and how busy the GPU was."""
+    import torch
+    from transformers import TrainerCallback
+
+    class Profile(TrainerCallback):
+        def __init__(self) -> None:
+            self.profiler, self.started = None, 0.0
+
+        def on_step_begin(self, args, state, control, **kwargs):
+            if state.global_step == first_step - 1 and self.profiler is None:
+                activities = [torch.profiler.ProfilerActivity.CPU]
+                if torch.cuda.is_available():
+                    activities.append(torch.profiler.ProfilerActivity.CUDA)
+                self.profiler = torch.profiler.profile(activities=activities)
+                self.profiler.__enter__()
+                self.started = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if self.profiler is None or state.global_step != first_step - 1 + steps:
+                return
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()
+            wall = time.perf_counter() - self.started
+            self.profiler.__exit__(None, None, None)
+            events = self.profiler.key_averages()
+            kernel_us = sum(getattr(e, "self_device_time_total", 0) for e in events)
+            lines = [(f"profiled steps {first_step}..{first_step + steps - 1}: wall {wall:.3f} s, "
+                      f"GPU kernels {kernel_us / 1e6:.3f} s ({kernel_us / 1e6 / wall:.1%} busy)")]
+            for key in ("self_cuda_time_total", "self_cpu_time_total"):
+                try:
+                    lines.append(events.table(sort_by=key, row_limit=25, max_name_column_width=70))
+                except (KeyError, AttributeError, RuntimeError) as err:  # a sort key this torch build lacks
+                    lines.append(f"(no table by {key}: {err})")
+            report.write_text("\n".join(lines))
+            log(lines[0])
+            self.profiler = None
+
+    return Profile()
+
+
+def run_variant(argv: list[str], result_file: Path, profile: Path | None = None) -> None:
     """In the child process: train.py's main(), then the numbers of its manifest and the GPU."""
     import torch
 
+    import alice.training
     import train
+
+    if profile:
+        make_trainer = alice.training.make_trainer
+
+        def make_profiled_trainer(*a, **kw):
+            trainer = make_trainer(*a, **kw)
+            trainer.add_callback(profiler_callback(profile))
+            return trainer
+
+        alice.training.make_trainer = make_profiled_trainer
 
     started = time.time()
     manifest = train.main(argv)
@@ -211,6 +264,47 @@ def run_variant(argv: list[str], result_file: Path) -> None:
         "wall_s": round(time.time() - started, 1),
     }
     result_file.write_text(json.dumps(result))
+
+
+def raw_step_times(model_dir: Path, tokens: int, repeats: int = 10) -> dict:
+    """The floor under the trainer: forward+backward of one row of ``tokens`` tokens on the bare
+    model (no Trainer, no optimizer), fp32 weights with bf16 autocast (full fine-tuning's layout)
+    and bf16 weights, with and without gradient checkpointing; milliseconds per row."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    out = {}
+    for weights in ("fp32+autocast", "bf16"):
+        dtype = torch.float32 if weights.startswith("fp32") else torch.bfloat16
+        model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=dtype).to(device)
+        model.config.use_cache = False
+        ids = torch.randint(0, model.config.vocab_size, (1, tokens), device=device)
+        for checkpointing in (True, False):
+            if checkpointing:
+                model.gradient_checkpointing_enable()
+            else:
+                model.gradient_checkpointing_disable()
+            times = []
+            for i in range(repeats + 2):
+                if device == "cuda":
+                    torch.cuda.synchronize()
+                started = time.perf_counter()
+                with torch.autocast(device, dtype=torch.bfloat16, enabled=weights.startswith("fp32")):
+                    loss = model(input_ids=ids, labels=ids).loss
+                loss.backward()
+                if device == "cuda":
+                    torch.cuda.synchronize()
+                if i >= 2:
+                    times.append(time.perf_counter() - started)
+                model.zero_grad(set_to_none=True)
+            key = f"{weights}{'_checkpointing' if checkpointing else ''}"
+            out[key] = round(1000 * sum(times) / len(times), 2)
+            log(f"raw forward+backward, {tokens} tokens, {key}: {out[key]} ms")
+        del model
+        if device == "cuda":
+            torch.cuda.empty_cache()
+    return {"tokens": tokens, "ms_per_row": out}
 
 
 # ----------------------------------------------------------------------------- report
@@ -294,7 +388,8 @@ def merge(report: dict, write_md: bool = True) -> dict:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("phase", nargs="?", default="run", choices=["run", "merge"])
-    p.add_argument("file", nargs="?", help="merge: the report JSON that came back from the device")
+    p.add_argument("files", nargs="*", help="merge: the report JSON files that came back from the device "
+                                             "(several: variants run side by side on different GPUs)")
     p.add_argument("--tiny", action="store_true", help="tiny config on CPU: a smoke test, writes nothing")
     p.add_argument("--steps", type=int, default=20, help="optimizer steps per variant")
     p.add_argument("--rows", type=int, default=1024)
@@ -308,20 +403,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="also write the full report JSON here (e.g. $OUT/train.json on the device)")
     p.add_argument("--no-write", action="store_true", help="leave bench/results.json and RESULTS.md alone")
+    p.add_argument("--profile", default="", help="comma-separated variants to profile (steps 3-4, "
+                                                  "tables in <work>/<variant>.profile.txt)")
+    p.add_argument("--raw", action="store_true",
+                   help="also time a bare forward+backward of one row (no trainer) as a floor")
     p.add_argument("--child", help=argparse.SUPPRESS)
     p.add_argument("--child-argv", help=argparse.SUPPRESS)
+    p.add_argument("--child-profile", help=argparse.SUPPRESS)
     return p
 
 
 def main() -> None:
     args = build_parser().parse_args()
     if args.child:  # one variant, in its own process
-        run_variant(json.loads(args.child_argv), Path(args.child))
+        run_variant(json.loads(args.child_argv), Path(args.child),
+                    Path(args.child_profile) if args.child_profile else None)
         return
     if args.phase == "merge":
-        if not args.file:
+        if not args.files:
             raise SystemExit("merge needs the report file")
-        print(json.dumps(merge(json.loads(Path(args.file).read_text())), indent=2))
+        reports = [json.loads(Path(f).read_text()) for f in args.files]
+        combined = {"meta": reports[0]["meta"], "results": {}}
+        for report in reports:
+            combined["results"].update(report["results"])
+            if report.get("raw"):
+                combined["meta"]["raw_forward_backward"] = report["raw"]
+        print(json.dumps(merge(combined), indent=2))
         return
     import torch
 
@@ -349,8 +456,10 @@ def main() -> None:
         result_file = work / f"{name}.json"
         result_file.unlink(missing_ok=True)
         log(f"{name}: train.py {' '.join(argv)}")
-        done = subprocess.run([sys.executable, __file__, "--child", str(result_file), "--child-argv",
-                               json.dumps(argv)], check=False, cwd=REPO, capture_output=True, text=True)
+        command = [sys.executable, __file__, "--child", str(result_file), "--child-argv", json.dumps(argv)]
+        if name in args.profile.split(","):
+            command += ["--child-profile", str(work / f"{name}.profile.txt")]
+        done = subprocess.run(command, check=False, cwd=REPO, capture_output=True, text=True)
         if done.returncode != 0 or not result_file.exists():
             tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
             results[name] = {"error": " | ".join(tail)}
@@ -361,6 +470,8 @@ def main() -> None:
         log(f"{name}: {r['tokens_per_s']:.0f} tokens/s, {r['s_per_step']} s/step, "
             f"{r['tokens_per_step']} tokens/step, peak {r['peak_memory_gb']} GB")
     report = {"meta": meta, "results": results}
+    if args.raw:
+        report["raw"] = raw_step_times(model_dir, round(mean_tokens))
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(report, indent=2))

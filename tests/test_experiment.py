@@ -57,6 +57,7 @@ def test_presets():
     assert demo.preset == "demo" and demo.k == 4 and "--max-steps 2" in demo.train_args
     assert demo.uncertainty_args == "--keep-singletons"
     assert demo.midlevel == "smollm2" and demo.summarizer is None  # the teacher states its own uncertainty
+    assert demo.backend == "hf"  # no GPU in the test machines: tiny steps start faster without vLLM
     assert str(run_folder(demo)) == "runs/arc_challenge-smollm2-smollm2-demo"
     paper = apply_preset(parser.parse_args(["--model", "qwen2.5", "--teacher", "1.5B", "--student", "3B"]))
     assert paper.preset == "paper" and paper.k == 100 and paper.limit is None and paper.train_args == ""
@@ -64,3 +65,4 @@ def test_presets():
     assert str(run_folder(paper)) == "runs/arc_challenge-qwen2.5-1.5B-3B"
     mine = apply_preset(parser.parse_args(["--k", "7", "--eval-limit", "0"]))
     assert mine.k == 7 and mine.eval_limit is None  # user values win; 0 = all
+    assert paper.backend == "auto" and apply_preset(parser.parse_args(["--backend", "vllm"])).backend == "vllm"
