@@ -319,6 +319,12 @@ def make_trainer(model, tokenizer, records: list[dict], settings: TrainSettings,
     if not _cuda():
         # fp32 on CPU: tiny optimizer-state values turn denormal and each step gets many times slower.
         torch.set_flush_denormal(True)
+    else:
+        # torch's SDPA prefers cuDNN attention on Hopper, which builds a new cuDNN graph for every
+        # new sequence length (~10 ms of CPU per call): with training rows of varying length the
+        # GPU sat idle 80-90% of the time (bench/RESULTS.md, P3 profile). Flash / memory-efficient
+        # SDPA kernels need no per-shape build.
+        torch.backends.cuda.enable_cudnn_sdp(False)
     dropped = 0
     if settings.padding_free and not settings.packing and settings.max_length:
         records, dropped = _cut_to_length(records, tokenizer, settings.max_length)
