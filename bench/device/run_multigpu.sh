@@ -19,15 +19,15 @@ case "$1" in
   p3)
     common=(--steps "${STEPS:-8}" --rows 256 --no-write ${tok:+--tokenizer "$tok"})
     CUDA_VISIBLE_DEVICES=0 timeout "${P3_S:-500}" python3 bench/bench_train.py "${common[@]}" --work /tmp/bt-full \
-      --variants full_paper,full_padfree,full_packed --profile full_paper,full_padfree --raw \
+      --variants full_paper,full_padfree,full_packed ${NO_PROFILE:+--profile ""} ${NO_PROFILE:---profile full_paper,full_padfree --raw} \
       --out "$OUT/train_full.json" > "$OUT/train_full.log" 2>&1 &
     CUDA_VISIBLE_DEVICES=1 timeout "${P3_S:-500}" python3 bench/bench_train.py "${common[@]}" --work /tmp/bt-lora \
-      --variants lora_paper,lora_padfree,lora_packed --profile lora_paper \
+      --variants lora_paper,lora_padfree,lora_packed ${NO_PROFILE:---profile lora_paper} \
       --out "$OUT/train_lora.json" > "$OUT/train_lora.log" 2>&1 &
     wait
     # $OUT gives back at most 8 files: the rest travels in one archive.
     tar -cf "$OUT/extras.tar" /tmp/bt-*/*.profile.txt /tmp/bt-*/runs/*/manifest.json 2>/dev/null
-    tail -5 "$OUT"/train_*.log ;;
+    grep -h "tokens/s" "$OUT"/train_*.log ;;
   train)
     timeout "${TRAIN_S:-560}" python3 bench/bench_multigpu.py train --gpus 2 --strategies "${STRATEGIES:-ddp,fsdp,zero3}" \
       --steps "${STEPS:-8}" ${tok:+--tokenizer "$tok"} --out "$OUT/multigpu_train.json" 2>&1 \
