@@ -19,7 +19,7 @@ case "$1" in
   p3)
     common=(--steps "${STEPS:-8}" --rows 256 --no-write ${tok:+--tokenizer "$tok"})
     CUDA_VISIBLE_DEVICES=0 timeout "${P3_S:-500}" python3 bench/bench_train.py "${common[@]}" --work /tmp/bt-full \
-      --variants full_paper,full_padfree,full_packed ${NO_PROFILE:+--profile ""} ${NO_PROFILE:---profile full_paper,full_padfree --raw} \
+      --variants full_paper,full_padfree,full_packed ${NO_PROFILE:---profile full_paper,full_padfree --raw} \
       --out "$OUT/train_full.json" > "$OUT/train_full.log" 2>&1 &
     CUDA_VISIBLE_DEVICES=1 timeout "${P3_S:-500}" python3 bench/bench_train.py "${common[@]}" --work /tmp/bt-lora \
       --variants lora_paper,lora_padfree,lora_packed ${NO_PROFILE:---profile lora_paper} \
