@@ -17,12 +17,14 @@ if ls .dw*/deepspeed-*.whl >/dev/null 2>&1 && ! python3 -c "import deepspeed" 2>
 fi
 case "$1" in
   p3)
+    profile_full=(--profile full_paper,full_padfree --raw) profile_lora=(--profile lora_paper)
+    [[ -n ${NO_PROFILE:-} ]] && profile_full=() profile_lora=()
     common=(--steps "${STEPS:-8}" --rows 256 --no-write ${tok:+--tokenizer "$tok"})
     CUDA_VISIBLE_DEVICES=0 timeout "${P3_S:-500}" python3 bench/bench_train.py "${common[@]}" --work /tmp/bt-full \
-      --variants full_paper,full_padfree,full_packed ${NO_PROFILE:---profile full_paper,full_padfree --raw} \
+      --variants full_paper,full_padfree,full_packed "${profile_full[@]}" \
       --out "$OUT/train_full.json" > "$OUT/train_full.log" 2>&1 &
     CUDA_VISIBLE_DEVICES=1 timeout "${P3_S:-500}" python3 bench/bench_train.py "${common[@]}" --work /tmp/bt-lora \
-      --variants lora_paper,lora_padfree,lora_packed ${NO_PROFILE:---profile lora_paper} \
+      --variants lora_paper,lora_padfree,lora_packed "${profile_lora[@]}" \
       --out "$OUT/train_lora.json" > "$OUT/train_lora.log" 2>&1 &
     wait
     # $OUT gives back at most 8 files: the rest travels in one archive.
