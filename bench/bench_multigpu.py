@@ -339,7 +339,7 @@ def merge(reports: list[dict]) -> dict:
         else:
             for name, r in results.items():
                 if isinstance(r, dict):
-                    keys[f"multigpu_vllm_{name}"] = {**r, "meta": m}
+                    keys[f"multigpu_vllm_{name}"] = {**{k: v for k, v in r.items() if k != "ids"}, "meta": m}
                     shown = {k: r.get(k) for k in ("exit", "wall_s", "status", "statements", "backend",
                                                    "summarizer_backend", "error") if r.get(k) is not None}
                     lines.append(f"- {name}: {json.dumps(shown)}")
