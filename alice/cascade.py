@@ -171,11 +171,9 @@ class Engines:
         if self.current is None or self.current[0] != key:
             self.close()
             started = time.time()
-            if self.share:
-                backend = VLLMBackend(ModelRef(ref.path, source=ref.path), tensor_parallel_size=self.args.tensor_parallel_size,
-                                      max_model_len=self.args.max_model_len,
-                                      gpu_memory_utilization=self.args.gpu_memory_utilization, seed=self.args.seed,
-                                      max_lora_rank=self.max_lora_rank, enable_lora=True)
+            if self.share:  # the base model's engine, serving every adapter trained on it
+                backend = backend_from_args(self.args, ModelRef(ref.path, source=ref.path), enable_lora=True,
+                                            max_lora_rank=self.max_lora_rank)
             else:
                 backend = backend_from_args(self.args, ref)
             self.starts.append({"model": ref.adapter or ref.path, "load_s": round(time.time() - started, 1)})

@@ -88,12 +88,14 @@ def task_from_args(args: argparse.Namespace) -> Task:
     return task
 
 
-def backend_from_args(args: argparse.Namespace, ref: ModelRef | None) -> Backend:
+def backend_from_args(args: argparse.Namespace, ref: ModelRef | None, **vllm_options) -> Backend:
+    """The backend the generation arguments ask for (``vllm_options``: enable_lora, max_lora_rank)."""
     return make_backend(
         args.backend, ref, model_name=getattr(args, "served_model_name", None), base_url=args.base_url,
         batch_size=args.batch_size, tensor_parallel_size=args.tensor_parallel_size,
         max_model_len=args.max_model_len, gpu_memory_utilization=args.gpu_memory_utilization,
         seed=args.seed, concurrency=args.concurrency, enforce_eager=getattr(args, "enforce_eager", False) or None,
+        **vllm_options,
     )
 
 

@@ -128,11 +128,9 @@ def update_agreement(single: dict, multi: dict, initial: dict | None) -> float |
 
     num, den = 0.0, 0.0
     for name, w1 in single.items():
-        if name not in multi:
+        if name not in multi or multi[name].shape != w1.shape:
             continue
-        wn = multi[name].reshape(w1.shape) if multi[name].numel() == w1.numel() else None
-        if wn is None:
-            continue
+        wn = multi[name]
         num += float(torch.sum((wn - w1) ** 2))
         if initial is not None and name in initial:
             den += float(torch.sum((w1 - initial[name]) ** 2))
@@ -141,8 +139,11 @@ def update_agreement(single: dict, multi: dict, initial: dict | None) -> float |
     return round((num / den) ** 0.5, 4) if den > 0 else None
 
 
-def read_manifest(out: Path) -> dict:
-    path = out / "manifest.json"
+def read_manifest(output: Path) -> dict:
+    """The manifest of a training folder or of a JSONL output (empty if the run wrote none)."""
+    from alice.records import manifest_path
+
+    path = manifest_path(output)
     return json.loads(path.read_text()) if path.exists() else {}
 
 
@@ -208,7 +209,8 @@ def train_phase(args) -> dict:
                 r.update(reload_check(out, model_dir, kind == "lora"))
             except Exception as err:  # noqa: BLE001 - recorded as the check's result
                 r.update(reloaded=False, reload_error=str(err).splitlines()[0][:300])
-            torch.cuda.empty_cache() if torch.cuda.is_available() else None
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
             results[name] = r
             log(f"{name}: {json.dumps({k: v for k, v in r.items() if k != 'losses'})}")
     return {"meta": meta(args, "train"), "results": results}
@@ -259,6 +261,7 @@ def tp_phase(args) -> dict:
     work.mkdir(parents=True, exist_ok=True)
     base, teacher = build_tp_models(work, args)
     results: dict = {}
+    rows_by_tp: dict[int, list[dict]] = {}
     for tp in (1, args.gpus):
         out = work / f"uncertainty-tp{tp}.jsonl"
         command = [sys.executable, str(REPO / "uncertainty.py"), "--data", "arc_challenge",
@@ -276,24 +279,20 @@ def tp_phase(args) -> dict:
             results[f"tp{tp}"] = r
             log(f"tp{tp}: FAILED {r['error'][-300:]}")
             continue
-        manifest = json.loads(out.with_name(out.stem + ".manifest.json").read_text()) \
-            if out.with_name(out.stem + ".manifest.json").exists() else {}
+        manifest = read_manifest(out)
         form = uncertainty_form(out)
         r.update({k: v for k, v in form.items() if k != "rows"},
                  backend=manifest.get("backend"), summarizer_backend=manifest.get("summarizer_backend"),
                  counts=manifest.get("counts"), timings=manifest.get("timings"))
         results[f"tp{tp}"] = r
-        results[f"tp{tp}"]["_rows"] = form["rows"]
-        log(f"tp{tp}: {json.dumps({k: v for k, v in r.items() if k not in ('ids', '_rows')})}")
+        rows_by_tp[tp] = form["rows"]
+        log(f"tp{tp}: {json.dumps({k: v for k, v in r.items() if k != 'ids'})}")
     one, many = results.get("tp1", {}), results.get(f"tp{args.gpus}", {})
     if "ids" in one and "ids" in many:
         same_answer = sum(a.get("teacher_answer") == b.get("teacher_answer") and a["status"] == b["status"]
-                          for a, b in zip(one["_rows"], many["_rows"], strict=False))
+                          for a, b in zip(rows_by_tp[1], rows_by_tp[args.gpus], strict=False))
         results["same_form"] = one["ids"] == many["ids"] and one["fields"] == many["fields"]
         results["same_status_and_answer"] = round(same_answer / max(len(one["ids"]), 1), 3)
-    for r in results.values():
-        if isinstance(r, dict):
-            r.pop("_rows", None)
     return {"meta": meta(args, "tp"), "results": results}
 
 
