@@ -44,6 +44,9 @@ def build_parser():
     g.add_argument("--k", type=int, default=None, help="teacher samples per question (uncertainty)")
     g.add_argument("--summarizer-max-new-tokens", type=int, default=None)
     g.add_argument("--no-cascade", dest="cascade", action="store_false", help="skip cascade Alice")
+    g.add_argument("--parallel-cascade", action="store_true",
+                   help="run cascade Alice in a second process beside the other steps once the CoT teacher is "
+                        "trained (one GPU with room for two jobs; pair with --kv-cache-gb)")
     add_passthrough_args(p)
     p.set_defaults(train_args=None, uncertainty_args=None)
     p.add_argument("--run-dir", default=None, help="folder for this run (default: runs/<settings>)")

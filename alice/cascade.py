@@ -61,10 +61,11 @@ def data_argv(args: argparse.Namespace) -> list[str]:
 
 def generation_argv(args: argparse.Namespace) -> list[str]:
     out = ["--backend", args.backend, "--max-new-tokens", args.max_new_tokens, "--seed", args.seed,
-           "--chunk-size", args.chunk_size, "--batch-size", args.batch_size,
-           "--tensor-parallel-size", args.tensor_parallel_size]
+           "--batch-size", args.batch_size, "--tensor-parallel-size", args.tensor_parallel_size]
     for flag, value in (("--max-model-len", args.max_model_len), ("--base-url", args.base_url),
-                        ("--gpu-memory-utilization", args.gpu_memory_utilization)):
+                        ("--gpu-memory-utilization", args.gpu_memory_utilization),
+                        ("--kv-cache-gb", getattr(args, "kv_cache_gb", None)),
+                        ("--chunk-size", args.chunk_size)):
         if value is not None:
             out += [flag, value]
     for flag in ("skip_long_prompts", "enforce_eager"):

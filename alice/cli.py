@@ -64,10 +64,15 @@ def add_generation_args(p: argparse.ArgumentParser, max_new_tokens: int = 512) -
     g.add_argument("--base-url", help="OpenAI-compatible server for --backend openai (key: OPENAI_API_KEY)")
     g.add_argument("--max-new-tokens", type=int, default=max_new_tokens)
     g.add_argument("--batch-size", type=int, default=16, help="rows per transformers generate() call")
-    g.add_argument("--chunk-size", type=int, default=64, help="questions per checkpointed chunk")
+    g.add_argument("--chunk-size", type=int, default=None,
+                   help="questions per checkpointed chunk (default: 64 on CPU; on GPU about 4096 sequences, "
+                        "so vLLM keeps its batch full)")
     g.add_argument("--tensor-parallel-size", type=int, default=1, help="vLLM GPUs per model")
     g.add_argument("--max-model-len", type=int, default=None, help="vLLM context length cap")
     g.add_argument("--gpu-memory-utilization", type=float, default=None)
+    g.add_argument("--kv-cache-gb", type=float, default=None,
+                   help="vLLM on GPU: a fixed KV cache size instead of profiling free memory; lets several "
+                        "jobs share one GPU (memory profiling fails when another process frees memory meanwhile)")
     g.add_argument("--enforce-eager", action="store_true",
                    help="vLLM on GPU: skip CUDA-graph capture and compilation (engine starts ~20 s sooner, "
                         "decodes slower; for quick runs)")
@@ -94,6 +99,7 @@ def backend_from_args(args: argparse.Namespace, ref: ModelRef | None, **vllm_opt
         args.backend, ref, model_name=getattr(args, "served_model_name", None), base_url=args.base_url,
         batch_size=args.batch_size, tensor_parallel_size=args.tensor_parallel_size,
         max_model_len=args.max_model_len, gpu_memory_utilization=args.gpu_memory_utilization,
+        kv_cache_gb=getattr(args, "kv_cache_gb", None),
         seed=args.seed, concurrency=args.concurrency, enforce_eager=getattr(args, "enforce_eager", False) or None,
         **vllm_options,
     )
@@ -104,7 +110,7 @@ def sampling_from_args(args: argparse.Namespace, temperature: float, n: int = 1,
 
 
 # Arguments that change how a run goes, not what it produces: left out of the fingerprint.
-OPERATIONAL = {"overwrite", "batch_size", "chunk_size", "concurrency", "gpu_memory_utilization",
+OPERATIONAL = {"overwrite", "batch_size", "chunk_size", "concurrency", "gpu_memory_utilization", "kv_cache_gb",
                "tensor_parallel_size", "enforce_eager", "skip_long_prompts", "output", "output_dir", "resume", "limit",
                "base_url", "backend_instance"}
 

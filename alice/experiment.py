@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import time
 import traceback
 from collections.abc import Callable
@@ -107,7 +108,8 @@ class Chain:
     """Runs named steps in order; a failed step is recorded and the steps that need it are skipped,
     so one empty filter result does not lose the other methods (the report lists what is missing)."""
 
-    def __init__(self) -> None:
+    def __init__(self, prefix: str = "") -> None:
+        self.prefix = prefix
         self.timings: dict[str, float] = {}
         self.failed: dict[str, str] = {}
         self.results: dict[str, object] = {}
@@ -118,15 +120,15 @@ class Chain:
         blocked = [n for n in needs if n in self.failed]
         if blocked:
             self.failed[name] = f"needs {', '.join(blocked)}"
-            print(f"== [{self.count}] {name}: skipped ({self.failed[name]})", flush=True)
+            print(f"== {self.prefix}[{self.count}] {name}: skipped ({self.failed[name]})", flush=True)
             return None
-        print(f"== [{self.count}] {name}", flush=True)
+        print(f"== {self.prefix}[{self.count}] {name}", flush=True)
         started = time.time()
         try:
             result = fn()
         except AliceError as err:
             self.failed[name] = str(err)
-            print(f"== [{self.count}] {name} failed: {err}", flush=True)
+            print(f"== {self.prefix}[{self.count}] {name} failed: {err}", flush=True)
             return None
         except Exception as err:  # noqa: BLE001 - keep the other methods going, report at the end
             self.failed[name] = f"{type(err).__name__}: {err}"
@@ -138,10 +140,122 @@ class Chain:
         return result
 
 
+class Steps:
+    """What every step of one run needs (its folder, the argv fragments passed to the stage scripts,
+    the engines), and the steps used in more than one place. The cascade branch builds its own
+    ``Steps`` in its own process when it runs beside the rest (``--parallel-cascade``)."""
+
+    def __init__(self, args: argparse.Namespace, folder: Path, engines: Engines) -> None:
+        self.args, self.folder, self.engines = args, folder, engines
+        self.family = ["--model", args.model] if args.model else []
+        self.data = data_argv(args)
+        self.gen = self.data + generation_argv(args) + self.family
+        self.train_extra = extra_argv(args.train_args)
+        self.eval_limit = ["--limit", str(args.eval_limit)] if args.eval_limit else []
+        self.student_name = args.student or args.model
+        self.summ = ["--summarizer", args.summarizer] if args.summarizer else []
+        self.path = {name: str(folder / name) for name in (
+            "cot.jsonl", "teacher-cot", "teacher-gt", "teacher-qa", "student-ceiling", "uncertainty.jsonl",
+            "alice.jsonl", "w2s-cot.jsonl", "w2s-qa.jsonl", "student-alice", "student-w2s-cot", "student-w2s-qa",
+            "cascade")}
+
+    def train(self, role_flag: str, model: str, output_dir: str, source: list[str]) -> dict:
+        from .training import run_training
+
+        ns = stage_namespace("train", self.data + self.family + [role_flag, model, *source, "--output-dir",
+                                                                 output_dir, "--resume", *self.train_extra])
+        self.engines.before_training()
+        return run_training(ns)
+
+    def evaluate_into(self, method: str, role_flag: str, model: str) -> dict:
+        from .stages import evaluate
+
+        ns = stage_namespace("eval", self.gen + [role_flag, model, *self.eval_limit, "--output",
+                                                 str(self.folder / f"eval-{method}.jsonl"),
+                                                 *extra_argv(self.args.eval_args)])
+        return evaluate(ns, self.engines.handle(resolve_role(ns, role_flag.lstrip("-"))))
+
+    def cascade(self, chain: Chain) -> None:
+        """Cascade Alice (CoT teacher -> mid -> student, on disjoint parts of the same question budget)
+        and its evaluation."""
+        args = self.args
+
+        def cascade() -> dict:
+            stages = 2
+            per_stage = max(1, math.ceil(args.student_limit / stages)) if args.student_limit else None
+            argv = self.data + generation_argv(args) + self.family + [
+                "--ladder", self.path["teacher-cot"], args.midlevel, self.student_name, *self.summ,
+                "--k", str(args.k), "--output-dir", self.path["cascade"],
+                # --flag=value: a value that starts with "--" is not taken for an option
+                (f"--uncertainty-args=--summarizer-max-new-tokens {args.summarizer_max_new_tokens} "
+                 f"{args.uncertainty_args}"),
+                f"--generate-args={args.generate_args}", f"--train-args={args.train_args}"]
+            if per_stage:
+                argv += ["--limit", str(per_stage)]
+            return run_cascade(stage_namespace("cascade", argv), self.engines)
+
+        result = chain.run("cascade", cascade, needs=("train teacher-cot",))
+        chain.run("eval cascade", lambda: self.evaluate_into("cascade", "--student", result["final_model"]),
+                  needs=("cascade",))
+
+
+def share_adapters(args: argparse.Namespace) -> bool:
+    # LoRA adapters share their base model's engine on GPU; on CPU vLLM's LoRA path is too slow.
+    train_extra = extra_argv(args.train_args)
+    return ("--lora" in train_extra or "--qlora" in train_extra) and cuda_available()
+
+
+def cascade_process(args: argparse.Namespace, folder: str, result_path: str) -> None:
+    """The cascade branch in its own process (``--parallel-cascade``): own engines, own chain; what
+    happened goes to ``result_path`` for the main process to merge."""
+    import signal
+    import sys
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind, so the engines shut down
+    engines = Engines(args, share_adapters=share_adapters(args))
+    chain = Chain(prefix="cascade process ")
+    try:
+        Steps(args, Path(folder), engines).cascade(chain)
+    finally:
+        engines.close()
+        atomic_write_json(result_path, {"timings_s": chain.timings, "failed": chain.failed,
+                                        "engine_starts": engines.starts, "pid": os.getpid()})
+
+
+class CascadeBranch:
+    """Runs ``cascade_process`` beside the main chain once the CoT teacher exists."""
+
+    def __init__(self, args: argparse.Namespace, folder: Path) -> None:
+        import multiprocessing
+
+        self.result_path = folder / "cascade-process.json"
+        self.result_path.unlink(missing_ok=True)
+        # spawn: a fresh interpreter (CUDA and vLLM's engine processes do not survive fork)
+        self.process = multiprocessing.get_context("spawn").Process(
+            target=cascade_process, args=(args, str(folder), str(self.result_path)), name="alice-cascade")
+        self.process.start()
+        print(f"== cascade runs beside the other steps (process {self.process.pid})", flush=True)
+
+    def join(self, chain: Chain) -> dict:
+        self.process.join()
+        if self.result_path.exists():
+            result = read_json(self.result_path)
+        else:
+            result = {"timings_s": {}, "engine_starts": [], "pid": self.process.pid,
+                      "failed": {"cascade": f"cascade process exited with code {self.process.exitcode}"}}
+        chain.timings.update({f"{k} (parallel)": v for k, v in result["timings_s"].items()})
+        chain.failed.update(result["failed"])
+        return result
+
+    def stop(self) -> None:
+        if self.process.is_alive():
+            self.process.terminate()
+            self.process.join(60)
+
+
 def run_experiment(args: argparse.Namespace) -> dict:
     from .alice_stages import student_generate, uncertainty
-    from .stages import cot_generate_filter, evaluate
-    from .training import run_training
+    from .stages import cot_generate_filter
     from .w2s import w2s_labels
 
     started = time.time()
@@ -164,39 +278,22 @@ def run_experiment(args: argparse.Namespace) -> dict:
         note = (f"Note: teacher and student are the same base model ({teacher_ref.source or teacher_ref.path}); "
                 "this run checks the pipeline end to end, it does not measure weak-to-strong generalization.")
         print(note, flush=True)
+    with_cascade = bool(args.cascade and args.midlevel)
     info = {"dataset": task.name, "teacher_label": teacher_name, "student_label": student_name,
-            "midlevel": args.midlevel if args.cascade else None, "preset": args.preset, "note": note,
+            "midlevel": args.midlevel if with_cascade else None, "preset": args.preset, "note": note,
             "run_dir": str(folder)}
     info_path = folder / "experiment.json"
     attempts = (read_json(info_path).get("attempts", 1) + 1) if info_path.exists() else 1
     atomic_write_json(info_path, {**info, "status": "running", "attempts": attempts})
 
-    family = ["--model", args.model] if args.model else []
-    data = data_argv(args)
-    gen = data + generation_argv(args) + family
-    train_extra = extra_argv(args.train_args)
+    engines = Engines(args, share_adapters=share_adapters(args))
+    steps = Steps(args, folder, engines)
+    gen, path, train, evaluate_into = steps.gen, steps.path, steps.train, steps.evaluate_into
     teacher_limit = ["--limit", str(args.limit)] if args.limit else []
     student_limit = ["--limit", str(args.student_limit)] if args.student_limit else []
-    eval_limit = ["--limit", str(args.eval_limit)] if args.eval_limit else []
-    # LoRA adapters share their base model's engine on GPU; on CPU vLLM's LoRA path is too slow.
-    engines = Engines(args, share_adapters=("--lora" in train_extra or "--qlora" in train_extra)
-                      and cuda_available())
     chain = Chain()
-    path = {name: str(folder / name) for name in (
-        "cot.jsonl", "teacher-cot", "teacher-gt", "teacher-qa", "student-ceiling", "uncertainty.jsonl",
-        "alice.jsonl", "w2s-cot.jsonl", "w2s-qa.jsonl", "student-alice", "student-w2s-cot", "student-w2s-qa",
-        "cascade")}
-
-    def train(role_flag: str, model: str, output_dir: str, source: list[str]) -> dict:
-        ns = stage_namespace("train", data + family + [role_flag, model, *source, "--output-dir", output_dir,
-                                                       "--resume", *train_extra])
-        engines.before_training()
-        return run_training(ns)
-
-    def evaluate_into(method: str, role_flag: str, model: str) -> dict:
-        ns = stage_namespace("eval", gen + [role_flag, model, *eval_limit, "--output",
-                                            str(folder / f"eval-{method}.jsonl"), *extra_argv(args.eval_args)])
-        return evaluate(ns, engines.handle(resolve_role(ns, role_flag.lstrip("-"))))
+    branch: CascadeBranch | None = None
+    branch_result: dict = {}
 
     def labels(teacher_dir: str, output: str) -> dict:
         ns = stage_namespace("w2s_labels", gen + ["--teacher", teacher_dir, *student_limit, "--output", output])
@@ -217,6 +314,8 @@ def run_experiment(args: argparse.Namespace) -> dict:
         # Trained teachers and the ceiling (no engine needed).
         chain.run("train teacher-cot", lambda: train("--teacher", teacher_name, path["teacher-cot"],
                                                       ["--train-file", path["cot.jsonl"]]))
+        if with_cascade and args.parallel_cascade and "train teacher-cot" not in chain.failed:
+            branch = CascadeBranch(args, folder)
         chain.run("train teacher-gt", lambda: train("--teacher", teacher_name, path["teacher-gt"],
                                                      ["--ground-truth", "--pool", "teacher", *teacher_limit]))
         if not qa_is_weak:
@@ -226,11 +325,10 @@ def run_experiment(args: argparse.Namespace) -> dict:
         chain.run("train student-ceiling", lambda: train("--student", student_name, path["student-ceiling"],
                                                           ["--ground-truth", "--pool", "student", *student_limit]))
         # The CoT teacher: its uncertainty (Alice) and its labels (W2S-CoT).
-        summ = ["--summarizer", args.summarizer] if args.summarizer else []
 
         def probe() -> dict:
             ns = stage_namespace("uncertainty", gen + [
-                "--teacher", path["teacher-cot"], *summ, *student_limit, "--k", str(args.k),
+                "--teacher", path["teacher-cot"], *steps.summ, *student_limit, "--k", str(args.k),
                 "--summarizer-max-new-tokens", str(args.summarizer_max_new_tokens),
                 "--output", path["uncertainty.jsonl"], *extra_argv(args.uncertainty_args)])
             summ_backend = engines.handle(summ_ref) if summ_ref and not ns.summarizer_base_url else None
@@ -239,10 +337,8 @@ def run_experiment(args: argparse.Namespace) -> dict:
         chain.run("w2s-cot labels", lambda: labels(path["teacher-cot"], path["w2s-cot.jsonl"]),
                   needs=("train teacher-cot",))
         chain.run("uncertainty", probe, needs=("train teacher-cot",))
-        chain.run("eval weak", lambda: evaluate_into("weak", "--teacher", path["teacher-gt"]),
-                  needs=("train teacher-gt",))
-        chain.run("w2s-qa labels", lambda: labels(qa_teacher, path["w2s-qa.jsonl"]), needs=(qa_step,))
-        # The untrained student: zero-shot baseline, then Alice's proactive answers.
+        # The untrained student (often also the summarizer, whose engine is still up): zero-shot
+        # baseline, then Alice's proactive answers.
         chain.run("eval zero-shot", lambda: evaluate_into("zero-shot", "--student", student_name))
 
         def proactive() -> dict:
@@ -252,6 +348,9 @@ def run_experiment(args: argparse.Namespace) -> dict:
             return student_generate(ns, engines.handle(resolve_role(ns, "student")))
 
         chain.run("student_generate", proactive, needs=("uncertainty",))
+        chain.run("eval weak", lambda: evaluate_into("weak", "--teacher", path["teacher-gt"]),
+                  needs=("train teacher-gt",))
+        chain.run("w2s-qa labels", lambda: labels(qa_teacher, path["w2s-qa.jsonl"]), needs=(qa_step,))
         # Trained students.
         for method, source, needs in (("alice", path["alice.jsonl"], "student_generate"),
                                       ("w2s-cot", path["w2s-cot.jsonl"], "w2s-cot labels"),
@@ -262,34 +361,24 @@ def run_experiment(args: argparse.Namespace) -> dict:
         for method in ("ceiling", "alice", "w2s-cot", "w2s-qa"):
             chain.run(f"eval {method}", lambda m=method: evaluate_into(m, "--student", path[f"student-{m}"]),
                       needs=(f"train student-{method}",))
-        # Cascade Alice: CoT teacher -> mid -> student, on disjoint parts of the same question budget.
-        if args.cascade and args.midlevel:
-            def cascade() -> dict:
-                stages = 2
-                per_stage = max(1, math.ceil(args.student_limit / stages)) if args.student_limit else None
-                argv = data + generation_argv(args) + family + [
-                    "--ladder", path["teacher-cot"], args.midlevel, student_name, *summ, "--k", str(args.k),
-                    "--output-dir", path["cascade"],
-                    # --flag=value: a value that starts with "--" is not taken for an option
-                    (f"--uncertainty-args=--summarizer-max-new-tokens {args.summarizer_max_new_tokens} "
-                     f"{args.uncertainty_args}"),
-                    f"--generate-args={args.generate_args}", f"--train-args={args.train_args}"]
-                if per_stage:
-                    argv += ["--limit", str(per_stage)]
-                return run_cascade(stage_namespace("cascade", argv), engines)
-
-            result = chain.run("cascade", cascade, needs=("train teacher-cot",))
-            chain.run("eval cascade", lambda: evaluate_into("cascade", "--student", result["final_model"]),
-                      needs=("cascade",))
+        engines.close()  # free the GPU for the cascade branch's last steps
+        if branch is not None:
+            branch_result = branch.join(chain)
+        elif with_cascade:
+            steps.cascade(chain)
         else:
             chain.failed["cascade"] = "no --midlevel (cascade Alice needs a mid model)"
     finally:
         engines.close()
+        if branch is not None:
+            branch.stop()
 
     report = build_report(folder)
     wall = round(time.time() - started, 1)
     result = {**info, "status": "complete" if not chain.failed else "incomplete", "cot": chain.results.get("cot"),
-              "failed": chain.failed, "timings_s": chain.timings, "engine_starts": engines.starts,
+              "failed": chain.failed, "timings_s": chain.timings,
+              "engine_starts": engines.starts + branch_result.get("engine_starts", []),
+              "cascade_process": {k: branch_result[k] for k in ("pid",) if k in branch_result} or None,
               "settings": {k: v for k, v in vars(args).items()}, "wall_s": wall,
               "report": {k: report[k] for k in ("markdown", "csv", "png")}}
     result["attempts"] = attempts

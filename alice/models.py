@@ -128,11 +128,11 @@ def check_chat_template(tokenizer, where: str) -> None:
 # ----------------------------------------------------------------------------- GGUF and the small model
 
 
-def gguf_to_folder(gguf: Path) -> Path:
-    """Dequantize a GGUF into a normal HF folder (cached by content), once."""
+def gguf_to_folder(gguf: Path, name: str | None = None) -> Path:
+    """Dequantize a GGUF into a normal HF folder (cached by content, or under ``name``), once."""
     stat = gguf.stat()
     key = hashlib.sha256(f"{gguf.resolve()}:{stat.st_size}:{int(stat.st_mtime)}".encode()).hexdigest()[:12]
-    out = cache_dir() / "models" / f"{gguf.stem}-{key}"
+    out = cache_dir() / "models" / (name or f"{gguf.stem}-{key}")
     if (out / "config.json").exists():
         return out
     print(f"converting {gguf.name} to a Hugging Face folder (once) ...", file=sys.stderr)

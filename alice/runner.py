@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 
 from tqdm import tqdm
 
-from .backends import Backend, Conversation, Sampling, check_prompt_lengths
+from .backends import Backend, Conversation, Sampling, check_prompt_lengths, cuda_available
 from .records import JsonlAppender
 from .tasks import Example
 
@@ -24,7 +24,7 @@ def generate_into(
     conversation: Callable[[Example], Conversation],
     make_row: Callable[[Example, list[str]], dict],
     sampling: Sampling,
-    chunk_size: int = 64,
+    chunk_size: int | None = None,
     skip_long: bool = False,
     desc: str = "generating",
 ) -> dict:
@@ -34,6 +34,10 @@ def generate_into(
     skipped = set(check_prompt_lengths(backend, conversations, [ex.id for ex in pending],
                                        sampling.max_tokens, skip_long))
     work = [(ex, conv) for ex, conv in zip(pending, conversations) if ex.id not in skipped]
+    if not chunk_size:
+        # CPU: small chunks (a kill loses little). GPU: ~4096 sequences per chunk, so vLLM's batch of up
+        # to 512 stays full; 64 questions of one answer each left an H100 decoding 64 sequences at a time.
+        chunk_size = max(1, 4096 // max(1, sampling.n)) if cuda_available() else 64
     started = time.time()
     bar = tqdm(total=len(work), desc=desc, unit="q", disable=None)
     for start in range(0, len(work), chunk_size):

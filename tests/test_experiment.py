@@ -1,9 +1,11 @@
 """experiment.py: the whole chain on the small real model (transformers backend, a few arithmetic
-questions, one LoRA step per training), its report, and a rerun that has nothing left to do."""
+questions, one LoRA step per training; cascade Alice in its own process beside the rest), its
+report, and a rerun that has nothing left to do."""
 
 from __future__ import annotations
 
 import json
+import os
 
 from test_cascade import sums_dataset
 
@@ -20,16 +22,21 @@ def test_whole_chain_report_and_resume(tmp_path, small_model):
     argv = ["--data", str(data), "--answer-type", "number", "--model", small_model, "--backend", "hf",
             "--limit", "4", "--student-limit", "3", "--eval-limit", "3", "--k", "3", "--max-new-tokens", "24",
             "--summarizer-max-new-tokens", "24", "--uncertainty-args=--keep-singletons --clustering semantic",
-            f"--train-args={TRAIN_ARGS}", "--no-cascade", "--run-dir", str(run)]
+            f"--train-args={TRAIN_ARGS}", "--midlevel", small_model, "--parallel-cascade", "--run-dir", str(run)]
     result = experiment.main(argv)
 
     assert result["preset"] == "demo" and "same base model" in result["note"]
-    assert set(result["failed"]) == {"cascade"}  # every other method ran
+    assert result["failed"] == {} and result["status"] == "complete"
+    # The cascade ran in its own process, beside the main chain, and its steps were merged back.
+    assert result["cascade_process"]["pid"] != os.getpid()
+    assert {"cascade (parallel)", "eval cascade (parallel)"} <= set(result["timings_s"])
+    stages = sorted(p.parent.name for p in (run / "cascade").glob("stage*/stage.json"))
+    assert stages == ["stage1", "stage2"]
     report = (run / "report.md").read_text()
     csv_rows = (run / "report.csv").read_text().splitlines()
     methods = [line.split(",")[4] for line in csv_rows[1:]]
-    assert methods == ["weak", "ceiling", "zero-shot", "w2s-qa", "w2s-cot", "alice"]
-    assert "cascade (no eval-cascade.summary.json)" in report and (run / "report.png").exists()
+    assert methods == ["weak", "ceiling", "zero-shot", "w2s-qa", "w2s-cot", "alice", "cascade"]
+    assert "Cascade Alice" in report and (run / "report.png").exists()
     for method in methods:
         summary = json.loads((run / f"eval-{method}.summary.json").read_text())
         assert summary["n"] == 3
