@@ -89,6 +89,11 @@ def collect(root: str | Path) -> list[Group]:
     return [groups[k] for k in sorted(groups)]
 
 
+def model_label(name: str) -> str:
+    """A local folder by its last part (hub ids and shortcuts stay as given), so titles fit."""
+    return Path(name).name if name.startswith(("/", ".", "~")) else name
+
+
 def _new_group(folder: Path) -> Group:
     group = Group(folder=folder)
     info_path = folder / "experiment.json"
@@ -98,8 +103,8 @@ def _new_group(folder: Path) -> Group:
         except json.JSONDecodeError:
             info = {}
         group.dataset = info.get("dataset", group.dataset)
-        group.teacher = info.get("teacher_label", group.teacher)
-        group.student = info.get("student_label", group.student)
+        group.teacher = model_label(info.get("teacher_label", group.teacher))
+        group.student = model_label(info.get("student_label", group.student))
         group.note = info.get("note", "")
     else:
         group.teacher = group.student = folder.name

@@ -60,7 +60,7 @@ wait)
   tail -n 15 "$WORK/log"
   [ -f "$WORK/done" ] && cat "$WORK/done"
   tar -czf "$OUT/arc_small.tgz" --exclude='*.safetensors' --exclude='*.bin' --exclude='*.pt' \
-    --exclude='checkpoint-*' -C "$WORK" . 2>/dev/null
+    --exclude='checkpoint-*' --exclude='tokenizer.json' --exclude='vocab.json' --exclude='merges.txt' -C "$WORK" . 2>/dev/null
   ls -la "$OUT" ;;
 *)
   sed -n 2,20p "$0"; exit 2 ;;
