@@ -563,28 +563,44 @@ def run_training(args: argparse.Namespace) -> dict:
               f"{accumulation} accumulation x {state.num_processes} process(es) -> {output_dir}", file=sys.stderr)
 
     sft_config(settings, state.num_processes)  # before the model, so DeepSpeed ZeRO-3 loads it sharded
-    model = load_base_model(ref, settings, args.attn_implementation)
-    trainer = make_trainer(model, tokenizer, records, settings, state.num_processes)
-    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
-    summary = training_summary(trainer)
+    model = trainer = None
+    try:
+        model = load_base_model(ref, settings, args.attn_implementation)
+        trainer = make_trainer(model, tokenizer, records, settings, state.num_processes)
+        trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+        summary = training_summary(trainer)
 
-    save_trained(trainer, tokenizer, ref, output_dir, merge=args.merge_adapter)
-    if state.is_main_process:
-        if not args.keep_checkpoints:
-            for folder in output_dir.glob("checkpoint-*"):
-                shutil.rmtree(folder, ignore_errors=True)
-        history = summary.pop("log_history")
-        counts = {"rows": len(records), "skipped_not_kept": source.get("skipped_not_kept", 0),
-                  "dropped_too_long": trainer.alice_dropped_long, "steps": summary["steps"]}
-        manifest.data["log_history"] = history
-        manifest.data["timings"]["train_s"] = summary["train_seconds_this_attempt"]
-        manifest.complete(counts, training=summary, output_dir=str(output_dir),
-                          saved="merged model" if args.merge_adapter else
-                          "adapter" if (args.lora or args.qlora) else "model")
-        print(f"{output_dir}: {summary['steps']} steps, loss {summary['first_loss']} -> {summary['final_loss']}, "
-              f"{summary['tokens_per_s']:.0f} tokens/s")
+        save_trained(trainer, tokenizer, ref, output_dir, merge=args.merge_adapter)
+        if state.is_main_process:
+            if not args.keep_checkpoints:
+                for folder in output_dir.glob("checkpoint-*"):
+                    shutil.rmtree(folder, ignore_errors=True)
+            history = summary.pop("log_history")
+            counts = {"rows": len(records), "skipped_not_kept": source.get("skipped_not_kept", 0),
+                      "dropped_too_long": trainer.alice_dropped_long, "steps": summary["steps"]}
+            manifest.data["log_history"] = history
+            manifest.data["timings"]["train_s"] = summary["train_seconds_this_attempt"]
+            manifest.complete(counts, training=summary, output_dir=str(output_dir),
+                              saved="merged model" if args.merge_adapter else
+                              "adapter" if (args.lora or args.qlora) else "model")
+            print(f"{output_dir}: {summary['steps']} steps, loss {summary['first_loss']} -> {summary['final_loss']}, "
+                  f"{summary['tokens_per_s']:.0f} tokens/s")
+    finally:
+        # Free the GPU for the engines that come next (this process's cached blocks, too).
+        model = trainer = None
+        release_accelerator_memory()
     state.wait_for_everyone()
     return manifest.data
+
+
+def release_accelerator_memory() -> None:
+    import gc
+
+    import torch
+
+    gc.collect()  # the trainer holds reference cycles
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def save_trained(trainer, tokenizer, ref: ModelRef, output_dir: Path, merge: bool) -> None:
