@@ -378,7 +378,7 @@ def run_experiment(args: argparse.Namespace) -> dict:
     result = {**info, "status": "complete" if not chain.failed else "incomplete", "cot": chain.results.get("cot"),
               "failed": chain.failed, "timings_s": chain.timings,
               "engine_starts": engines.starts + branch_result.get("engine_starts", []),
-              "cascade_process": {k: branch_result[k] for k in ("pid",) if k in branch_result} or None,
+              "cascade_process": {"pid": branch_result["pid"]} if branch_result else None,
               "settings": {k: v for k, v in vars(args).items()}, "wall_s": wall,
               "report": {k: report[k] for k in ("markdown", "csv", "png")}}
     result["attempts"] = attempts

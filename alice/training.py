@@ -563,7 +563,6 @@ def run_training(args: argparse.Namespace) -> dict:
               f"{accumulation} accumulation x {state.num_processes} process(es) -> {output_dir}", file=sys.stderr)
 
     sft_config(settings, state.num_processes)  # before the model, so DeepSpeed ZeRO-3 loads it sharded
-    model = trainer = None
     try:
         model = load_base_model(ref, settings, args.attn_implementation)
         trainer = make_trainer(model, tokenizer, records, settings, state.num_processes)

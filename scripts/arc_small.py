@@ -29,7 +29,6 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from itertools import permutations
 from pathlib import Path
 
 import tomllib
@@ -120,9 +119,9 @@ def zero_shot(config: dict, models: list[dict], args: argparse.Namespace, run_di
 def select(config: dict, models: list[dict], scores: dict[str, dict]) -> dict:
     """The pair with the largest gap (strong minus weak), the ladder and the summarizer."""
     accuracy = {name: scores[name]["accuracy"] for name in scores}
-    weak, strong = max(permutations(accuracy, 2), key=lambda pair: accuracy[pair[1]] - accuracy[pair[0]])
-    gap = accuracy[strong] - accuracy[weak]
     ladder = sorted(accuracy, key=accuracy.get)
+    weak, strong = ladder[0], ladder[-1]  # the largest gap: least accurate -> most accurate
+    gap = accuracy[strong] - accuracy[weak]
     by_name = {m["name"]: m for m in models}
     return {
         "zero_shot": {name: {k: scores[name][k] for k in ("n", "accuracy", "accuracy_ci95", "parse_rate")}
@@ -130,7 +129,7 @@ def select(config: dict, models: list[dict], scores: dict[str, dict]) -> dict:
         "teacher": weak, "student": strong, "gap": gap, "min_gap": config["min_gap"],
         "gap_ok": gap >= config["min_gap"],
         "ladder": ladder if len(ladder) >= 3 else None,
-        "midlevel": ladder[1] if len(ladder) >= 3 and ladder[0] == weak and ladder[-1] == strong else None,
+        "midlevel": ladder[1] if len(ladder) >= 3 else None,
         "summarizer": strong,
         "labels": {name: by_name[name]["label"] for name in ladder},
         "sources": {name: by_name[name]["source"] for name in ladder},
@@ -166,18 +165,14 @@ def label_quality(run_dir: Path, dataset: str, answer_type: str | None = None) -
         "student zero-shot where it wrote a new one": accuracy(run_dir / "alice.jsonl", key="zero_shot",
                                                                where=lambda r: r.get("label") == "new"),
     }
-    for name, folder in (("uncertainty", run_dir / "uncertainty.jsonl"),):
-        if folder.is_file():
-            rows = [row for _, row in iter_jsonl(folder)]
-            status = {s: sum(r["status"] == s for r in rows) for s in ("certain", "uncertain", "no_answer")}
-            samples = sum(r["n_samples"] for r in rows)
-            evidence[name] = {"questions": len(rows), **status,
-                              "certain_rate": status["certain"] / len(rows) if rows else None,
-                              "sample_parse_rate": 1 - sum(r["unparsable"] for r in rows) / samples if samples else None,
-                              "mean_clusters": sum(len(r["clusters"]) for r in rows) / len(rows) if rows else None}
-    counts = run_dir / "alice.manifest.json"
-    if counts.is_file():
-        evidence["student_generate"] = read_json(counts).get("counts")
+    probe = run_dir / "uncertainty.manifest.json"  # the counts uncertainty.py recorded
+    if probe.is_file():
+        counts = read_json(probe)["counts"]
+        evidence["uncertainty"] = {**counts, "certain_rate": counts["certain"] / counts["questions"],
+                                   "sample_parse_rate": 1 - counts["unparsable_samples"] / counts["samples"]}
+    generated = run_dir / "alice.manifest.json"
+    if generated.is_file():
+        evidence["student_generate"] = read_json(generated)["counts"]
     for stage in sorted(run_dir.glob("cascade/stage*/stage.json")):
         marker = read_json(stage)
         evidence[f"cascade {stage.parent.name}"] = {
@@ -231,7 +226,7 @@ def main(argv: list[str] | None = None) -> dict:
     for model in models:
         model["folder"] = model_folder(model, args) if not args.dry_run else model["gguf"]
     scores = zero_shot(config, models, args, run_dir)
-    if args.only or args.dry_run and not scores:
+    if args.only or args.dry_run:
         if args.dry_run:
             print("(dry run: the experiment's command depends on the zero-shot results)")
         return {"zero_shot": scores}
