@@ -26,6 +26,8 @@ def build_parser():
     p.add_argument("--temperature", type=float, default=0.9, help="zero-shot sampling temperature")
     p.add_argument("--proactive-temperature", type=float, default=0.9)
     p.add_argument("--top-p", type=float, default=1.0)
+    p.add_argument("--no-statement", action="store_true",
+                   help="control: the proactive prompt shows the teacher's answer but not its uncertainty statement")
     cli.add_output_args(p, default=None)
     return p
 

@@ -3,7 +3,9 @@
 template, loss on the assistant's tokens only): the teacher on its filtered CoT (stage 2), the
 student on Alice's answers (stage 6), the original-W2S student on teacher labels, and the weak /
 strong-ceiling baselines on ground truth. Paper recipe by default: 3 epochs, lr 1e-5, AdamW
-(weight decay 0.01), cosine schedule with 100 warm-up steps, effective batch 16, bf16 on GPU.
+(weight decay 0.01), cosine schedule warming up over the first 10% of the run (--warmup-ratio; the
+paper's literal 100 steps: --warmup-steps 100), effective batch 16, bf16 on GPU. The manifest
+records the run's optimizer steps, its warm-up steps and the peak learning rate reached.
 
 Examples:
   python train.py --data arc_challenge --model qwen2.5 --teacher 1.5B \\

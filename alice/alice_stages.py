@@ -257,7 +257,8 @@ def student_generate(args: argparse.Namespace, backend: Backend | None = None) -
 
         def proactive_prompt(ex: Example) -> list[dict]:
             row = teacher_rows[ex.id]
-            return proactive_messages(task, ex, own[ex.id], row["teacher_answer"], row.get("statement"))
+            return proactive_messages(task, ex, own[ex.id], row["teacher_answer"], row.get("statement"),
+                                      with_statement=not args.no_statement)
 
         def new_row(ex: Example, outs: list[str]) -> dict:
             score = task.score(outs[0], ex)

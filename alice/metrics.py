@@ -1,10 +1,16 @@
-"""Accuracy intervals and the performance gap recovered (PGR)."""
+"""Accuracy intervals, the performance gap recovered (PGR) and paired tests between two models.
+
+Outcomes are per-question arrays in [0, 1] over the same questions in the same order: 0/1 for one
+run, or the mean correctness over a method's training seeds. Intervals resample questions.
+"""
 
 from __future__ import annotations
 
 import math
-import random
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
+
+import numpy as np
 
 
 def wilson_interval(correct: int, n: int, z: float = 1.959964) -> tuple[float, float]:
@@ -41,25 +47,66 @@ def pgr(method: float, weak: float, ceiling: float) -> float | None:
     return (method - weak) / gap
 
 
-def bootstrap_pgr(method: dict[str, bool], weak: dict[str, bool], ceiling: dict[str, bool],
-                  samples: int = 2000, seed: int = 0) -> tuple[float | None, list[float] | None]:
-    """PGR with a 95% bootstrap interval, resampling questions (ids shared by all three)."""
-    ids = sorted(set(method) & set(weak) & set(ceiling))
-    if not ids:
+def bootstrap_interval(data: Sequence[np.ndarray], statistic: Callable[..., np.ndarray], samples: int = 2000,
+                       seed: int = 0) -> tuple[list[float] | None, str | None]:
+    """95% paired bootstrap interval over questions of ``statistic(*data, axis=...)``: BCa, or the
+    percentile interval of the resamples where the statistic is defined when BCa is not (every
+    difference equal, or e.g. PGR undefined on some resamples). Returns (interval, "BCa" or
+    "percentile"), or (None, None) with under two questions or under half the resamples defined."""
+    if len(data[0]) < 2:
         return None, None
+    from scipy import stats  # here, not at the top: it takes a second to import and eval.py needs none of it
 
-    def rate(outcomes: dict[str, bool], picked: list[str]) -> float:
-        return sum(outcomes[i] for i in picked) / len(picked)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # scipy warns on degenerate data and returns nan: handled below
+        # random_state (not rng=) so scipy 1.11-1.14 work too; a Generator gives the same draws as rng=.
+        result = stats.bootstrap(tuple(data), statistic, paired=True, vectorized=True, n_resamples=samples,
+                                 method="BCa", random_state=np.random.default_rng(seed))
+    draws = result.bootstrap_distribution
+    low, high = result.confidence_interval
+    if np.isfinite(draws).all() and np.isfinite(low) and np.isfinite(high):
+        return [float(low), float(high)], "BCa"
+    draws = draws[np.isfinite(draws)]
+    if len(draws) < samples / 2:
+        return None, None
+    low, high = np.percentile(draws, [2.5, 97.5])
+    return [float(low), float(high)], "percentile"
 
-    point = pgr(rate(method, ids), rate(weak, ids), rate(ceiling, ids))
-    rng = random.Random(seed)
-    draws = []
-    for _ in range(samples):
-        picked = [ids[rng.randrange(len(ids))] for _ in ids]
-        value = pgr(rate(method, picked), rate(weak, picked), rate(ceiling, picked))
-        if value is not None:
-            draws.append(value)
-    if len(draws) < samples // 2:
-        return point, None
-    draws.sort()
-    return point, [draws[int(0.025 * len(draws))], draws[int(0.975 * len(draws)) - 1]]
+
+def _pgr_statistic(method: np.ndarray, weak: np.ndarray, ceiling: np.ndarray, axis: int = -1) -> np.ndarray:
+    gap = ceiling.mean(axis) - weak.mean(axis)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(gap > 0, (method.mean(axis) - weak.mean(axis)) / gap, np.nan)
+
+
+def bootstrap_pgr(method: np.ndarray, weak: np.ndarray, ceiling: np.ndarray, samples: int = 2000,
+                  seed: int = 0) -> tuple[float | None, list[float] | None, str | None]:
+    """PGR with a 95% bootstrap interval over questions: (point, interval, interval method)."""
+    point = pgr(float(method.mean()), float(weak.mean()), float(ceiling.mean()))
+    if point is None:
+        return None, None, None
+    return (point, *bootstrap_interval((method, weak, ceiling), _pgr_statistic, samples, seed))
+
+
+def exact_sign_p(a_better: int, b_better: int) -> float:
+    """Two-sided exact sign test on the questions where the two differ (McNemar's exact test for 0/1
+    outcomes: a_better = a right and b wrong); 1.0 when they never differ."""
+    if a_better + b_better == 0:
+        return 1.0
+    from scipy import stats
+
+    return float(stats.binomtest(a_better, a_better + b_better, 0.5).pvalue)
+
+
+def _mean_difference(a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.ndarray:
+    return a.mean(axis) - b.mean(axis)
+
+
+def paired_difference(a: np.ndarray, b: np.ndarray, samples: int = 2000, seed: int = 0) -> dict:
+    """delta = mean(a) - mean(b) on the same questions, its 95% paired bootstrap interval and the exact
+    sign test on the questions where a and b differ (``p_mcnemar``: McNemar's exact test for 0/1 outcomes)."""
+    diff = a - b
+    a_better, b_better = int((diff > 0).sum()), int((diff < 0).sum())
+    interval, how = bootstrap_interval((a, b), _mean_difference, samples, seed)
+    return {"n": len(a), "delta": float(diff.mean()), "ci": interval, "ci_method": how, "a_better": a_better,
+            "b_better": b_better, "p_mcnemar": exact_sign_p(a_better, b_better)}

@@ -50,24 +50,32 @@ def clean_statement(text: str) -> str:
 
 PROACTIVE_INSTRUCTIONS = """\
 You are answering a question for the second time. Before, you wrote a first answer on your own. \
-A tutor also answered it, and told you where it was unsure. The tutor can be wrong, and so can \
+A tutor also answered it{told}. The tutor can be wrong, and so can \
 you: weigh both, check the reasoning yourself, and keep whatever is right from either.
 
 Now write your own final answer from scratch. Write it as a self-contained solution, as if you \
-were answering for the first time: do not mention your first answer, the tutor, or its doubts."""
+were answering for the first time: do not mention {mention}."""
 
 
 def proactive_messages(task: Task, example: Example, own_answer: str, teacher_answer: str,
-                       statement: str | None) -> list[dict]:
+                       statement: str | None, with_statement: bool = True) -> list[dict]:
     """Question + own zero-shot answer + teacher's answer + teacher's uncertainty -> final answer,
-    in the task's answer format (its instruction closes the prompt)."""
-    doubt = statement if statement and statement != NOT_APPLICABLE else "The tutor did not say what it was unsure about."
+    in the task's answer format (its instruction closes the prompt). ``with_statement=False`` is the
+    control without the uncertainty statement: the same prompt with no word of the tutor's doubts."""
+    instructions = PROACTIVE_INSTRUCTIONS.format(
+        told=", and told you where it was unsure" if with_statement else "",
+        mention="your first answer, the tutor, or its doubts" if with_statement else "your first answer or the tutor")
+    doubt = ""
+    if with_statement:
+        text = statement if statement and statement != NOT_APPLICABLE else \
+            "The tutor did not say what it was unsure about."
+        doubt = f"What the tutor was unsure about:\n{text}\n\n"
     content = (
-        f"{PROACTIVE_INSTRUCTIONS}\n\n"
+        f"{instructions}\n\n"
         f"Question:\n{example.question.strip()}\n\n"
         f"Your first answer:\n{own_answer.strip() or '(empty)'}\n\n"
         f"The tutor's answer:\n{teacher_answer.strip()}\n\n"
-        f"What the tutor was unsure about:\n{doubt}\n\n"
+        f"{doubt}"
         f"Your final answer. {task.format.instruction(example.question)}"
     )
     return [{"role": "user", "content": content}]

@@ -1,11 +1,29 @@
-"""The paper's comparison table from a run folder (or a folder of run folders).
+"""The paper's comparison table and paired tests from a run folder (or a folder of run folders).
 
-Every ``eval-<method>.summary.json`` (written by eval.py) under the root is one result; the method
-is the part of the name after ``eval-``. Results are grouped by the folder they sit in (one folder =
-one dataset and model pair; ``experiment.json`` there names the pair). For each group:
-accuracy with its 95% interval, parse rate, and PGR = (method - weak) / (ceiling - weak) with a 95%
-bootstrap interval over questions (per-question outcomes come from the eval JSONL beside each
-summary, joined by question id). Missing results are listed, never fatal.
+Run-folder contract (what experiment.py and eval.py write):
+- ``eval-<method>.summary.json`` + ``eval-<method>.jsonl`` for a single run, or
+  ``eval-<method>-seed<N>.summary.json`` + ``.jsonl`` per training seed N. The summary has ``n``,
+  ``correct``, ``accuracy`` (and ``parse_rate``, ``accuracy_ci95``, ``dataset``); the JSONL one row per
+  test question with ``id`` and ``correct``. A trailing ``-seed<N>`` is stripped, then ``-`` becomes
+  ``_``, so older folders (``eval-zero-shot``) read as the current names (``zero_shot``).
+- optional ``experiment.json`` (dataset, teacher_label, student_label, note, maybe a ``setting`` dict),
+  ``gate.json`` and ``noise_floor.json``: copied into report.json.
+Results are grouped by the folder they sit in (one folder = one dataset and model pair).
+
+Per group:
+- per method: accuracy = mean over its seeds, each seed's accuracy, their sd, parse rate (mean over
+  seeds) and a 95% Wilson interval (a single run's own; with several seeds, over the seeds' questions
+  pooled, which leaves out the seed-to-seed spread that the sd shows);
+- PGR = (method - weak) / (ceiling - weak) with a 95% bootstrap interval over questions, where each
+  question's outcome is its correctness averaged over the method's seeds (weak and ceiling too);
+- paired comparisons (``PAIRS``): per seed pair (seed N against seed N, or a single-run side against
+  every seed of the other) delta, a BCa paired bootstrap interval and McNemar's exact p; pooled: the
+  mean and sd of the per-seed deltas, a BCa interval over questions of the seed-averaged outcomes
+  and the exact sign test over the questions whose seed-averaged outcomes differ (McNemar's exact
+  test when each side has one run).
+Writes report.md, report.csv (one row per method), report.png and report.json: one group's object
+(``setting``, ``gate``, ``noise_floor``, ``methods``, ``paired``) when the root holds one group, else
+``{"groups": [...]}`` with one such object per group. Missing results are listed, never fatal.
 """
 
 from __future__ import annotations
@@ -13,27 +31,52 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from statistics import fmean, stdev
+
+import numpy as np
 
 from .errors import AliceError
-from .metrics import bootstrap_pgr, pgr
+from .metrics import bootstrap_pgr, paired_difference, pgr, wilson_interval
 from .records import atomic_write_text, iter_jsonl
 
-# (file name part, label); weak and ceiling are the PGR's ends, the rest are rated by PGR.
+# (name, label) in the table's order; weak and ceiling are the PGR's ends, PGR_METHODS are rated by PGR.
 METHODS = [
     ("weak", "Weak teacher (ground truth)"),
     ("ceiling", "Strong ceiling (ground truth)"),
-    ("zero-shot", "Zero-shot student"),
-    ("w2s-qa", "W2S-QA"),
-    ("w2s-cot", "W2S-CoT"),
+    ("zero_shot", "Zero-shot student"),
+    ("w2s_qa", "W2S-QA"),
+    ("w2s_cot", "W2S-CoT"),
     ("alice", "Alice"),
+    ("self_training", "Self-training"),
+    ("alice_no_statement", "Alice without statement"),
     ("cascade", "Cascade Alice"),
 ]
 LABELS = dict(METHODS)
-PGR_METHODS = ("zero-shot", "w2s-qa", "w2s-cot", "alice", "cascade")
-CSV_COLUMNS = ["folder", "dataset", "teacher", "student", "method", "n", "accuracy", "accuracy_ci_low",
-               "accuracy_ci_high", "parse_rate", "pgr", "pgr_ci_low", "pgr_ci_high", "note"]
+PGR_METHODS = ("zero_shot", "w2s_qa", "w2s_cot", "alice", "self_training", "alice_no_statement", "cascade")
+ARMS = ("w2s_qa", "w2s_cot", "alice", "self_training", "alice_no_statement", "cascade", "ceiling", "weak")
+REFERENCES = ("zero_shot", "self_training", "w2s_qa", "w2s_cot")
+# Every arm against every reference, then the statement ablation; each unordered pair once.
+PAIRS = [(a, b) for a in ARMS for b in REFERENCES] + [("alice", "alice_no_statement")]
+CSV_COLUMNS = ["folder", "dataset", "teacher", "student", "method", "n", "accuracy", "accuracy_sd", "seeds",
+               "accuracy_ci_low", "accuracy_ci_high", "parse_rate", "pgr", "pgr_ci_low", "pgr_ci_high", "note"]
+EVAL_NAME = re.compile(r"eval-(?P<method>.+?)(?:-seed(?P<seed>\d+))?\.summary\.json")
+SUMMARY_KEYS = ("n", "correct", "accuracy")
+# experiment.json keys left out of report.json's "setting" when it has no "setting" dict: bookkeeping.
+BULKY_KEYS = ("timings_s", "engine_starts", "report", "cascade_process")
+COLLAPSE = 0.5  # parse rate below this: the model mostly stopped answering in the expected format
+
+
+@dataclass
+class Run:
+    """One evaluated model: a method at one training seed (None: a single, unseeded run)."""
+
+    path: Path
+    seed: int | None
+    summary: dict
+    outcomes: dict[str, bool] | None
 
 
 @dataclass
@@ -43,14 +86,29 @@ class Group:
     teacher: str = "?"
     student: str = "?"
     note: str = ""
-    summaries: dict[str, dict] = field(default_factory=dict)
-    outcomes: dict[str, dict[str, bool]] = field(default_factory=dict)
+    setting: dict | None = None
+    gate: dict | None = None
+    noise_floor: dict | None = None
+    runs: dict[str, dict[int | None, Run]] = field(default_factory=dict)
     rows: list[dict] = field(default_factory=list)
+    paired: list[dict] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
 
     @property
     def title(self) -> str:
         return f"{self.dataset}: {self.teacher} -> {self.student}"
+
+    def method_runs(self, method: str) -> list[Run]:
+        """The method's runs by seed (the unseeded run first)."""
+        return sorted(self.runs.get(method, {}).values(), key=lambda r: -1 if r.seed is None else r.seed)
+
+
+def parse_eval_name(name: str) -> tuple[str, int | None] | None:
+    """(method, seed) from ``eval-<method>[-seed<N>].summary.json``; ``eval-zero-shot`` -> zero_shot."""
+    match = EVAL_NAME.fullmatch(name)
+    if match is None:
+        return None
+    return match["method"].replace("-", "_"), None if match["seed"] is None else int(match["seed"])
 
 
 def eval_outcomes(summary_path: Path) -> dict[str, bool] | None:
@@ -70,19 +128,26 @@ def collect(root: str | Path) -> list[Group]:
         raise AliceError(f"{root}: no such folder")
     groups: dict[Path, Group] = {}
     for path in sorted(root.rglob("eval-*.summary.json")):
-        method = path.name.removeprefix("eval-").removesuffix(".summary.json")
+        parsed = parse_eval_name(path.name)
+        if parsed is None:
+            continue
+        method, seed = parsed
         group = groups.setdefault(path.parent, _new_group(path.parent))
+        name = method if seed is None else f"{method} seed {seed}"
         try:
             summary = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError:
-            group.missing.append(f"{method} (unreadable {path.name})")
+            summary = None
+        if not isinstance(summary, dict) or any(k not in summary for k in SUMMARY_KEYS):
+            group.missing.append(f"{name} (unreadable {path.name})")
             continue
-        group.summaries[method] = summary
+        runs = group.runs.setdefault(method, {})
+        if seed in runs:  # e.g. eval-zero-shot and eval-zero_shot side by side
+            group.missing.append(f"{name} ({path.name} ignored: {runs[seed].path.name} is the same run)")
+            continue
+        runs[seed] = Run(path, seed, summary, eval_outcomes(path))
         if group.dataset == "?":
             group.dataset = summary.get("dataset", "?")
-        outcomes = eval_outcomes(path)
-        if outcomes is not None:
-            group.outcomes[method] = outcomes
     # A run folder with an experiment.json but no results yet still gets a (missing) table.
     for info in root.rglob("experiment.json"):
         groups.setdefault(info.parent, _new_group(info.parent))
@@ -94,63 +159,148 @@ def model_label(name: str) -> str:
     return Path(name).name if name.startswith(("/", ".", "~")) else name
 
 
+def _optional_json(folder: Path, name: str, missing: list[str]) -> dict | None:
+    path = folder / name
+    if not path.is_file():
+        return None
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError:
+        value = None
+    if not isinstance(value, dict):
+        missing.append(f"{name} (unreadable)")
+        return None
+    return value
+
+
 def _new_group(folder: Path) -> Group:
     group = Group(folder=folder)
-    info_path = folder / "experiment.json"
-    if info_path.is_file():
-        try:
-            info = json.loads(info_path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError:
-            info = {}
+    info = _optional_json(folder, "experiment.json", group.missing)
+    if info is not None:
         group.dataset = info.get("dataset", group.dataset)
         group.teacher = model_label(info.get("teacher_label", group.teacher))
         group.student = model_label(info.get("student_label", group.student))
         group.note = info.get("note", "")
+        setting = info.get("setting")
+        group.setting = setting if isinstance(setting, dict) else {
+            k: v for k, v in info.items() if k not in BULKY_KEYS}
     else:
         group.teacher = group.student = folder.name
+    group.gate = _optional_json(folder, "gate.json", group.missing)
+    group.noise_floor = _optional_json(folder, "noise_floor.json", group.missing)
     return group
+
+
+def _shared_ids(runs: list[Run]) -> list[str]:
+    return sorted(set.intersection(*(set(r.outcomes or ()) for r in runs)))
+
+
+def averaged(runs: list[Run], ids: list[str]) -> np.ndarray:
+    """Each question's correctness averaged over the runs (0/1 for one run), in ``ids``' order."""
+    return np.array([[r.outcomes[i] for i in ids] for r in runs], dtype=float).mean(axis=0)
 
 
 def compute(group: Group, samples: int = 2000, seed: int = 0) -> Group:
-    """Fill ``group.rows`` (one per known method, in the paper's order) and ``group.missing``."""
-    weak, ceiling = group.summaries.get("weak"), group.summaries.get("ceiling")
-    methods = [m for m, _ in METHODS] + sorted(set(group.summaries) - set(LABELS))
-    for method in methods:
-        summary = group.summaries.get(method)
-        if summary is None:
+    """Fill ``group.rows`` (one per method, in the paper's order), ``group.paired`` and ``group.missing``."""
+    for method in [m for m, _ in METHODS] + sorted(set(group.runs) - set(LABELS)):
+        runs = group.method_runs(method)
+        if not runs:
             if method in LABELS:
                 group.missing.append(f"{method} (no eval-{method}.summary.json)")
             continue
-        low, high = summary.get("accuracy_ci95", [None, None])
-        row = {"folder": str(group.folder), "dataset": group.dataset, "teacher": group.teacher,
-               "student": group.student, "method": method, "n": summary.get("n"),
-               "accuracy": summary.get("accuracy"), "accuracy_ci_low": low, "accuracy_ci_high": high,
-               "parse_rate": summary.get("parse_rate"), "pgr": None, "pgr_ci_low": None, "pgr_ci_high": None,
-               "note": ""}
+        row = method_row(group, method, runs)
         if method in PGR_METHODS:
-            row.update(pgr_cells(method, summary, weak, ceiling, group.outcomes, samples, seed))
+            row.update(pgr_cells(group, method, samples, seed))
+        if row["parse_rate"] is not None and row["parse_rate"] < COLLAPSE:
+            row["note"] = "; ".join(filter(None, [f"parse-rate collapse ({_pct(row['parse_rate'])}%)", row["note"]]))
         group.rows.append(row)
+    done: set[frozenset[str]] = set()
+    for a, b in PAIRS:
+        if a == b or a not in group.runs or b not in group.runs or frozenset((a, b)) in done:
+            continue
+        done.add(frozenset((a, b)))
+        comparison = compare(group, a, b, samples, seed)
+        if comparison is not None:
+            group.paired.append(comparison)
     return group
 
 
-def pgr_cells(method: str, summary: dict, weak: dict | None, ceiling: dict | None,
-              outcomes: dict[str, dict[str, bool]], samples: int, seed: int) -> dict:
-    if weak is None or ceiling is None:
-        return {"note": "PGR needs " + " and ".join(n for n, s in (("weak", weak), ("ceiling", ceiling)) if s is None)}
-    if all(m in outcomes for m in (method, "weak", "ceiling")):
-        shared = set(outcomes[method]) & set(outcomes["weak"]) & set(outcomes["ceiling"])
-        if shared:
-            point, interval = bootstrap_pgr(outcomes[method], outcomes["weak"], outcomes["ceiling"], samples, seed)
-            note = "" if len(shared) == len(outcomes[method]) else f"PGR on the {len(shared)} shared questions"
-            if point is None:
-                return {"note": "ceiling does not beat weak: PGR undefined"}
-            return {"pgr": point, "pgr_ci_low": interval[0] if interval else None,
-                    "pgr_ci_high": interval[1] if interval else None,
-                    "note": note or ("" if interval else "interval undefined (ceiling rarely beats weak)")}
-    point = pgr(summary["accuracy"], weak["accuracy"], ceiling["accuracy"])
+def method_row(group: Group, method: str, runs: list[Run]) -> dict:
+    accuracies = [float(r.summary["accuracy"]) for r in runs]
+    if len(runs) == 1:
+        low, high = runs[0].summary.get("accuracy_ci95", [None, None])
+    else:
+        low, high = wilson_interval(sum(r.summary["correct"] for r in runs), sum(r.summary["n"] for r in runs))
+    parse_rates = [r.summary["parse_rate"] for r in runs if r.summary.get("parse_rate") is not None]
+    return {"folder": str(group.folder), "dataset": group.dataset, "teacher": group.teacher,
+            "student": group.student, "method": method, "n": runs[0].summary["n"], "accuracy": fmean(accuracies),
+            "accuracy_sd": stdev(accuracies) if len(runs) > 1 else None, "seeds": accuracies,
+            "seed_numbers": [r.seed for r in runs], "accuracy_ci_low": low, "accuracy_ci_high": high,
+            "parse_rate": fmean(parse_rates) if parse_rates else None, "pgr": None, "pgr_ci_low": None,
+            "pgr_ci_high": None, "note": ""}
+
+
+def pgr_cells(group: Group, method: str, samples: int, seed: int) -> dict:
+    absent = [end for end in ("weak", "ceiling") if end not in group.runs]
+    if absent:
+        return {"note": "PGR needs " + " and ".join(absent)}
+    sides = [group.method_runs(m) for m in (method, "weak", "ceiling")]
+    everything = [r for runs in sides for r in runs]
+    ids = _shared_ids(everything) if all(r.outcomes for r in everything) else []
+    if not ids:
+        point = pgr(*(fmean(r.summary["accuracy"] for r in runs) for runs in sides))
+        if point is None:
+            return {"note": "ceiling does not beat weak: PGR undefined"}
+        return {"pgr": point, "note": "no per-question results: PGR without interval"}
+    point, interval, how = bootstrap_pgr(*(averaged(runs, ids) for runs in sides), samples, seed)
     if point is None:
         return {"note": "ceiling does not beat weak: PGR undefined"}
-    return {"pgr": point, "note": "no per-question results: PGR without interval"}
+    notes = []
+    if len(ids) < max(len(r.outcomes) for r in sides[0]):
+        notes.append(f"PGR on the {len(ids)} shared questions")
+    if interval is None:
+        notes.append("interval undefined (ceiling rarely beats weak)")
+    elif how == "percentile":
+        notes.append("PGR interval by percentile (BCa undefined)")
+    return {"pgr": point, "pgr_ci_low": interval[0] if interval else None,
+            "pgr_ci_high": interval[1] if interval else None, "note": "; ".join(notes)}
+
+
+def seed_pairs(a: list[Run], b: list[Run]) -> list[tuple[Run, Run]]:
+    """Seed N against seed N where both sides have it; else a single run against each run of the other."""
+    b_by_seed = {r.seed: r for r in b}
+    shared = [(r, b_by_seed[r.seed]) for r in a if r.seed in b_by_seed]
+    if shared:
+        return shared
+    if len(b) == 1:
+        return [(r, b[0]) for r in a]
+    return [(a[0], r) for r in b] if len(a) == 1 else []
+
+
+def compare(group: Group, a: str, b: str, samples: int, seed: int) -> dict | None:
+    """a vs b on the same questions, per seed pair and pooled (see the module docstring); None when it
+    cannot be done (the reason goes to ``group.missing``)."""
+    pairs = seed_pairs(group.method_runs(a), group.method_runs(b))
+    runs_a = list({ra.seed: ra for ra, _ in pairs}.values())
+    runs_b = list({rb.seed: rb for _, rb in pairs}.values())
+    if not pairs or not all(r.outcomes for r in runs_a + runs_b):
+        group.missing.append(f"{a} vs {b} ({'no per-question results' if pairs else 'no seeds to pair'})")
+        return None
+    ids = _shared_ids(runs_a + runs_b)
+    if not ids:
+        group.missing.append(f"{a} vs {b} (no shared questions)")
+        return None
+    per_seed = []
+    for run_a, run_b in pairs:
+        pair_ids = _shared_ids([run_a, run_b])
+        per_seed.append({"seed_a": run_a.seed, "seed_b": run_b.seed,
+                         **paired_difference(averaged([run_a], pair_ids), averaged([run_b], pair_ids), samples, seed)})
+    pooled = paired_difference(averaged(runs_a, ids), averaged(runs_b, ids), samples, seed)
+    deltas = [s["delta"] for s in per_seed]
+    return {"a": a, "b": b, "delta": fmean(deltas), "delta_sd": stdev(deltas) if len(deltas) > 1 else None,
+            "ci": pooled["ci"], "ci_method": pooled["ci_method"], "p_mcnemar": pooled["p_mcnemar"],
+            "pooled_test": "McNemar exact" if len(runs_a) == len(runs_b) == 1 else "sign test, seed-averaged",
+            "n": pooled["n"], "a_better": pooled["a_better"], "b_better": pooled["b_better"], "per_seed": per_seed}
 
 
 def _pct(value: float | None) -> str:
@@ -163,11 +313,35 @@ def _interval(low: float | None, high: float | None, scale: float = 100) -> str:
     return f"[{scale * low:.1f}, {scale * high:.1f}]" if scale == 100 else f"[{low:.2f}, {high:.2f}]"
 
 
+def _seeds_cell(row: dict) -> str:
+    if row["seed_numbers"] == [None]:
+        return "—"
+    return ", ".join(f"{_pct(acc)}" if s is None else f"s{s} {_pct(acc)}"
+                     for s, acc in zip(row["seed_numbers"], row["seeds"]))
+
+
+def _seed_pair(per_seed: dict) -> str:
+    """"s1" for seed 1 against seed 1 (or against a single run), "s1/s2" for unequal seeds, "" for two single runs."""
+    return "/".join(f"s{s}" for s in dict.fromkeys((per_seed["seed_a"], per_seed["seed_b"])) if s is not None)
+
+
+def _paired_cells(p: dict) -> str:
+    delta = f"{100 * p['delta']:+.1f}" + ("" if p["delta_sd"] is None else f" ± {100 * p['delta_sd']:.1f}")
+    ci = "—" if p["ci"] is None else f"[{100 * p['ci'][0]:+.1f}, {100 * p['ci'][1]:+.1f}]"
+    if p["ci_method"] == "percentile":
+        ci += " (percentile)"
+    per_seed = ", ".join(f"{_seed_pair(r)} {r['p_mcnemar']:.3g}".strip() for r in p["per_seed"])
+    return (f"| {LABELS.get(p['a'], p['a'])} | {LABELS.get(p['b'], p['b'])} | {delta} | {ci} | {per_seed} | "
+            f"{p['p_mcnemar']:.3g} | {p['n']} |\n")
+
+
 def markdown(groups: list[Group]) -> str:
     out = io.StringIO()
     out.write("# Weak-to-strong results\n\n")
-    out.write("Accuracy in % with 95% Wilson interval (unparsable answers count as wrong); "
-              "PGR = (method - weak) / (ceiling - weak) with a 95% bootstrap interval over questions.\n")
+    out.write("Accuracy in % (unparsable answers count as wrong): the mean over training seeds, each seed's "
+              "accuracy and their sd, with a 95% Wilson interval (one run: its own; several seeds: over their "
+              "questions pooled). PGR = (method - weak) / (ceiling - weak) with a 95% BCa bootstrap interval over "
+              "questions, each question's outcome averaged over a method's seeds.\n")
     if not groups:
         out.write("\nNo results found (no eval-*.summary.json).\n")
     for group in groups:
@@ -175,14 +349,31 @@ def markdown(groups: list[Group]) -> str:
         if group.note:
             out.write(f"{group.note}\n\n")
         out.write(f"Folder: `{group.folder}`\n\n")
+        if group.gate is not None:
+            out.write(f"Gate (gate.json): {'passed' if group.gate.get('passed') else 'not passed'}.\n\n")
+        if group.noise_floor is not None and group.noise_floor.get("outcome_agreement") is not None:
+            out.write(f"Noise floor (noise_floor.json): outcome agreement "
+                      f"{_pct(group.noise_floor['outcome_agreement'])}%.\n\n")
         if group.rows:
-            out.write("| method | n | accuracy | 95% CI | parse rate | PGR | PGR 95% CI | note |\n")
-            out.write("|---|---:|---:|---|---:|---:|---|---|\n")
+            out.write("| method | n | accuracy | 95% CI | seeds | sd | parse rate | PGR | PGR 95% CI | note |\n")
+            out.write("|---|---:|---:|---|---|---:|---:|---:|---|---|\n")
             for r in group.rows:
                 pgr_text = "—" if r["pgr"] is None else f"{r['pgr']:.2f}"
                 out.write(f"| {LABELS.get(r['method'], r['method'])} | {r['n']} | {_pct(r['accuracy'])} | "
-                          f"{_interval(r['accuracy_ci_low'], r['accuracy_ci_high'])} | {_pct(r['parse_rate'])} | "
-                          f"{pgr_text} | {_interval(r['pgr_ci_low'], r['pgr_ci_high'], scale=1)} | {r['note']} |\n")
+                          f"{_interval(r['accuracy_ci_low'], r['accuracy_ci_high'])} | {_seeds_cell(r)} | "
+                          f"{_pct(r['accuracy_sd'])} | {_pct(r['parse_rate'])} | {pgr_text} | "
+                          f"{_interval(r['pgr_ci_low'], r['pgr_ci_high'], scale=1)} | {r['note']} |\n")
+        if group.paired:
+            out.write("\nPaired comparisons on the same questions. Δ = accuracy(a) - accuracy(b) in points: with "
+                      "several seeds the mean ± sd over seed pairs (seed N against seed N; a single run against "
+                      "each seed). 95% CI: BCa paired bootstrap over questions of the seed-averaged outcomes "
+                      "(percentile where BCa is undefined, marked). McNemar p: exact two-sided binomial test on the "
+                      "discordant questions, per seed pair. Pooled p: exact sign test over the questions whose "
+                      "seed-averaged outcomes differ (McNemar's exact test when each side has one run).\n\n")
+            out.write("| a | b | Δ (points) | 95% CI | McNemar p per seed | pooled p | n |\n")
+            out.write("|---|---|---:|---|---|---:|---:|\n")
+            for p in group.paired:
+                out.write(_paired_cells(p))
         if group.missing:
             out.write(f"\nMissing: {', '.join(group.missing)}.\n")
     return out.getvalue()
@@ -190,15 +381,31 @@ def markdown(groups: list[Group]) -> str:
 
 def write_csv(groups: list[Group]) -> str:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS)
+    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, extrasaction="ignore")
     writer.writeheader()
     for group in groups:
-        writer.writerows(group.rows)
+        writer.writerows({**r, "seeds": ";".join(map(str, r["seeds"]))} for r in group.rows)
     return buffer.getvalue()
 
 
+def group_json(group: Group) -> dict:
+    """One group's report.json object (module docstring)."""
+    methods = {r["method"]: {"accuracy": r["accuracy"], "seeds": r["seeds"], "seed_numbers": r["seed_numbers"],
+                             "accuracy_sd": r["accuracy_sd"], "accuracy_ci": [r["accuracy_ci_low"], r["accuracy_ci_high"]],
+                             "n": r["n"], "parse_rate": r["parse_rate"], "pgr": r["pgr"],
+                             "pgr_ci": None if r["pgr_ci_low"] is None else [r["pgr_ci_low"], r["pgr_ci_high"]],
+                             "note": r["note"]} for r in group.rows}
+    return {"folder": str(group.folder), "title": group.title, "setting": group.setting, "gate": group.gate,
+            "noise_floor": group.noise_floor, "methods": methods, "paired": group.paired, "missing": group.missing}
+
+
+def report_json(groups: list[Group]) -> dict:
+    return group_json(groups[0]) if len(groups) == 1 else {"groups": [group_json(g) for g in groups]}
+
+
 def plot(groups: list[Group], path: Path) -> bool:
-    """One panel per group: accuracy bars with 95% intervals, PGR written above the rated methods."""
+    """One panel per group: seed-mean accuracy bars with 95% intervals, each seed as a dot, weak and
+    ceiling as reference lines, PGR written above the rated methods."""
     groups = [g for g in groups if g.rows]
     if not groups:
         return False
@@ -211,19 +418,29 @@ def plot(groups: list[Group], path: Path) -> bool:
     for ax, group in zip(axes[:, 0], groups):
         rows = group.rows
         x = list(range(len(rows)))
-        acc = [100 * (r["accuracy"] or 0) for r in rows]
+        acc = [100 * r["accuracy"] for r in rows]
         err = [[max(0.0, a - 100 * (r["accuracy_ci_low"] or 0)) for a, r in zip(acc, rows)],
                [max(0.0, 100 * (r["accuracy_ci_high"] or 0) - a) for a, r in zip(acc, rows)]]
-        colors = ["#999999" if r["method"] in ("weak", "ceiling") else "#4477aa" if r["method"] != "alice"
-                  and r["method"] != "cascade" else "#cc6677" for r in rows]
+        colors = ["#999999" if r["method"] in ("weak", "ceiling") else "#cc6677"
+                  if r["method"] in ("alice", "cascade") else "#4477aa" for r in rows]
         ax.bar(x, acc, yerr=err, color=colors, capsize=4)
-        for xi, r, a in zip(x, rows, acc):
-            if r["pgr"] is not None:
-                ax.text(xi, min(a + 3, 98), f"PGR {r['pgr']:.2f}", ha="center", va="bottom", fontsize=8)
+        dots = [(xi, 100 * s) for xi, r in zip(x, rows) if len(r["seeds"]) > 1 for s in r["seeds"]]
+        if dots:
+            ax.scatter(*zip(*dots), color="black", s=10, zorder=3, label="training seed")
+        for r in rows:
+            if r["method"] in ("weak", "ceiling"):
+                ax.axhline(100 * r["accuracy"], color="#555555", linestyle="--" if r["method"] == "weak" else ":",
+                           linewidth=1, label=LABELS[r["method"]])
+        for xi, r, a, high in zip(x, rows, acc, err[1]):
+            if r["pgr"] is not None:  # above the interval and the seed dots, so neither hides it
+                top = max([a + high] + [100 * s for s in r["seeds"]])
+                ax.text(xi, min(top + 1, 96), f"PGR {r['pgr']:.2f}", ha="center", va="bottom", fontsize=8)
         ax.set_xticks(x, [LABELS.get(r["method"], r["method"]) for r in rows], rotation=20, ha="right", fontsize=8)
         ax.set_ylabel("accuracy (%)")
         ax.set_ylim(0, 100)
         ax.set_title(group.title, fontsize=10)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
@@ -233,14 +450,16 @@ def plot(groups: list[Group], path: Path) -> bool:
 
 def build_report(root: str | Path, output_dir: str | Path | None = None, samples: int = 2000,
                  seed: int = 0) -> dict:
-    """Write report.md, report.csv and report.png; returns the paths, the rows and what is missing."""
+    """Write report.md, report.csv, report.json and report.png; returns the paths, the method rows,
+    the paired comparisons and what is missing."""
     groups = [compute(g, samples, seed) for g in collect(root)]
     out = Path(output_dir or root)
     text = markdown(groups)
     atomic_write_text(out / "report.md", text)
     atomic_write_text(out / "report.csv", write_csv(groups))
+    atomic_write_text(out / "report.json", json.dumps(report_json(groups), indent=2) + "\n")
     plotted = plot(groups, out / "report.png")
-    return {"markdown": str(out / "report.md"), "csv": str(out / "report.csv"),
+    return {"markdown": str(out / "report.md"), "csv": str(out / "report.csv"), "json": str(out / "report.json"),
             "png": str(out / "report.png") if plotted else None, "text": text,
-            "rows": [r for g in groups for r in g.rows],
+            "rows": [r for g in groups for r in g.rows], "paired": [p for g in groups for p in g.paired],
             "missing": {str(g.folder): g.missing for g in groups if g.missing}}

@@ -9,13 +9,15 @@ answer extraction and scoring, declared once per task.
 
 from __future__ import annotations
 
+import json
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 from .answers import Score, answer_format
 from .errors import AliceError
-from .records import read_jsonl
+from .records import atomic_write_json, read_jsonl
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ARC_FOLDER = REPO_ROOT / "arc_challenge_processed"
@@ -190,6 +192,134 @@ class Gsm8k(Task):
                  "rationale": r["answer"]} for i, r in enumerate(rows)]
 
 
+GSM_SYMBOLIC_VERSION = "0.1.25"  # the reasoning-gym release whose templates make the rows (pinned)
+
+
+class GsmSymbolic(Task):
+    """GSM8K-style math generated offline by ``reasoning-gym``'s ``gsm_symbolic`` templates (the
+    GSM-Symbolic templates of GSM8K questions; Apache-2.0): worked rationales ending in ``#### N``,
+    scored like GSM8K. No hub needed, so it runs on an offline GPU machine.
+
+    ``--data gsm_symbolic[:key=value,...]``:
+      split=instance        every template in train and test, test questions are new instances (new
+                            names and numbers) of the same templates, as GSM-Symbolic evaluates; or
+      split=template        test templates never appear in train (unseen problem types);
+      train=N, test=N       distinct instances per template in train / test (defaults: 24 and 4 for
+                            the instance split, 30 and 20 for the template split);
+      test_templates=N      templates held out for test with split=template (default 17 of 85);
+      seed=N                draws the instances and, for split=template, the held-out templates.
+
+    The defaults give 2040 train rows (teacher half and student pool: 12 instances of each of the 85
+    templates each) and 340 test rows. Train rows are ordered instance by instance, so each half of
+    train holds the same templates.
+    """
+
+    name = "gsm_symbolic"
+    answer_type = "number"
+    DEFAULTS: ClassVar[dict[str, dict[str, int]]] = {"instance": {"train": 24, "test": 4},
+                                                     "template": {"train": 30, "test": 20}}
+
+    def __init__(self, options: dict[str, str] | None = None) -> None:
+        super().__init__()
+        options = dict(options or {})
+        known = {"split", "train", "test", "test_templates", "seed"}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise AliceError(f"--data gsm_symbolic: unknown option(s) {', '.join(unknown)} "
+                             f"(known: {', '.join(sorted(known))})")
+        self.split_by = options.pop("split", "instance")
+        if self.split_by not in self.DEFAULTS:
+            raise AliceError(f"--data gsm_symbolic: split={self.split_by} (use instance or template)")
+        try:
+            values = {k: int(v) for k, v in options.items()}
+        except ValueError:
+            raise AliceError(f"--data gsm_symbolic: options {options} must be whole numbers") from None
+        defaults = self.DEFAULTS[self.split_by]
+        self.train_per_template = values.get("train", defaults["train"])
+        self.test_per_template = values.get("test", defaults["test"])
+        self.test_templates = values.get("test_templates", 17)
+        self.seed = values.get("seed", 0)
+        if min(self.train_per_template, self.test_per_template) < 1:
+            raise AliceError("--data gsm_symbolic: train and test must be at least 1 per template")
+        self._rows: dict[str, list[dict]] | None = None
+
+    def _generate(self) -> dict[str, list[dict]]:
+        try:
+            from reasoning_gym.arithmetic.gsm_symbolic.gsm_symbolic import (
+                GSMSymbolicDataset,
+                GSMSymbolicDatasetConfig,
+                tasks_ok,
+            )
+        except ImportError:
+            raise AliceError("--data gsm_symbolic needs the reasoning-gym package "
+                             f"(pip install reasoning-gym=={GSM_SYMBOLIC_VERSION})") from None
+        from importlib.metadata import version
+
+        if version("reasoning-gym") != GSM_SYMBOLIC_VERSION:
+            raise AliceError(f"--data gsm_symbolic: reasoning-gym {version('reasoning-gym')} is installed; the rows "
+                             f"are defined by {GSM_SYMBOLIC_VERSION} (pip install reasoning-gym=={GSM_SYMBOLIC_VERSION})")
+        generators = GSMSymbolicDataset(GSMSymbolicDatasetConfig(size=1, seed=self.seed)).generators
+        templates = sorted(tasks_ok)
+        if self.split_by == "template":
+            if not 0 < self.test_templates < len(templates):
+                raise AliceError(f"--data gsm_symbolic: test_templates must be between 1 and {len(templates) - 1}")
+            held_out = set(random.Random(f"gsm_symbolic:{self.seed}:templates").sample(templates,
+                                                                                       self.test_templates))
+            wanted = {t: ({"test": self.test_per_template} if t in held_out else {"train": self.train_per_template})
+                      for t in templates}
+        else:
+            wanted = {t: {"train": self.train_per_template, "test": self.test_per_template} for t in templates}
+        per_split: dict[str, dict[int, list[dict]]] = {"train": {}, "test": {}}
+        for template in templates:
+            seen: set[str] = set()
+            for split, count in wanted[template].items():
+                made: list[dict] = []
+                attempt = 0
+                while len(made) < count:
+                    if attempt >= 20 * count + 100:
+                        raise AliceError(f"gsm_symbolic template {template}: only {len(made)} distinct "
+                                         f"{split} instances (asked for {count})")
+                    # A string seed is hashed (sha512) by random: the same rows on every machine.
+                    rng = random.Random(f"gsm_symbolic:{self.seed}:{template}:{split}:{attempt}")
+                    attempt += 1
+                    example = generators[template](rng, 1.0)
+                    if example["question"] in seen:  # distinct questions, none shared by train and test
+                        continue
+                    seen.add(example["question"])
+                    made.append({"id": f"gsm_symbolic-t{template:02d}-{split}-{len(made):02d}",
+                                 "question": example["question"], "answer": str(example["answer"]),
+                                 "rationale": example["metadata"]["answer_cot"]})
+                per_split[split][template] = made
+        rows = {}
+        for split, by_template in per_split.items():
+            # Instance by instance over the templates, so both halves of train cover every template.
+            depth = max((len(v) for v in by_template.values()), default=0)
+            rows[split] = [by_template[t][i] for i in range(depth) for t in sorted(by_template)
+                           if i < len(by_template[t])]
+        return rows
+
+    def cache_path(self) -> Path:
+        from .models import cache_dir
+
+        key = (f"{self.split_by}-train{self.train_per_template}-test{self.test_per_template}"
+               f"-held{self.test_templates if self.split_by == 'template' else 0}-seed{self.seed}")
+        return cache_dir() / "gsm_symbolic" / f"reasoning-gym-{GSM_SYMBOLIC_VERSION}-{key}.json"
+
+    def _load_rows(self, split: str) -> list[dict]:
+        if self._rows is None:
+            # Generated once per machine: reasoning-gym imports all of its ~100 generators (seconds), and
+            # a machine without it (or without its compiled dependencies) can still run from a copy.
+            path = self.cache_path()
+            if path.is_file():
+                self._rows = json.loads(path.read_text(encoding="utf-8"))
+            else:
+                self._rows = self._generate()
+                atomic_write_json(path, self._rows)
+        if split not in self._rows:
+            raise AliceError(f"gsm_symbolic has splits train and test, not {split!r}")
+        return self._rows[split]
+
+
 class HotpotQA(Task):
     name = "hotpotqa"
     answer_type = "text"
@@ -236,7 +366,8 @@ class CustomJsonl(Task):
         return [r for r in self.rows if r.get("split", "train") == split]
 
 
-TASKS = {"arc_challenge": ArcChallenge, "gsm8k": Gsm8k, "hotpotqa": HotpotQA, "triviaqa": TriviaQA}
+TASKS = {"arc_challenge": ArcChallenge, "gsm8k": Gsm8k, "hotpotqa": HotpotQA, "triviaqa": TriviaQA,
+         "gsm_symbolic": GsmSymbolic}
 ALIASES = {"arc": "arc_challenge", "hotpot_qa": "hotpotqa", "trivia_qa": "triviaqa"}
 
 
@@ -244,6 +375,8 @@ def load_task(data: str, answer_type: str | None = None) -> Task:
     """A task by name (``arc_challenge``, ``gsm8k``, ``hotpotqa``, ``triviaqa``), a folder
     saved like the shipped ARC split, or a custom ``.jsonl`` file."""
     key = ALIASES.get(data.lower(), data.lower())
+    if key.startswith("gsm_symbolic:"):
+        return GsmSymbolic(parse_data_options(data.split(":", 1)[1], data))
     if key in TASKS:
         return TASKS[key]()
     path = Path(data)
@@ -254,5 +387,17 @@ def load_task(data: str, answer_type: str | None = None) -> Task:
     if path.is_dir() and (path / "dataset_dict.json").exists():
         return ArcChallenge(path)
     raise AliceError(
-        f"unknown dataset {data!r}: use one of {', '.join(TASKS)}, a .jsonl file, or a saved ARC folder"
+        f"unknown dataset {data!r}: use one of {', '.join(TASKS)} (gsm_symbolic:split=template,...), "
+        "a .jsonl file, or a saved ARC folder"
     )
+
+
+def parse_data_options(text: str, data: str) -> dict[str, str]:
+    """'split=template,seed=1' -> {'split': 'template', 'seed': '1'}."""
+    options = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        key, sep, value = part.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise AliceError(f"--data {data}: expected key=value options separated by commas, got {part!r}")
+        options[key.strip()] = value.strip()
+    return options

@@ -1,10 +1,14 @@
-"""report.py on real files: PGR arithmetic on known results, a folder with missing results."""
+"""report.py on real files: PGR arithmetic on known results, paired statistics over seeds checked
+against scipy and hand counts, report.json's shape, legacy hyphenated names, a folder with missing results."""
 
 import csv
 import json
 from pathlib import Path
+from statistics import stdev
 
+import numpy as np
 from conftest import run_script
+from scipy import stats
 
 from alice.metrics import summarize_scores
 from alice.report import build_report
@@ -13,16 +17,17 @@ IDS = [f"q{i}" for i in range(10)]
 
 
 def write_eval(folder: Path, method: str, correct_ids: set[str], parsed_ids: set[str] | None = None,
-               ids: list[str] = IDS) -> None:
+               ids: list[str] = IDS, seed: int | None = None) -> None:
     """An eval result as eval.py writes it: per-question JSONL plus the summary beside it."""
     parsed_ids = set(ids) if parsed_ids is None else parsed_ids
     rows = [{"id": i, "response": "My choice is A.", "prediction": "A", "parsed": i in parsed_ids,
              "correct": i in correct_ids} for i in ids]
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"eval-{method}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    name = f"eval-{method}" if seed is None else f"eval-{method}-seed{seed}"
+    (folder / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     summary = {"dataset": "arc_challenge", "split": "test", "model": {"path": method},
                **summarize_scores([r["correct"] for r in rows], [r["parsed"] for r in rows])}
-    (folder / f"eval-{method}.summary.json").write_text(json.dumps(summary))
+    (folder / f"{name}.summary.json").write_text(json.dumps(summary))
 
 
 def test_pgr_from_known_results(tmp_path):
@@ -33,27 +38,36 @@ def test_pgr_from_known_results(tmp_path):
     write_eval(run, "weak", set(IDS[:4]))                       # 0.4
     write_eval(run, "ceiling", set(IDS[:8]))                    # 0.8
     write_eval(run, "alice", set(IDS[:6]), parsed_ids=set(IDS[:9]))  # 0.6 -> PGR (0.6-0.4)/(0.8-0.4) = 0.5
-    write_eval(run, "w2s-cot", set(IDS[:2]))                    # 0.2 -> PGR -0.5
-    write_eval(run, "zero-shot", set(IDS[:8]))                  # 0.8 -> PGR 1.0
+    write_eval(run, "w2s-cot", set(IDS[:2]), parsed_ids=set(IDS[:3]))  # 0.2 -> PGR -0.5; parse rate 30%
+    write_eval(run, "zero-shot", set(IDS[:8]))                  # 0.8 -> PGR 1.0 (legacy hyphenated names)
 
     report = build_report(run, samples=500)
     rows = {r["method"]: r for r in report["rows"]}
     assert abs(rows["alice"]["pgr"] - 0.5) < 1e-9
-    assert abs(rows["w2s-cot"]["pgr"] + 0.5) < 1e-9
-    assert abs(rows["zero-shot"]["pgr"] - 1.0) < 1e-9
+    assert abs(rows["w2s_cot"]["pgr"] + 0.5) < 1e-9
+    assert abs(rows["zero_shot"]["pgr"] - 1.0) < 1e-9
     assert rows["alice"]["accuracy"] == 0.6 and rows["alice"]["parse_rate"] == 0.9
     low, high = rows["alice"]["pgr_ci_low"], rows["alice"]["pgr_ci_high"]
     assert low <= 0.5 <= high and low < high
     assert rows["weak"]["pgr"] is None and rows["ceiling"]["pgr"] is None  # the ends are not rated
     # Methods not run are listed as missing, in the markdown too.
     missing = report["missing"][str(run)]
-    assert any(m.startswith("w2s-qa") for m in missing) and any(m.startswith("cascade") for m in missing)
+    assert any(m.startswith("w2s_qa") for m in missing) and any(m.startswith("cascade") for m in missing)
     text = Path(report["markdown"]).read_text()
     assert "1.5B -> 3B" in text and "| Alice | 10 | 60.0 |" in text and "0.50" in text
-    assert "Missing:" in text and "w2s-qa" in text
+    assert "Missing:" in text and "w2s_qa" in text
+    assert "parse-rate collapse (30.0%)" in text and "collapse" not in rows["alice"]["note"]
     with open(report["csv"]) as handle:
         table = list(csv.DictReader(handle))
-    assert [r["method"] for r in table] == ["weak", "ceiling", "zero-shot", "w2s-cot", "alice"]
+    assert [r["method"] for r in table] == ["weak", "ceiling", "zero_shot", "w2s_cot", "alice"]
+    assert table[-1]["seeds"] == "0.6" and table[-1]["accuracy_sd"] == ""
+    # Single runs pair as one "seed": the McNemar p is the pooled p; gate and noise floor absent -> null.
+    result = json.loads(Path(report["json"]).read_text())
+    assert result["gate"] is None and result["noise_floor"] is None
+    assert result["setting"]["teacher_label"] == "1.5B" and set(result["methods"]) == set(rows)
+    pair = next(p for p in result["paired"] if (p["a"], p["b"]) == ("alice", "zero_shot"))
+    assert abs(pair["delta"] + 0.2) < 1e-9 and pair["delta_sd"] is None and pair["pooled_test"] == "McNemar exact"
+    assert (pair["a_better"], pair["b_better"]) == (0, 2) and pair["p_mcnemar"] == pair["per_seed"][0]["p_mcnemar"]
     assert abs(float(next(r for r in table if r["method"] == "alice")["pgr"]) - 0.5) < 1e-9
     assert Path(report["png"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -79,14 +93,113 @@ def test_report_script_on_folder_with_missing_results(tmp_path):
     text = (sweep / "report.md").read_text()
     assert "PGR needs ceiling" in text
     assert "ceiling (no eval-ceiling.summary.json)" in text
-    assert "w2s-qa (unreadable eval-w2s-qa.summary.json)" in text
+    assert "w2s_qa (unreadable eval-w2s-qa.summary.json)" in text
     assert "gsm8k: 1B -> 8B" in text  # a run with no results yet still gets its (empty) section
     assert "report.md" in done.stdout
     with open(sweep / "report.csv") as handle:
         table = list(csv.DictReader(handle))
     assert {r["method"] for r in table} == {"weak", "alice"} and table[1]["pgr"] == ""
+    groups = json.loads((sweep / "report.json").read_text())["groups"]  # several run folders: one entry each
+    assert [g["folder"] for g in groups] == [str(sweep / "runA"), str(sweep / "runB")]
+    assert groups[1]["methods"] == {} and groups[0]["paired"] == []
 
 
 def test_report_script_error_for_missing_folder(tmp_path):
     done = run_script("report.py", str(tmp_path / "nope"), check=False)
     assert done.returncode == 2 and "no such folder" in done.stderr
+
+
+SEEDED = [f"q{i:02d}" for i in range(20)]
+
+
+def q(*spans: range) -> set[str]:
+    return {SEEDED[i] for span in spans for i in span}
+
+
+def outcomes(correct: set[str]) -> np.ndarray:
+    return np.array([i in correct for i in SEEDED], dtype=float)
+
+
+def mean_difference(x, y, axis=-1):
+    return x.mean(axis) - y.mean(axis)
+
+
+def direct_bca(a: np.ndarray, b: np.ndarray, samples: int) -> list[float]:
+    """The interval the report should give: scipy's BCa paired bootstrap, same data, resamples and seed."""
+    result = stats.bootstrap((a, b), mean_difference, paired=True, vectorized=True, n_resamples=samples,
+                             method="BCa", random_state=np.random.default_rng(0))
+    return [result.confidence_interval.low, result.confidence_interval.high]
+
+
+def test_paired_statistics_over_seeds(tmp_path):
+    run, samples = tmp_path / "run", 1000
+    zero_shot = q(range(8))                                     # 0.40, one run
+    alice = {0: q(range(6), range(8, 18)), 1: q(range(10))}     # 0.80 and 0.50
+    w2s_qa = {0: q(range(4)), 1: q(range(6))}                   # 0.20 and 0.30
+    write_eval(run, "weak", q(range(6)), ids=SEEDED)            # 0.30
+    write_eval(run, "ceiling", q(range(16)), ids=SEEDED)        # 0.80
+    write_eval(run, "zero_shot", zero_shot, ids=SEEDED)
+    write_eval(run, "self_training", zero_shot, ids=SEEDED)     # the same outcomes: a degenerate comparison
+    for seed in (0, 1):
+        write_eval(run, "alice", alice[seed], ids=SEEDED, seed=seed)
+        write_eval(run, "w2s_qa", w2s_qa[seed], ids=SEEDED, seed=seed)
+    (run / "experiment.json").write_text(json.dumps({"dataset": "arc_challenge", "teacher_label": "T",
+                                                     "student_label": "S", "setting": {"seeds": [0, 1]},
+                                                     "timings_s": {"eval": 1.0}}))
+    gate = {"weak": 0.3, "ceiling": 0.8, "zero_shot": 0.4, "passed": True, "min_gap": 0.1}
+    (run / "gate.json").write_text(json.dumps(gate))
+    (run / "noise_floor.json").write_text(json.dumps({"outcome_agreement": 0.9, "runs": 2}))
+
+    report = build_report(run, samples=samples)
+    result = json.loads(Path(report["json"]).read_text())
+    assert {"setting", "gate", "noise_floor", "methods", "paired"} <= set(result)
+    assert result["setting"] == {"seeds": [0, 1]} and result["gate"] == gate
+    assert result["noise_floor"] == {"outcome_agreement": 0.9, "runs": 2}
+    methods = result["methods"]
+    assert {"accuracy", "seeds", "parse_rate", "pgr", "pgr_ci"} <= set(methods["alice"])
+    assert methods["alice"]["seeds"] == [0.8, 0.5] and abs(methods["alice"]["accuracy"] - 0.65) < 1e-12
+    assert abs(methods["alice"]["accuracy_sd"] - stdev([0.8, 0.5])) < 1e-12
+    # PGR from seed-averaged accuracies: (0.65 - 0.3) / (0.8 - 0.3) = 0.7; (0.25 - 0.3) / 0.5 = -0.1.
+    assert abs(methods["alice"]["pgr"] - 0.7) < 1e-12 and abs(methods["w2s_qa"]["pgr"] + 0.1) < 1e-12
+    low, high = methods["alice"]["pgr_ci"]
+    assert low < 0.7 < high
+    assert methods["weak"]["pgr"] is None and methods["ceiling"]["pgr_ci"] is None
+
+    paired = {(p["a"], p["b"]): p for p in result["paired"]}
+    assert ("zero_shot", "self_training") not in paired and ("self_training", "zero_shot") in paired
+    vs_zero = paired[("alice", "zero_shot")]
+    # The single zero-shot run against each Alice seed. Seed 0: 10 questions only Alice gets right, 2 only
+    # zero-shot does; seed 1: 2 and 0.
+    seed0, seed1 = vs_zero["per_seed"]
+    assert (seed0["seed_a"], seed0["seed_b"], seed1["seed_a"], seed1["seed_b"]) == (0, None, 1, None)
+    assert (seed0["a_better"], seed0["b_better"], seed1["a_better"], seed1["b_better"]) == (10, 2, 2, 0)
+    assert abs(seed0["delta"] - 0.4) < 1e-12 and abs(seed1["delta"] - 0.1) < 1e-12
+    assert seed0["p_mcnemar"] == stats.binomtest(10, 12, 0.5).pvalue and abs(seed0["p_mcnemar"] - 0.0386) < 1e-4
+    assert seed1["p_mcnemar"] == stats.binomtest(2, 2, 0.5).pvalue == 0.5
+    assert seed0["ci_method"] == "BCa"
+    assert np.allclose(seed0["ci"], direct_bca(outcomes(alice[0]), outcomes(zero_shot), samples), rtol=0, atol=1e-12)
+    # Pooled: mean and sd of the per-seed deltas; BCa over the seed-averaged outcomes; sign test on the 12
+    # questions whose seed-averaged outcomes differ (10 for Alice, 2 for zero-shot).
+    assert abs(vs_zero["delta"] - 0.25) < 1e-12 and abs(vs_zero["delta_sd"] - stdev([0.4, 0.1])) < 1e-12
+    averaged = (outcomes(alice[0]) + outcomes(alice[1])) / 2
+    assert np.allclose(vs_zero["ci"], direct_bca(averaged, outcomes(zero_shot), samples), rtol=0, atol=1e-12)
+    assert (vs_zero["a_better"], vs_zero["b_better"]) == (10, 2)
+    assert vs_zero["p_mcnemar"] == stats.binomtest(10, 12, 0.5).pvalue and vs_zero["pooled_test"] != "McNemar exact"
+    # Both seeded: seed N against seed N.
+    vs_qa = paired[("alice", "w2s_qa")]
+    assert [(s["seed_a"], s["seed_b"]) for s in vs_qa["per_seed"]] == [(0, 0), (1, 1)]
+    assert np.allclose([s["delta"] for s in vs_qa["per_seed"]], [0.6, 0.2]) and abs(vs_qa["delta"] - 0.4) < 1e-12
+    # Every difference zero: BCa is undefined, the percentile interval is the point, and says so.
+    same = paired[("self_training", "zero_shot")]
+    assert same["delta"] == 0 and same["ci"] == [0.0, 0.0] and same["ci_method"] == "percentile"
+    assert same["p_mcnemar"] == 1.0
+
+    text = Path(report["markdown"]).read_text()
+    assert "| Alice | 20 | 65.0 |" in text and "s0 80.0, s1 50.0" in text
+    assert "| Alice | Zero-shot student | +25.0 ± 21.2 |" in text and "s0 0.0386, s1 0.5" in text
+    assert "[+0.0, +0.0] (percentile)" in text and "sign test" in text
+    assert "Gate (gate.json): passed." in text and "outcome agreement 90.0%" in text
+    with open(report["csv"]) as handle:
+        table = {r["method"]: r for r in csv.DictReader(handle)}
+    assert table["alice"]["seeds"] == "0.8;0.5" and abs(float(table["alice"]["accuracy_sd"]) - stdev([0.8, 0.5])) < 1e-9
+    assert Path(report["png"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

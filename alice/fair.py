@@ -1,0 +1,494 @@
+"""The fair weak-to-strong test: every arm of the comparison, with training seeds, two controls, a
+validity gate and the evidence a reader needs, as one table of steps (``alice.plan``).
+
+Arms (each trained student arm once per seed in ``seeds.student``; models named in the config):
+- ``weak``: the teacher model trained on the ground truth of the student pool's half (as the
+  reference code's ``base`` method), ``ceiling``: the student trained on the same ground truth;
+- ``zero_shot``: the untrained student;
+- ``w2s_cot`` / ``w2s_qa``: the student trained on the labels (temperature 0.6) of the teacher
+  trained on rationales / on answers only, both on the teacher's half;
+- ``alice``: uncertainty of the rationale-trained teacher (K samples), statements by the
+  summarizer, the student's proactive answers, the student trained on them;
+- ``self_training`` (control, no teacher): the student trained on its own zero-shot answers to the
+  same pool questions (temperature 0.9, as Alice's zero-shot stage);
+- ``alice_no_statement`` (control): Alice with the teacher's answer but without the statement.
+
+The gate (``gate.json``) runs once weak, ceiling (first seed) and zero-shot are evaluated; the
+student arms' training waits for it, so nothing is spent on a frame that does not hold. The noise
+floor (``noise_floor.json``) evaluates the untrained student again in other batch compositions.
+Run folder: ``models/`` (trained models; weights removed once evaluated unless ``keep_models``),
+``data/`` (training JSONL), ``uncertainty.jsonl``, ``eval-<arm>[-seed<N>].jsonl`` + summaries,
+``noise/``, ``logs/``, ``gate.json``, ``noise_floor.json``, ``evidence.json``, ``experiment.json``,
+``steps.json`` and the report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import AliceError
+from .metrics import summarize_scores
+from .models import cache_dir, resolve_model
+from .plan import Step, run_steps
+from .records import atomic_write_json, iter_jsonl, read_json
+from .tasks import REPO_ROOT, load_task
+
+ARMS = ("w2s_qa", "w2s_cot", "alice", "self_training", "alice_no_statement")
+PY = sys.executable
+
+
+def load_config(path: str | Path) -> dict:
+    import tomllib
+
+    try:
+        with open(path, "rb") as f:
+            config = tomllib.load(f)
+    except FileNotFoundError:
+        raise AliceError(f"{path}: no such config file") from None
+    except tomllib.TOMLDecodeError as err:
+        raise AliceError(f"{path}: not valid TOML ({err})") from None
+    for key in ("data", "models", "seeds", "gate", "args"):
+        if key not in config:
+            raise AliceError(f"{path}: missing [{key}] (see configs/fair.toml)")
+    for role in ("teacher", "student"):
+        model = config["models"].get(role)
+        if not model or not any(k in model for k in ("gguf", "hub", "path")):
+            raise AliceError(f"{path}: [models.{role}] needs gguf, hub or path")
+    unknown = set(config.get("arms", ARMS)) - set(ARMS)
+    if unknown:
+        raise AliceError(f"{path}: unknown arms {sorted(unknown)} (known: {', '.join(ARMS)})")
+    if not config["seeds"].get("student") or not config["seeds"].get("weak"):
+        raise AliceError(f"{path}: [seeds] needs student = [...] and weak = [...]")
+    return config
+
+
+@dataclass
+class Model:
+    role: str
+    label: str
+    folder: str  # what the scripts get as --teacher/--student (a folder or a hub id)
+    convert: tuple[str, str] | None  # (gguf path, label) when a GGUF must be converted first
+    source: str
+
+
+def model_for(config: dict, role: str, gguf_dir: str | None, from_hub: bool) -> Model:
+    entry = config["models"][role]
+    label = entry.get("label", role)
+    source = entry.get("source", "")
+    if from_hub and "hub" in entry:
+        return Model(role, label, entry["hub"], None, source or entry["hub"])
+    if "path" in entry:
+        return Model(role, label, resolve_model(entry["path"]).path, None, source or entry["path"])
+    if "gguf" not in entry:
+        return Model(role, label, entry["hub"], None, source or entry["hub"])
+    gguf = Path(gguf_dir or Path.home() / ".cache" / "small-models") / entry["gguf"]
+    return Model(role, label, str(cache_dir() / "models" / label), (str(gguf), label), source)
+
+
+def complete(manifest: Path) -> bool:
+    try:
+        return read_json(manifest).get("status") == "complete"
+    except (AliceError, OSError, json.JSONDecodeError):
+        return False
+
+
+def output_done(output: Path) -> bool:
+    return complete(output.with_name(output.name.removesuffix(".jsonl") + ".manifest.json"))
+
+
+def trained(folder: Path) -> bool:
+    return complete(folder / "manifest.json") and any(folder.glob("*.safetensors"))
+
+
+def drop_weights(folder: Path) -> None:
+    """Evaluated models give back their disk (the manifest and tokenizer stay)."""
+    for path in folder.glob("*.safetensors"):
+        path.unlink()
+
+
+class FairTest:
+    """The table of steps for one config and run folder."""
+
+    def __init__(self, config: dict, run: Path, gguf_dir: str | None = None, from_hub: bool = False,
+                 gpus: list[str] | None = None) -> None:
+        self.config, self.run = config, run
+        self.gpus = gpus or []
+        self.teacher = model_for(config, "teacher", gguf_dir, from_hub)
+        self.student = model_for(config, "student", gguf_dir, from_hub)
+        self.args = config["args"]
+        self.shares = config.get("gpu", {})
+        self.arms = list(config.get("arms", ARMS))
+        self.seeds = [int(s) for s in config["seeds"]["student"]]
+        self.weak_seeds = [int(s) for s in config["seeds"]["weak"]]
+        self.steps: list[Step] = []
+        self.threads = str(max(1, (os.cpu_count() or 2) // max(1, 3 * max(1, len(self.gpus)))))
+
+    # ------------------------------------------------------------------ building blocks
+
+    def data(self) -> list[str]:
+        out = ["--data", self.config["data"]]
+        if self.config.get("limit"):
+            out += ["--limit", str(self.config["limit"])]
+        return out
+
+    def gen(self) -> list[str]:
+        return list(self.args.get("generation", []))
+
+    def share(self, kind: str) -> float:
+        return float(self.shares.get(kind, 0.0)) if self.gpus else 0.0
+
+    def add(self, name: str, command: list[str] | None = None, **kwargs) -> Step:
+        kwargs.setdefault("env", {}).setdefault("OMP_NUM_THREADS", self.threads)
+        step = Step(name, [str(c) for c in command] if command else None, **kwargs)
+        self.steps.append(step)
+        return step
+
+    def model_needs(self, *models: Model) -> tuple[str, ...]:
+        return tuple(f"convert {m.role}" for m in models if m.convert)
+
+    def train(self, name: str, role: str, model: Model, source: list[str], seed: int, needs: tuple[str, ...],
+              priority: int) -> Path:
+        folder = self.run / "models" / name
+        kind = "train_student" if role == "student" else "train_teacher"
+        self.add(f"train {name}", [PY, "train.py", *self.data(), f"--{role}", model.folder, *source,
+                                   *self.args.get("train", []), "--seed", seed, "--output-dir", folder, "--resume"],
+                 needs=needs + self.model_needs(model), gpu=self.share(kind), done=lambda: trained(folder),
+                 priority=priority)
+        return folder
+
+    def evaluate(self, method: str, model_folder: str, needs: tuple[str, ...], priority: int,
+                 cleanup: Path | None = None, output: Path | None = None, extra: list[str] | None = None,
+                 name: str | None = None) -> Path:
+        output = output or self.run / f"eval-{method}.jsonl"
+        summary = output.with_name(output.name.removesuffix(".jsonl") + ".summary.json")
+        eval_args = self.args.get("eval", []) if extra is None else extra
+        keep = self.config.get("keep_models", False)
+        self.add(name or f"eval {method}", [PY, "eval.py", *self.data(), "--student", model_folder, *self.gen(),
+                                             *eval_args, "--output", output],
+                 needs=needs, gpu=self.share("engine"), priority=priority,
+                 done=lambda: summary.is_file() and output_done(output),
+                 after=(lambda: drop_weights(cleanup)) if cleanup is not None and not keep else None)
+        return output
+
+    # ------------------------------------------------------------------ the table
+
+    def build(self) -> list[Step]:
+        run, teacher, student = self.run, self.teacher, self.student
+        for model in (teacher, student):
+            if model.convert:
+                gguf, label = model.convert
+                folder = Path(model.folder)
+                self.add(f"convert {model.role}", [PY, "scripts/fair.py", "convert", gguf, label],
+                         done=lambda f=folder: (f / "config.json").is_file(), priority=0)
+        s0 = self.seeds[0]
+        # The teacher trained on its half's rationales (GSM-style data ships them: this is stage 1-2's
+        # filtered CoT) and on answers only; weak and ceiling on the pool's ground truth.
+        teacher_dir = self.train("teacher", "teacher", teacher, ["--ground-truth", "--pool", "teacher"], 0, (), 0)
+        teacher_qa_dir = self.train("teacher_qa", "teacher", teacher,
+                                    ["--ground-truth", "--pool", "teacher", "--no-rationale"], 0, (), 4)
+        weak_dirs = {s: self.train(f"weak-seed{s}", "teacher", teacher, ["--ground-truth", "--pool", "student"],
+                                   s, (), 1 if s == self.weak_seeds[0] else 6) for s in self.weak_seeds}
+        ceiling_dirs = {s: self.train(f"ceiling-seed{s}", "student", student,
+                                      ["--ground-truth", "--pool", "student"], s, (), 1 if s == s0 else 6)
+                        for s in self.seeds}
+        self.evaluate("zero_shot", student.folder, self.model_needs(student), 1)
+        for s, folder in weak_dirs.items():
+            self.evaluate(f"weak-seed{s}", str(folder), (f"train weak-seed{s}",), 2, cleanup=folder)
+        for s, folder in ceiling_dirs.items():
+            self.evaluate(f"ceiling-seed{s}", str(folder), (f"train ceiling-seed{s}",), 2, cleanup=folder)
+        self.add("gate", action=self.check_gate, priority=2,
+                 needs=("eval zero_shot", f"eval weak-seed{self.weak_seeds[0]}", f"eval ceiling-seed{s0}"))
+
+        # Teacher-side data (no student training yet, so not gated).
+        uncertainty = run / "uncertainty.jsonl"
+        self.add("uncertainty", [PY, "uncertainty.py", *self.data(), "--teacher", teacher_dir,
+                                 "--summarizer", student.folder, *self.gen(), "--k", self.config.get("k", 100),
+                                 *self.args.get("probe", []), "--output", uncertainty],
+                 needs=("train teacher",) + self.model_needs(student), gpu=self.share("probe"),
+                 done=lambda: output_done(uncertainty), priority=1,
+                 env={"ALICE_VLLM_MAX_NUM_SEQS": str(self.config.get("probe_max_num_seqs", 512))})
+        data = run / "data"
+        sources = {
+            "w2s_cot": ([PY, "w2s_labels.py", *self.data(), "--teacher", teacher_dir, *self.gen(), "--output",
+                         data / "w2s_cot.jsonl"], ("train teacher",)),
+            "w2s_qa": ([PY, "w2s_labels.py", *self.data(), "--teacher", teacher_qa_dir, *self.gen(), "--output",
+                        data / "w2s_qa.jsonl"], ("train teacher_qa",)),
+            # The student labels the pool itself, sampled as Alice's zero-shot stage samples it.
+            "self_training": ([PY, "w2s_labels.py", *self.data(), "--teacher", student.folder, *self.gen(),
+                               "--temperature", "0.9", "--output", data / "self_training.jsonl"],
+                              self.model_needs(student)),
+            "alice": ([PY, "student_generate.py", *self.data(), "--student", student.folder, "--uncertainty",
+                       uncertainty, *self.gen(), "--output", data / "alice.jsonl"], ("uncertainty",)),
+            "alice_no_statement": ([PY, "student_generate.py", *self.data(), "--student", student.folder,
+                                    "--uncertainty", uncertainty, *self.gen(), "--no-statement", "--output",
+                                    data / "alice_no_statement.jsonl"], ("uncertainty",)),
+        }
+        for arm in self.arms:
+            command, needs = sources[arm]
+            output = data / f"{arm}.jsonl"
+            self.add(f"data {arm}", command, needs=needs, gpu=self.share("engine"),
+                     done=lambda o=output: output_done(o), priority=2 if arm == "alice" else 3)
+        # The student arms, seed by seed, once the gate has passed.
+        for s in self.seeds:
+            for arm in self.arms:
+                folder = self.train(f"{arm}-seed{s}", "student", student,
+                                    ["--train-file", data / f"{arm}.jsonl"], s, (f"data {arm}", "gate"),
+                                    3 if arm == "alice" else 4)
+                self.evaluate(f"{arm}-seed{s}", str(folder), (f"train {arm}-seed{s}",), 2, cleanup=folder)
+        # What the trained teachers score (context for the table; not an arm).
+        self.evaluate("teacher", str(teacher_dir), ("train teacher",), 5)
+        self.evaluate("teacher_zero_shot", teacher.folder, self.model_needs(teacher), 5)
+        self.noise_steps()
+        return self.steps
+
+    def noise_steps(self) -> None:
+        """The untrained student evaluated again: with the eval settings in another batch composition
+        (smaller chunks), and twice without batch invariance (plain greedy), for the noise floor."""
+        noise = self.run / "noise"
+        chunk = str(self.config.get("noise_chunk_size", 48))
+        needs = self.model_needs(self.student)
+        self.evaluate("zero_shot", self.student.folder, needs, 7, output=noise / "rerun.jsonl",
+                      extra=[*self.args.get("eval", []), "--chunk-size", chunk], name="noise rerun")
+        self.evaluate("zero_shot", self.student.folder, needs, 7, output=noise / "plain-a.jsonl", extra=[],
+                      name="noise plain-a")
+        self.evaluate("zero_shot", self.student.folder, needs, 7, output=noise / "plain-b.jsonl",
+                      extra=["--chunk-size", chunk], name="noise plain-b")
+        self.add("noise floor", action=self.noise_floor, priority=7,
+                 needs=("eval zero_shot", "noise rerun", "noise plain-a", "noise plain-b"))
+
+    # ------------------------------------------------------------------ checks and summaries
+
+    def check_gate(self) -> dict:
+        gate = gate_result(self.run, self.config, self.seeds[0], self.weak_seeds[0])
+        atomic_write_json(self.run / "gate.json", gate)
+        if not gate["passed"]:
+            failed = [k for k, ok in gate["checks"].items() if not ok]
+            raise AliceError(f"the weak-to-strong frame does not hold here ({', '.join(failed)}): weak "
+                             f"{gate['weak']['accuracy']:.3f}, ceiling {gate['ceiling']['accuracy']:.3f}, zero-shot "
+                             f"{gate['zero_shot']['accuracy']:.3f}; the student arms are not run (see gate.json)")
+        print(f"gate passed: weak {gate['weak']['accuracy']:.3f}, ceiling {gate['ceiling']['accuracy']:.3f}, "
+              f"zero-shot {gate['zero_shot']['accuracy']:.3f}", flush=True)
+        return gate
+
+    def noise_floor(self) -> dict:
+        result = noise_floor(self.run)
+        atomic_write_json(self.run / "noise_floor.json", result)
+        return result
+
+    def targets(self) -> list[str]:
+        return [s.name for s in self.steps if s.name.startswith(("eval ", "noise ")) or s.name == "gate"]
+
+
+def eval_summary(run: Path, name: str) -> dict:
+    path = run / f"eval-{name}.summary.json"
+    if not path.is_file():
+        raise AliceError(f"{path}: missing (the gate needs it)")
+    return read_json(path)
+
+
+def gate_result(run: Path, config: dict, seed: int, weak_seed: int) -> dict:
+    """The frame holds when the trained weak model is above chance (95% interval), the ceiling beats
+    it by ``min_gap`` with intervals apart, and training did not make the student worse."""
+    gate = config["gate"]
+    chance, min_gap = float(gate.get("chance", 0.0)), float(gate.get("min_gap", 0.15))
+    weak, ceiling = eval_summary(run, f"weak-seed{weak_seed}"), eval_summary(run, f"ceiling-seed{seed}")
+    zero_shot = eval_summary(run, "zero_shot")
+
+    def view(s: dict) -> dict:
+        return {k: s[k] for k in ("n", "accuracy", "accuracy_ci95", "parse_rate")}
+
+    checks = {
+        "weak_above_chance": weak["accuracy_ci95"][0] > chance,
+        "gap_at_least_min": ceiling["accuracy"] - weak["accuracy"] >= min_gap,
+        "intervals_apart": ceiling["accuracy_ci95"][0] > weak["accuracy_ci95"][1],
+        "ceiling_not_below_zero_shot": ceiling["accuracy"] >= zero_shot["accuracy"],
+    }
+    return {"weak": view(weak), "ceiling": view(ceiling), "zero_shot": view(zero_shot), "chance": chance,
+            "min_gap": min_gap, "gap": ceiling["accuracy"] - weak["accuracy"], "seeds": {"weak": weak_seed,
+                                                                                       "ceiling": seed},
+            "checks": checks, "passed": all(checks.values())}
+
+
+def outcomes(path: Path) -> dict[str, dict]:
+    return {str(row["id"]): row for _, row in iter_jsonl(path)}
+
+
+def agreement(a: Path, b: Path) -> dict:
+    """How often two evaluations of one model agree, question by question."""
+    rows_a, rows_b = outcomes(a), outcomes(b)
+    ids = sorted(set(rows_a) & set(rows_b))
+    same_outcome = sum(rows_a[i]["correct"] == rows_b[i]["correct"] for i in ids)
+    same_response = sum(rows_a[i].get("response") == rows_b[i].get("response") for i in ids)
+    return {"n": len(ids), "outcome_agreement": same_outcome / len(ids) if ids else None,
+            "outcomes_differ": len(ids) - same_outcome, "identical_responses": same_response,
+            "accuracy": [sum(rows_a[i]["correct"] for i in ids) / max(1, len(ids)),
+                         sum(rows_b[i]["correct"] for i in ids) / max(1, len(ids))]}
+
+
+def generation_seconds(output: Path) -> float | None:
+    manifest = output.with_name(output.name.removesuffix(".jsonl") + ".manifest.json")
+    return read_json(manifest).get("timings", {}).get("generation_s") if manifest.is_file() else None
+
+
+def noise_floor(run: Path) -> dict:
+    noise = run / "noise"
+    with_invariance = agreement(run / "eval-zero_shot.jsonl", noise / "rerun.jsonl")
+    plain = agreement(noise / "plain-a.jsonl", noise / "plain-b.jsonl")
+    return {"outcome_agreement": with_invariance["outcome_agreement"], "eval_settings": with_invariance,
+            "without_batch_invariance": plain,
+            "generation_s": {"eval_settings": generation_seconds(run / "eval-zero_shot.jsonl"),
+                             "eval_settings_rerun": generation_seconds(noise / "rerun.jsonl"),
+                             "plain": generation_seconds(noise / "plain-a.jsonl"),
+                             "plain_rerun": generation_seconds(noise / "plain-b.jsonl")},
+            "note": "the untrained student evaluated twice per mode; the reruns use smaller chunks (another batch "
+                    "composition); the jobs shared the GPU with other steps, so times are indicative"}
+
+
+def target_accuracy(task, pool: dict, path: Path, key: str = "response", where=lambda row: True) -> dict | None:
+    """How often a training file's targets are right (scored against the pool's ground truth, which
+    no weak-to-strong arm sees)."""
+    if not path.is_file():
+        return None
+    rows = [row for _, row in iter_jsonl(path) if where(row) and row.get(key) is not None and str(row["id"]) in pool]
+    if not rows:
+        return {"rows": 0}
+    scores = [task.score(row[key], pool[str(row["id"])]) for row in rows]
+    return {"rows": len(rows), **{k: v for k, v in summarize_scores([s.correct for s in scores],
+                                                                   [s.parsed for s in scores]).items()
+                                  if k in ("accuracy", "accuracy_ci95", "parse_rate")}}
+
+
+def evidence(run: Path, config: dict) -> dict:
+    """Room for transfer, each arm's training-target accuracy, and what each training run reached."""
+    task = load_task(config["data"])
+    pool = {ex.id: ex for ex in task.examples("student", limit=config.get("limit") or None)}
+    data = run / "data"
+    result: dict = {"pool_questions": len(pool)}
+    teacher_right = student_right = None
+    if (run / "uncertainty.jsonl").is_file():
+        rows = outcomes(run / "uncertainty.jsonl")
+        teacher_right = {i: r.get("teacher_answer") is not None and task.score(r["teacher_answer"], pool[i]).correct
+                         for i, r in rows.items() if i in pool}
+        counts = read_json(run / "uncertainty.manifest.json").get("counts", {})
+        result["uncertainty"] = {**counts, "certain_rate": counts.get("certain", 0) / max(1, counts.get("questions", 1)),
+                                 "teacher_majority_accuracy": sum(teacher_right.values()) / max(1, len(teacher_right))}
+    if (data / "self_training.jsonl").is_file():
+        rows = outcomes(data / "self_training.jsonl")
+        student_right = {i: task.score(r["response"], pool[i]).correct for i, r in rows.items() if i in pool}
+    if teacher_right is not None and student_right is not None:
+        ids = sorted(set(teacher_right) & set(student_right))
+        n = max(1, len(ids))
+        result["room_for_transfer"] = {
+            "n": len(ids),
+            "teacher_right_student_wrong": sum(teacher_right[i] and not student_right[i] for i in ids) / n,
+            "teacher_wrong_student_right": sum(student_right[i] and not teacher_right[i] for i in ids) / n,
+            "both_right": sum(teacher_right[i] and student_right[i] for i in ids) / n,
+            "both_wrong": sum(not teacher_right[i] and not student_right[i] for i in ids) / n,
+            "note": "teacher: the answer of its largest cluster of K samples; student: one zero-shot sample "
+                    "(temperature 0.9, the self-training labels)",
+        }
+    result["training_targets"] = {arm: target_accuracy(task, pool, data / f"{arm}.jsonl") for arm in ARMS}
+    alice = data / "alice.jsonl"
+    for label in ("original", "new"):
+        result["training_targets"][f"alice ({label} rows)"] = target_accuracy(
+            task, pool, alice, where=lambda r, want=label: r.get("label") == want)
+    for name in ("alice", "alice_no_statement"):
+        manifest = data / f"{name}.manifest.json"
+        if manifest.is_file():
+            result[f"student_generate {name}"] = read_json(manifest).get("counts")
+    runs = {}
+    for manifest in sorted((run / "models").glob("*/manifest.json")):
+        info = read_json(manifest)
+        training = info.get("training", {})
+        runs[manifest.parent.name] = {
+            "rows": info.get("counts", {}).get("rows"), "steps": training.get("steps"),
+            "warmup_steps": training.get("warmup_steps"), "peak_lr_reached": training.get("peak_lr_reached"),
+            "learning_rate": info.get("recipe", {}).get("learning_rate"), "first_loss": training.get("first_loss"),
+            "final_loss": training.get("final_loss"), "train_s": info.get("timings", {}).get("train_s"),
+            "tokens_per_s": training.get("tokens_per_s")}
+    result["training_runs"] = runs
+    return result
+
+
+def setting(config: dict, test: FairTest) -> dict:
+    task = load_task(config["data"])
+    teacher_half, pool = task.pools()
+    return {"data": config["data"], "train_rows": len(task.load(task.train_split)), "teacher_half": len(teacher_half),
+            "student_pool": len(pool), "test_rows": len(task.load(task.eval_split)), "limit": config.get("limit"),
+            "teacher": {"label": test.teacher.label, "model": test.teacher.folder, "source": test.teacher.source},
+            "student": {"label": test.student.label, "model": test.student.folder, "source": test.student.source},
+            "summarizer": "the student (untrained)", "k": config.get("k", 100), "seeds": config["seeds"],
+            "arms": test.arms, "args": config["args"], "gate": config["gate"]}
+
+
+def collect(run: Path, results: Path, config_path: str | Path) -> None:
+    """The deliverables without model weights: report, gate, noise floor, evidence, steps, config,
+    every manifest, and per-question outcomes (id, prediction, parsed, correct) of each evaluation."""
+    results.mkdir(parents=True, exist_ok=True)
+    for name in ("report.md", "report.csv", "report.png", "report.json", "experiment.json", "gate.json",
+                 "noise_floor.json", "evidence.json", "steps.json"):
+        if (run / name).exists():
+            shutil.copyfile(run / name, results / name)
+    shutil.copyfile(config_path, results / "config.toml")
+    for summary in sorted(list(run.glob("eval-*.summary.json")) + list((run / "noise").glob("*.summary.json"))):
+        folder = results if summary.parent == run else results / "noise"
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(summary, folder / summary.name)
+        rows = summary.with_name(summary.name.removesuffix(".summary.json") + ".jsonl")
+        if rows.is_file():
+            with open(folder / rows.name, "w") as out:
+                out.writelines(json.dumps({k: row.get(k) for k in ("id", "prediction", "parsed", "correct")}) + "\n"
+                               for _, row in iter_jsonl(rows))
+    manifests = results / "manifests"
+    for path in sorted(run.rglob("*manifest.json")):
+        if "checkpoint-" in str(path):
+            continue
+        target = manifests / path.relative_to(run)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target)
+
+
+def run_fair(config_path: str, run: Path, results: Path | None, gguf_dir: str | None, from_hub: bool,
+             gpus: list[str], dry_run: bool = False) -> dict:
+    """Build the table, run what is missing, then the gate's verdict, evidence, report and deliverables."""
+    from .report import build_report
+
+    config = load_config(config_path)
+    test = FairTest(config, run, gguf_dir, from_hub, gpus)
+    steps = test.build()
+    if dry_run:
+        run_steps(steps, test.targets(), gpus, run / "logs", dry_run=True)
+        return {}
+    run.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    note = ("The summarizer is the untrained student, not the paper's 70B model. Teacher and student are 4-bit "
+            "GGUF checkpoints dequantized to bf16." if any(m.convert for m in (test.teacher, test.student)) else
+            "The summarizer is the untrained student, not the paper's 70B model.")
+    atomic_write_json(run / "experiment.json", {"dataset": load_task(config["data"]).name,
+                                                "teacher_label": test.teacher.label,
+                                                "student_label": test.student.label, "note": note,
+                                                "setting": setting(config, test)})
+    capacity = float(config.get("gpu", {}).get("capacity", 0.9))
+    status = run_steps(steps, test.targets(), gpus, run / "logs", capacity=capacity,
+                       cpu_slots=int(config.get("cpu_slots", 2)), status_path=run / "steps.json")
+    atomic_write_json(run / "evidence.json", evidence(run, config))
+    report = build_report(run)
+    failed = {k: v for k, v in status.items() if v.get("status") != "done"}
+    if results is not None:
+        collect(run, results, config_path)
+    print(report["text"])
+    if failed:
+        print("not produced: " + "; ".join(f"{k}: {v.get('error')}" for k, v in failed.items()))
+    print(f"done in {time.time() - started:.0f} s -> {run}" + (f" (deliverables in {results})" if results else ""))
+    return {"failed": failed, "report": report}
+
+
+def repo_relative(path: str | Path) -> str:
+    path = Path(path).resolve()
+    return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)

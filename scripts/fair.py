@@ -1,0 +1,80 @@
+#!/usr/bin/env python3
+"""The fair weak-to-strong test (results/fair/): every arm with training seeds, two controls
+(self-training, Alice without the uncertainty statement), a validity gate, a noise floor and paired
+statistics, from one config (configs/fair.toml). See alice/fair.py for the arms and the run folder.
+
+Steps run as the project's own scripts (each step's manifest holds the command that reruns it), as
+many at once as the GPUs hold; a rerun resumes, running only what is still missing.
+
+  python scripts/fair.py                                   # everything, on every visible GPU
+  python scripts/fair.py --gpus 0 --run-dir runs/fair      # one GPU
+  python scripts/fair.py --dry-run                         # print every step's command
+  python report.py results/fair                            # rebuild the report from the deliverables
+  python scripts/fair.py convert FILE.gguf LABEL           # (a step) GGUF -> Hugging Face folder
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from alice.errors import AliceError, run_main
+from alice.fair import run_fair
+from alice.models import gguf_to_folder
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", default=str(REPO / "configs" / "fair.toml"))
+    p.add_argument("--gguf-dir", default=os.environ.get("SMALL_MODELS_DIR", str(Path.home() / ".cache" / "small-models")),
+                   help="folder with the GGUF files the config names")
+    p.add_argument("--from-hub", action="store_true", help="use each model's official hub id instead of its GGUF")
+    p.add_argument("--run-dir", default=str(REPO / "runs" / "fair"), help="working folder (models, JSONL, logs)")
+    p.add_argument("--results", default=str(REPO / "results" / "fair"), help="where the deliverables go")
+    p.add_argument("--gpus", default=None, help="comma-separated GPU indices (default: every visible GPU; none: CPU)")
+    p.add_argument("--dry-run", action="store_true", help="print the steps still to run, run nothing")
+    return p
+
+
+def convert(argv: list[str]) -> None:
+    p = argparse.ArgumentParser(prog="fair.py convert")
+    p.add_argument("gguf")
+    p.add_argument("label")
+    p.add_argument("--wait", type=float, default=1800, help="seconds to wait for the file to arrive")
+    args = p.parse_args(argv)
+    gguf, deadline = Path(args.gguf), time.time() + args.wait
+    while not gguf.is_file():  # an offline machine may still be receiving it
+        if time.time() > deadline:
+            raise AliceError(f"{gguf}: not found (fetch it: ../shared/tools/fetch-small-models)")
+        time.sleep(5)
+    print(gguf_to_folder(gguf, name=args.label))
+
+
+def visible_gpus() -> list[str]:
+    try:
+        import torch
+
+        return [str(i) for i in range(torch.cuda.device_count())]
+    except Exception:  # noqa: BLE001 - no torch CUDA: CPU
+        return []
+
+
+def main(argv: list[str] | None = None) -> dict:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["convert"]:
+        convert(argv[1:])
+        return {}
+    args = build_parser().parse_args(argv)
+    gpus = visible_gpus() if args.gpus is None else [g for g in args.gpus.split(",") if g.strip()]
+    return run_fair(args.config, Path(args.run_dir), Path(args.results) if args.results else None, args.gguf_dir,
+                    args.from_hub, gpus, dry_run=args.dry_run)
+
+
+if __name__ == "__main__":
+    run_main(main)
