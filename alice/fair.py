@@ -206,13 +206,22 @@ class FairTest:
                  needs=("eval zero_shot", f"eval weak-seed{self.weak_seeds[0]}", f"eval ceiling-seed{s0}"))
 
         # Teacher-side data (no student training yet, so not gated).
+        # Probing is host-bound in vLLM (~45 us per running sequence per step), so the pool is probed in
+        # ``probe_parts`` disjoint parts by as many engines at once, then merged.
         uncertainty = run / "uncertainty.jsonl"
-        self.add("uncertainty", [PY, "uncertainty.py", *self.data(), "--teacher", teacher_dir,
-                                 "--summarizer", student.folder, *self.gen(), "--k", self.config.get("k", 100),
-                                 *self.args.get("probe", []), "--output", uncertainty],
-                 needs=("train teacher",) + self.model_needs(student), gpu=self.share("probe"),
-                 done=lambda: output_done(uncertainty), priority=1,
-                 env={"ALICE_VLLM_MAX_NUM_SEQS": str(self.config.get("probe_max_num_seqs", 512))})
+        parts = int(self.config.get("probe_parts", 1))
+        outputs = [run / f"uncertainty-p{i}.jsonl" for i in range(1, parts + 1)] if parts > 1 else [uncertainty]
+        for i, output in enumerate(outputs, start=1):
+            self.add(f"uncertainty {i}/{parts}" if parts > 1 else "uncertainty",
+                     [PY, "uncertainty.py", *self.data(), "--teacher", teacher_dir, "--summarizer", student.folder,
+                      *self.gen(), "--k", self.config.get("k", 100), *self.args.get("probe", []),
+                      *(["--pool-part", f"{i}/{parts}"] if parts > 1 else []), "--output", output],
+                     needs=("train teacher",) + self.model_needs(student), gpu=self.share("probe"),
+                     done=lambda o=output: output_done(o), priority=1)
+        if parts > 1:
+            self.add("uncertainty", action=lambda: merge_parts(outputs, uncertainty),
+                     needs=tuple(f"uncertainty {i}/{parts}" for i in range(1, parts + 1)),
+                     done=lambda: output_done(uncertainty), priority=1)
         data = run / "data"
         sources = {
             "w2s_cot": ([PY, "w2s_labels.py", *self.data(), "--teacher", teacher_dir, *self.gen(), "--output",
@@ -241,10 +250,13 @@ class FairTest:
                                     ["--train-file", data / f"{arm}.jsonl"], s, (f"data {arm}", "gate"),
                                     3 if arm == "alice" else 4)
                 self.evaluate(f"{arm}-seed{s}", str(folder), (f"train {arm}-seed{s}",), 2, cleanup=folder)
-        # What the trained teachers score (context for the table; not an arm).
-        self.evaluate("teacher", str(teacher_dir), ("train teacher",), 5)
-        self.evaluate("teacher_zero_shot", teacher.folder, self.model_needs(teacher), 5)
-        self.noise_steps()
+        if self.config.get("context_evals", True):
+            # What the teacher scores before and after training (context for the table; not arms). The
+            # untrained one runs first of all: the evaluation settings meet the GPU there.
+            self.evaluate("teacher", str(teacher_dir), ("train teacher",), 5)
+            self.evaluate("teacher_zero_shot", teacher.folder, self.model_needs(teacher), 0)
+        if self.config.get("noise", True):
+            self.noise_steps()
         return self.steps
 
     def noise_steps(self) -> None:
@@ -285,6 +297,27 @@ class FairTest:
         return [s.name for s in self.steps if s.name.startswith(("eval ", "noise ")) or s.name == "gate"]
 
 
+def merge_parts(parts: list[Path], output: Path) -> dict:
+    """The parts' rows as one uncertainty output (pool order), with a manifest that sums their counts
+    and names the parts (each part's own manifest holds its command)."""
+    rows, counts, manifests = [], {}, []
+    for part in parts:
+        manifest = read_json(part.with_name(part.name.removesuffix(".jsonl") + ".manifest.json"))
+        manifests.append(manifest)
+        for key, value in manifest.get("counts", {}).items():
+            counts[key] = counts.get(key, 0) + value
+        rows.extend(row for _, row in iter_jsonl(part))
+    from .records import write_jsonl_atomic
+
+    write_jsonl_atomic(output, rows)
+    merged = {**manifests[0], "counts": counts, "output": str(output), "parts": [str(p) for p in parts],
+              "commands": [m.get("command") for m in manifests], "status": "complete",
+              "timings": {"probing_s": sum(m.get("timings", {}).get("probing_s", 0) for m in manifests),
+                          "summarizing_s": sum(m.get("timings", {}).get("summarizing_s", 0) for m in manifests)}}
+    atomic_write_json(output.with_name(output.name.removesuffix(".jsonl") + ".manifest.json"), merged)
+    return counts
+
+
 def eval_summary(run: Path, name: str) -> dict:
     path = run / f"eval-{name}.summary.json"
     if not path.is_file():
@@ -306,7 +339,7 @@ def gate_result(run: Path, config: dict, seed: int, weak_seed: int) -> dict:
     checks = {
         "weak_above_chance": weak["accuracy_ci95"][0] > chance,
         "gap_at_least_min": ceiling["accuracy"] - weak["accuracy"] >= min_gap,
-        "intervals_apart": ceiling["accuracy_ci95"][0] > weak["accuracy_ci95"][1],
+        "intervals_apart": ceiling["accuracy_ci95"][0] > weak["accuracy_ci95"][1] or not gate.get("intervals_apart", True),
         "ceiling_not_below_zero_shot": ceiling["accuracy"] >= zero_shot["accuracy"],
     }
     return {"weak": view(weak), "ceiling": view(ceiling), "zero_shot": view(zero_shot), "chance": chance,

@@ -120,6 +120,11 @@ def test_prompts_carry_what_the_method_needs():
     assert ex.question.strip() in text and "My choice is A." in text and "5 of 8" in text
     text = proactive_messages(task, ex, "my try", "My choice is B.", "I doubt B.")[0]["content"]
     assert all(part in text for part in ("my try", "My choice is B.", "I doubt B.", "My choice is"))
+    # The control without the statement: the same prompt with no word of the tutor's doubts.
+    control = proactive_messages(task, ex, "my try", "My choice is B.", "I doubt B.", with_statement=False)
+    control = control[0]["content"]
+    assert all(part in control for part in ("my try", "My choice is B.", "My choice is"))
+    assert "I doubt B." not in control and "unsure" not in control and "doubt" not in control
     assert clean_statement(" N/A. ") == NOT_APPLICABLE and clean_statement("") == NOT_APPLICABLE
     assert clean_statement('"I am unsure whether ice melts."') == "I am unsure whether ice melts."
 

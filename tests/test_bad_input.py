@@ -59,6 +59,13 @@ def cases(tmp: Path) -> list[tuple[str, list[str], str]]:
         ("cascade.py", ["--ladder", "smollm2", str(tmp / "missing-model/"), "--output-dir", str(tmp / "c")],
          "unknown model"),
         ("report.py", [str(tmp / "no_runs_here")], "no such folder"),
+        ("eval.py", ["--data", "gsm_symbolic:split=random", "--model", "smollm2"], "use instance or template"),
+        ("eval.py", ["--data", "gsm_symbolic:train=many", "--model", "smollm2"], "whole numbers"),
+        ("eval.py", ["--data", "gsm_symbolic:colour=red", "--model", "smollm2"], "unknown option(s) colour"),
+        ("eval.py", ["--model", "smollm2", "--backend", "hf", "--batch-invariant"], "needs the vllm backend"),
+        ("train.py", ["--ground-truth", "--warmup-ratio", "1.5", *train], "--warmup-ratio 1.5"),
+        ("scripts/fair.py", ["--config", missing], "no such config file"),
+        ("scripts/fair.py", ["--config", write(tmp / "fair.toml", 'data = "gsm_symbolic"\n')], "missing [models]"),
     ]
 
 

@@ -104,3 +104,38 @@ def test_manifest_hides_secrets(tmp_path):
     m.complete({})
     text = m.path.read_text()
     assert "hf_abc" not in text and '"max_new_tokens": 5' in text
+
+
+def test_gsm_symbolic_instance_split_covers_every_template_in_both_halves():
+    from collections import Counter
+
+    task = load_task("gsm_symbolic")
+    train, test = task.load("train"), task.load("test")
+    assert (len(train), len(test)) == (2040, 340)  # 85 templates x 24 and x 4
+    teacher, pool = task.pools()
+
+    def template(ex):
+        return ex.id.split("-")[1]
+
+    assert set(Counter(map(template, teacher)).values()) == {12} and set(Counter(map(template, pool)).values()) == {12}
+    assert not {ex.question for ex in train} & {ex.question for ex in test}  # new instances at test
+    ex = test[0]
+    assert ex.rationale.rstrip().endswith(f"#### {ex.gold}") and task.score(ex.rationale, ex).correct
+    assert task.answer_type == "number" and "####" in task.prompt(ex)
+    # Generated once, then read back: the same rows in a new task object.
+    assert task.cache_path().is_file()
+    assert [e.question for e in load_task("gsm_symbolic").load("test")] == [e.question for e in test]
+
+
+def test_gsm_symbolic_template_split_holds_out_templates(tmp_path, monkeypatch):
+    monkeypatch.setenv("ALICE_CACHE", str(tmp_path))  # generated here, not read from a cache
+    task = load_task("gsm_symbolic:split=template,train=4,test=2,test_templates=5,seed=3")
+    train, test = task.load("train"), task.load("test")
+
+    def templates(rows):
+        return {ex.id.split("-")[1] for ex in rows}
+
+    assert len(templates(test)) == 5 and not templates(train) & templates(test)
+    assert (len(train), len(test)) == (80 * 4, 5 * 2)
+    other = load_task("gsm_symbolic:split=template,train=4,test=2,test_templates=5,seed=4")
+    assert templates(other.load("test")) != templates(test)  # the seed picks the held-out templates

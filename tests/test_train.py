@@ -220,3 +220,16 @@ def test_clear_errors(small_model, sums, tmp_path):
     with pytest.raises(AliceError, match="exists without a manifest"):
         _main(*base[:6], "--ground-truth", "--output-dir", str(foreign))
     assert (foreign / "model.safetensors").read_text() == "someone else's model"
+
+
+def test_warmup_is_a_share_of_the_run_and_the_manifest_says_what_was_reached(small_model, sums, tmp_path):
+    out = tmp_path / "warm"
+    fast = [a for a in FAST if a not in ("--warmup-steps", "0")]
+    done = run_script("train.py", "--data", str(sums), "--answer-type", "number", "--teacher", small_model,
+                      "--ground-truth", "--limit", "8", "--max-steps", "4", "--lr", "3e-5", "--warmup-ratio", "0.6",
+                      "--output-dir", str(out), *fast)
+    training = _manifest(out)["training"]
+    assert (training["steps"], training["max_steps"], training["warmup_steps"]) == (4, 4, 3)  # ceil(0.6 x 4)
+    assert abs(training["peak_lr_reached"] - 3e-5) < 1e-12  # the warm-up ends inside the run
+    assert _manifest(out)["recipe"]["warmup_ratio"] == 0.6 and _manifest(out)["recipe"]["warmup_steps"] is None
+    assert "warning: the warm-up takes 3 of the run's 4 optimizer steps" in done.stderr

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The fair test (scripts/fair.py) on an offline GPU machine, started by job.sh once the wheels are
+# in: the GGUF models arrive in /tmp/keep/files (their conversion waits for them), and so does the
+# gsm_symbolic data set's cached rows (reasoning-gym's compiled dependencies are not needed then).
+set -uo pipefail
+export ALICE_CACHE=/tmp/alice-cache
+mkdir -p "$ALICE_CACHE/gsm_symbolic"
+until ls /tmp/keep/files/reasoning-gym-*.json >/dev/null 2>&1; do sleep 3; done
+cp /tmp/keep/files/reasoning-gym-*.json "$ALICE_CACHE/gsm_symbolic/"
+python3 scripts/fair.py --gguf-dir /tmp/keep/files --run-dir /tmp/job/run --results /tmp/job/results

@@ -1,0 +1,165 @@
+"""The fair-test driver: the step executor on real subprocesses, the gate and the part merge on
+real files, and the whole table end to end on CPU with the small real model."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import run_script
+
+from alice.errors import AliceError
+from alice.fair import FairTest, gate_result, load_config, merge_parts
+from alice.metrics import summarize_scores
+from alice.plan import Step, needed_steps, run_steps
+
+
+def writer(path: Path, text: str, fail: bool = False) -> list[str]:
+    """A step command that writes ``text`` to ``path`` (or fails)."""
+    code = f"import pathlib,sys; pathlib.Path({str(path)!r}).write_text({text!r}); sys.exit({int(fail)})"
+    return [sys.executable, "-c", code]
+
+
+def test_executor_runs_what_targets_need_skips_after_a_failure_and_resumes(tmp_path):
+    out = {name: tmp_path / f"{name}.txt" for name in ("a", "b", "c", "d", "unused")}
+
+    def step(name: str, needs=(), fail=False) -> Step:
+        return Step(name, writer(out[name], name, fail), needs=needs, done=lambda: out[name].is_file())
+
+    steps = [step("a"), step("b", ("a",)), step("c", ("a",), fail=True), step("d", ("c",)), step("unused")]
+    assert [s.name for s in needed_steps(steps, ["b", "d"])] == ["a", "b", "c", "d"]
+    status = run_steps(steps, ["b", "d"], [], tmp_path / "logs", status_path=tmp_path / "steps.json")
+    assert status["a"]["status"] == status["b"]["status"] == "done"
+    assert status["c"]["status"] == "failed" and status["d"] == {"status": "skipped", "error": "needs c"}
+    assert not out["unused"].exists() and not out["d"].exists()
+    assert "$ " in (tmp_path / "logs" / "a.log").read_text()  # the log starts with the command
+    assert json.loads((tmp_path / "steps.json").read_text())["steps"]["c"]["error"] == "exit code 1"
+    # A rerun starts only what is still missing: a and b are done, c runs again (and fails again).
+    out["b"].write_text("kept")
+    again = run_steps(steps, ["b", "d"], [], tmp_path / "logs")
+    assert set(again) == {"c", "d"} and out["b"].read_text() == "kept"
+
+
+def test_gpu_shares_limit_what_runs_at_once(tmp_path):
+    # Two steps of 0.6 of a GPU cannot share one card: the second starts after the first ends.
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    code = ("import pathlib,time,os; p=pathlib.Path({d!r}); (p/'{n}.start').write_text(str(time.time())); "
+            "time.sleep(1.0); (p/'{n}.end').write_text(os.environ['CUDA_VISIBLE_DEVICES'])")
+    steps = [Step(n, [sys.executable, "-c", code.format(d=str(marks), n=n)], gpu=0.6,
+                  done=lambda n=n: (marks / f"{n}.end").is_file()) for n in ("x", "y")]
+    status = run_steps(steps, ["x", "y"], ["7"], tmp_path / "logs")
+    assert all(s["status"] == "done" and s["gpu"] == "7" for s in status.values())
+    assert (marks / "x.end").read_text() == "7"
+    first, second = sorted(float((marks / f"{n}.start").read_text()) for n in ("x", "y"))
+    assert second - first >= 1.0
+
+
+def write_summary(run: Path, name: str, correct: int, n: int = 100) -> None:
+    summary = summarize_scores([True] * correct + [False] * (n - correct), [True] * n)
+    (run / f"eval-{name}.summary.json").write_text(json.dumps(summary))
+
+
+def test_gate_passes_a_frame_that_holds_and_names_what_fails(tmp_path):
+    config = {"gate": {"chance": 0.0, "min_gap": 0.15}}
+    write_summary(tmp_path, "weak-seed0", 60)
+    write_summary(tmp_path, "ceiling-seed0", 85)
+    write_summary(tmp_path, "zero_shot", 50)
+    gate = gate_result(tmp_path, config, 0, 0)
+    assert gate["passed"] and abs(gate["gap"] - 0.25) < 1e-9 and gate["zero_shot"]["accuracy"] == 0.5
+    # Memorising templates: the ceiling falls below the untrained student.
+    write_summary(tmp_path, "zero_shot", 90)
+    gate = gate_result(tmp_path, config, 0, 0)
+    assert not gate["passed"] and gate["checks"] == {"weak_above_chance": True, "gap_at_least_min": True,
+                                                     "intervals_apart": True, "ceiling_not_below_zero_shot": False}
+    # A weak model at chance with a ceiling too close: three checks fail.
+    write_summary(tmp_path, "weak-seed0", 0)
+    write_summary(tmp_path, "ceiling-seed0", 5)
+    checks = gate_result(tmp_path, config, 0, 0)["checks"]
+    assert not checks["weak_above_chance"] and not checks["gap_at_least_min"] and not checks["intervals_apart"]
+    with pytest.raises(AliceError, match="missing"):
+        gate_result(tmp_path, config, 1, 0)
+
+
+def test_probe_parts_merge_into_one_output_with_summed_counts(tmp_path):
+    parts = []
+    for i, ids in enumerate((["q1", "q2"], ["q3"]), start=1):
+        part = tmp_path / f"uncertainty-p{i}.jsonl"
+        part.write_text("".join(json.dumps({"id": q, "status": "certain"}) + "\n" for q in ids))
+        manifest = {"status": "complete", "command": f"uncertainty.py --pool-part {i}/2",
+                    "counts": {"questions": len(ids), "certain": len(ids)}, "timings": {"probing_s": 1.5}}
+        (tmp_path / f"uncertainty-p{i}.manifest.json").write_text(json.dumps(manifest))
+        parts.append(part)
+    merged = tmp_path / "uncertainty.jsonl"
+    assert merge_parts(parts, merged) == {"questions": 3, "certain": 3}
+    assert [json.loads(line)["id"] for line in merged.read_text().splitlines()] == ["q1", "q2", "q3"]
+    manifest = json.loads((tmp_path / "uncertainty.manifest.json").read_text())
+    assert manifest["status"] == "complete" and manifest["timings"]["probing_s"] == 3.0
+    assert manifest["commands"] == ["uncertainty.py --pool-part 1/2", "uncertainty.py --pool-part 2/2"]
+
+
+def test_shipped_config_builds_every_arm_and_seed(tmp_path):
+    config = load_config(Path(__file__).resolve().parent.parent / "configs" / "fair.toml")
+    test = FairTest(config, tmp_path / "run", gpus=["0", "1"])
+    names = {s.name for s in test.build()}
+    for arm in ("alice", "alice_no_statement", "self_training", "w2s_cot", "w2s_qa", "ceiling"):
+        assert {f"train {arm}-seed{s}" for s in (0, 1, 2)} <= names and f"eval {arm}-seed2" in names
+    assert {"gate", "uncertainty", "uncertainty 4/4", "noise floor", "eval zero_shot", "eval weak-seed0"} <= names
+    gated = [s for s in test.steps if s.name.startswith("train ") and "gate" in s.needs]
+    assert len(gated) == 15  # every trained student arm waits for the gate (ceiling feeds it)
+
+
+SMOKE = """
+data = "gsm_symbolic"
+limit = 4
+k = 2
+arms = ["alice", "self_training"]
+context_evals = false
+[gate]
+chance = -1.0
+min_gap = -1.0
+intervals_apart = false
+[seeds]
+student = [0]
+weak = [0]
+[models.teacher]
+path = "smollm2"
+[models.student]
+path = "smollm2"
+[args]
+generation = ["--backend", "hf", "--max-new-tokens", "24", "--batch-size", "16"]
+eval = []
+probe = ["--save-samples", "--keep-singletons", "--summarizer-max-new-tokens", "24"]
+train = ["--max-steps", "1", "--total-batch-size", "2", "--per-device-batch-size", "2", "--max-length", "320",
+         "--no-gradient-checkpointing", "--lr", "5e-5"]
+"""
+
+
+def test_fair_test_end_to_end_on_cpu(tmp_path, small_model):
+    """Every kind of step with the small model on both sides (a plumbing check, not a result): the
+    gate (thresholds opened), the arms, the noise floor, evidence, report and deliverables; a rerun
+    has nothing left to do."""
+    config = tmp_path / "fair.toml"
+    config.write_text(SMOKE)
+    run, results = tmp_path / "run", tmp_path / "results"
+    args = ["--config", str(config), "--run-dir", str(run), "--results", str(results), "--gpus", ""]
+    done = run_script("scripts/fair.py", *args, timeout=1500)
+    steps = json.loads((run / "steps.json").read_text())["steps"]
+    assert all(s["status"] == "done" for s in steps.values()), steps
+    assert "gate passed" in done.stdout and json.loads((run / "gate.json").read_text())["passed"]
+    report = json.loads((results / "report.json").read_text())
+    assert set(report["methods"]) == {"weak", "ceiling", "zero_shot", "alice", "self_training"}
+    assert report["methods"]["alice"]["seeds"] == [report["methods"]["alice"]["accuracy"]]
+    assert any(p["a"] == "alice" and p["b"] == "self_training" for p in report["paired"])
+    # Three CPU evaluations of one model in different chunks agree question by question.
+    noise = json.loads((run / "noise_floor.json").read_text())
+    assert noise["outcome_agreement"] == 1.0 and noise["without_batch_invariance"]["identical_responses"] == 4
+    evidence = json.loads((results / "evidence.json").read_text())
+    assert evidence["pool_questions"] == 4 and "room_for_transfer" in evidence
+    assert evidence["training_runs"]["alice-seed0"]["steps"] == 1
+    assert not list(run.glob("models/alice-seed0/*.safetensors"))  # evaluated: weights dropped
+    assert (results / "eval-alice-seed0.jsonl").is_file() and (results / "manifests" / "uncertainty.manifest.json").is_file()
+    again = run_script("scripts/fair.py", *args)
+    assert "0 steps to run" in again.stdout
