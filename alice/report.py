@@ -335,6 +335,19 @@ def _paired_cells(p: dict) -> str:
             f"{p['p_mcnemar']:.3g} | {p['n']} |\n")
 
 
+def gate_text(gate: dict) -> str:
+    """The gate's verdict with its numbers: what failed, and whether the arms ran anyway."""
+    numbers = ", ".join(f"{name} {_pct(gate[name]['accuracy'])}%" for name in ("weak", "ceiling", "zero_shot")
+                        if isinstance(gate.get(name), dict) and "accuracy" in gate[name])
+    if gate.get("passed"):
+        return f"passed ({numbers})" if numbers else "passed"
+    failed = [name.replace("_", " ") for name, ok in gate.get("checks", {}).items() if not ok]
+    text = "NOT passed" + (f" ({'; '.join(failed)}: {numbers})" if failed else "")
+    if gate.get("overridden"):
+        text += "; the student arms were run anyway (--override-gate): read their PGR with that in mind"
+    return text
+
+
 def markdown(groups: list[Group]) -> str:
     out = io.StringIO()
     out.write("# Weak-to-strong results\n\n")
@@ -350,7 +363,7 @@ def markdown(groups: list[Group]) -> str:
             out.write(f"{group.note}\n\n")
         out.write(f"Folder: `{group.folder}`\n\n")
         if group.gate is not None:
-            out.write(f"Gate (gate.json): {'passed' if group.gate.get('passed') else 'not passed'}.\n\n")
+            out.write(f"Gate (gate.json): {gate_text(group.gate)}.\n\n")
         if group.noise_floor is not None and group.noise_floor.get("outcome_agreement") is not None:
             out.write(f"Noise floor (noise_floor.json): outcome agreement "
                       f"{_pct(group.noise_floor['outcome_agreement'])}%.\n\n")
