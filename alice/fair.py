@@ -37,7 +37,7 @@ from .metrics import summarize_scores
 from .models import cache_dir, resolve_model
 from .plan import Step, run_steps
 from .records import atomic_write_json, iter_jsonl, read_json
-from .tasks import REPO_ROOT, load_task
+from .tasks import load_task
 
 ARMS = ("w2s_qa", "w2s_cot", "alice", "self_training", "alice_no_statement")
 PY = sys.executable
@@ -527,7 +527,3 @@ def run_fair(config_path: str, run: Path, results: Path | None, gguf_dir: str | 
     print(f"done in {time.time() - started:.0f} s -> {run}" + (f" (deliverables in {results})" if results else ""))
     return {"failed": failed, "report": report}
 
-
-def repo_relative(path: str | Path) -> str:
-    path = Path(path).resolve()
-    return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
