@@ -470,7 +470,7 @@ def collect(run: Path, results: Path, config_path: str | Path) -> None:
     """The deliverables without model weights: report, gate, noise floor, evidence, steps, config,
     every manifest, and per-question outcomes (id, prediction, parsed, correct) of each evaluation."""
     results.mkdir(parents=True, exist_ok=True)
-    for name in ("report.md", "report.csv", "report.png", "report.json", "experiment.json", "gate.json",
+    for name in ("report.md", "report.csv", "report.png", "report.pdf", "report.json", "experiment.json", "gate.json",
                  "noise_floor.json", "evidence.json", "steps.json"):
         if (run / name).exists():
             shutil.copyfile(run / name, results / name)
