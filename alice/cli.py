@@ -61,7 +61,8 @@ def add_generation_args(p: argparse.ArgumentParser, max_new_tokens: int = 512) -
     g = p.add_argument_group("generation")
     g.add_argument("--backend", choices=BACKENDS, default="auto",
                    help="auto = vllm where it imports, else transformers (hf)")
-    g.add_argument("--base-url", help="OpenAI-compatible server for --backend openai (key: OPENAI_API_KEY)")
+    g.add_argument("--base-url", help="OpenAI-compatible server for --backend openai (key: OPENAI_API_KEY); "
+                                      "several serving the same model: comma-separated URLs share the questions")
     g.add_argument("--max-new-tokens", type=int, default=max_new_tokens)
     g.add_argument("--batch-size", type=int, default=16, help="rows per transformers generate() call")
     g.add_argument("--chunk-size", type=int, default=None,
@@ -79,7 +80,7 @@ def add_generation_args(p: argparse.ArgumentParser, max_new_tokens: int = 512) -
     g.add_argument("--batch-invariant", action="store_true",
                    help="vLLM: batch-invariant kernels, so greedy outputs do not depend on which other prompts "
                         "share the batch (reproducible evaluation; slower)")
-    g.add_argument("--concurrency", type=int, default=16, help="parallel requests for --backend openai")
+    g.add_argument("--concurrency", type=int, default=16, help="parallel requests per server for --backend openai")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--skip-long-prompts", action="store_true",
                    help="skip (and count) prompts longer than the context instead of stopping")
