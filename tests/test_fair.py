@@ -131,7 +131,9 @@ path = "smollm2"
 [args]
 generation = ["--backend", "hf", "--max-new-tokens", "24", "--batch-size", "16"]
 eval = []
-probe = ["--save-samples", "--keep-singletons", "--summarizer-max-new-tokens", "24"]
+# Clusters by meaning, singletons kept: every non-empty sample of the 135M teacher counts, so every
+# question gives Alice a training row (on GSM-style math it rarely writes a parsable number).
+probe = ["--save-samples", "--keep-singletons", "--clustering", "semantic", "--summarizer-max-new-tokens", "24"]
 train = ["--max-steps", "1", "--total-batch-size", "2", "--per-device-batch-size", "2", "--max-length", "320",
          "--no-gradient-checkpointing", "--lr", "5e-5", "--warmup-steps", "0"]
 """
