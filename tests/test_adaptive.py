@@ -1,8 +1,14 @@
-"""Adaptive probing (alice/adaptive.py): the wave logic on hand-made key sequences."""
+"""Adaptive probing (alice/adaptive.py): the wave logic on hand-made key sequences and the offline replay
+(bench/bench_adaptive.py) on a tiny file."""
 
 from __future__ import annotations
 
+import json
+import lzma
+import sys
+
 import pytest
+from conftest import REPO
 
 from alice.adaptive import (
     AdaptiveRule,
@@ -18,6 +24,8 @@ from alice.answers import answer_format
 from alice.backends import Backend, Sampling
 from alice.errors import AliceError
 from alice.tasks import Example
+
+sys.path.insert(0, str(REPO / "bench"))
 
 RULE = AdaptiveRule(wave=5, min_samples=10, z=2.0)
 
@@ -106,3 +114,23 @@ def test_probe_in_waves_requests_open_questions_only_with_per_wave_ids():
     assert wave_id("tie", 0) == "tie" and wave_id("tie", 2) == "tie#wave2"
     assert closed["same"] == (["#### 3"] * 8, "unanimous")
     assert len(closed["tie"][0]) == 20 and closed["tie"][1] == "k"
+
+
+def test_replay_on_a_tiny_file(tmp_path):
+    from bench_adaptive import evaluate, load_keys
+
+    rows = [{"id": "a", "question": "x", "samples": ["#### 1"] * 20},  # certain: stops at 10 of 20
+            {"id": "b", "question": "y", "samples": ["#### 1", "#### 2"] * 10},  # a tie: all 20
+            {"id": "c", "question": "z", "samples": ["#### 5"] * 10 + ["#### 6"] * 10}]  # certain at 10, not at 20
+    path = tmp_path / "probe.jsonl.xz"
+    with lzma.open(path, "wt", encoding="utf-8") as handle:
+        handle.writelines(json.dumps(r) + "\n" for r in rows)
+    keys, samples = load_keys(path)
+    assert keys["a"] == ["1"] * 20 and samples["b"][1] == "#### 2"
+    tokens = {"a": [1] * 20, "b": [2] * 20, "c": [3] * 20}
+    result = evaluate(RULE, keys, tokens, 20)
+    assert result["samples_drawn"] == 10 + 20 + 10
+    assert result["tokens_drawn"] == 10 * 1 + 20 * 2 + 10 * 3 and result["tokens_full"] == 20 * 6
+    assert result["token_ratio"] == round(120 / 80, 3) and result["sample_ratio"] == 1.5
+    assert result["disagree"] == {"status": 1, "answer": 0, "both": 1, "clusters": 1}
+    assert result["stops"] == {"unanimous": 2, "k": 1}
