@@ -100,6 +100,16 @@ def wilson(failures: int, n: int, z: float = 1.96) -> list[float]:
     return [round(max(0.0, centre - half), 4), round(min(1.0, centre + half), 4)]
 
 
+def merge_results(values: dict) -> None:
+    """Add or update keys in bench/results.json, in the file's own layout (indent 1), keeping the other keys."""
+    from alice.records import atomic_write_text
+
+    path = BENCH / "results.json"
+    data = json.loads(path.read_text()) if path.exists() else {}
+    data.update(values)
+    atomic_write_text(path, json.dumps(data, indent=1) + "\n")
+
+
 def rule_name(rule: AdaptiveRule) -> str:
     z = "off" if math.isinf(rule.z) else f"{rule.z:g}"
     return f"first {rule.min_samples}, waves of {rule.wave}, lead z {z}"
@@ -154,7 +164,7 @@ def main() -> None:
     if args.no_write:
         return
 
-    from bench_cluster import append_section, merge_results
+    from bench_cluster import append_section
 
     source = {"data": str(args.data.relative_to(REPO)) if args.data.is_relative_to(REPO) else str(args.data),
               "questions": n, "k": args.k, "teacher": "Qwen2.5-Coder-0.5B-Instruct trained on gsm_symbolic rationales "
