@@ -25,6 +25,7 @@ import json
 import lzma
 import math
 import sys
+import time
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -76,20 +77,22 @@ def evaluate(rule: AdaptiveRule, keys: dict[str, Sequence[str | None]], tokens: 
     """Replay one rule on every question (or ``ids``): token ratio, samples, agreement with full K."""
     ids = list(keys) if ids is None else list(ids)
     drawn_tokens = full_tokens = drawn_samples = 0
-    agree = Counter()
-    stops = Counter()
+    agree, stops, wrong = Counter(), Counter(), Counter()
     for qid in ids:
         drawn, reason = replay(keys[qid], k, rule)
         stops[reason] += 1
         drawn_samples += drawn
         drawn_tokens += sum(tokens[qid][:drawn])
         full_tokens += sum(tokens[qid][:k])
-        agree.update(name for name, same in compare(keys[qid][:k], drawn).items() if same)
+        same = compare(keys[qid][:k], drawn)
+        agree.update(name for name, ok in same.items() if ok)
+        wrong.update(f"{reason}: {name}" for name, ok in same.items() if not ok and name in ("status", "answer"))
     n = len(ids)
     return {"rule": rule.describe(), "questions": n, "token_ratio": round(full_tokens / drawn_tokens, 3),
             "sample_ratio": round(k * n / drawn_samples, 3), "tokens_drawn": drawn_tokens, "tokens_full": full_tokens,
             "samples_drawn": drawn_samples, "agreement": {m: round(agree[m] / n, 4) for m in METRICS},
-            "disagree": {m: n - agree[m] for m in METRICS}, "stops": dict(stops)}
+            "disagree": {m: n - agree[m] for m in METRICS}, "stops": dict(stops),
+            "disagree_by_stop": dict(sorted(wrong.items()))}
 
 
 def wilson(failures: int, n: int, z: float = 1.96) -> list[float]:
@@ -158,24 +161,25 @@ def main() -> None:
               for m in METRICS}
     goal = chosen["token_ratio"] >= 3 and chosen["agreement"]["both"] >= 0.97
     print(f"\nchosen: {rule_name(CHOSEN)}: token ratio {chosen['token_ratio']}, agreement {chosen['agreement']}, "
-          f"errors {errors}, stops {chosen['stops']}; halves: "
+          f"errors {errors}, stops {chosen['stops']}, where {chosen['disagree_by_stop']}; halves: "
           + "; ".join(f"{h['token_ratio']} / {h['agreement']['both']}" for h in halves)
           + f"\ngoal (>= 3x fewer sampled tokens, >= 97% identical on status and answer): {'met' if goal else 'NOT met'}")
     if args.no_write:
         return
 
-    from bench_cluster import append_section
+    from bench_cluster import append_section, device_line
 
-    source = {"data": str(args.data.relative_to(REPO)) if args.data.is_relative_to(REPO) else str(args.data),
+    source = {"date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "device": f"{device_line()} (offline replay of saved samples)",
+              "command": "python " + " ".join(sys.argv), "data": str(args.data.relative_to(REPO)) if args.data.is_relative_to(REPO) else str(args.data),
               "questions": n, "k": args.k, "teacher": "Qwen2.5-Coder-0.5B-Instruct trained on gsm_symbolic rationales "
               "(the fair test)", "tokens": "Qwen2.5 tokenizer (from the GGUF file), sample text without the end token"}
     merge_results({
         "P1_adaptive_token_ratio": {"value": chosen["token_ratio"], "rule": CHOSEN.describe(),
                                     "sample_ratio": chosen["sample_ratio"], "tokens_full": chosen["tokens_full"],
-                                    "tokens_drawn": chosen["tokens_drawn"], "goal": 3.0, "goal_met": goal, **source,
-                                    "device": "CPU (offline replay of saved samples)"},
+                                    "tokens_drawn": chosen["tokens_drawn"], "goal": 3.0, "goal_met": goal, **source},
         "P1_adaptive_agreement": {"value": chosen["agreement"]["both"], "agreement": chosen["agreement"],
                                   "error": errors, "stops": chosen["stops"],
+                                  "disagree_by_stop": chosen["disagree_by_stop"],
                                   "halves_both": [h["agreement"]["both"] for h in halves],
                                   "halves_token_ratio": [h["token_ratio"] for h in halves], "goal": 0.97,
                                   "note": "agreement with all K samples; 'clusters' = the same set of surviving "
@@ -185,6 +189,11 @@ def main() -> None:
     data_line = (f"data: `{source['data']}` (results/fair: {n} gsm_symbolic student-pool questions x K={args.k} "
                  "samples of the trained Qwen2.5-Coder-0.5B teacher, temperature 0.9, top-p 0.95); samples replayed "
                  "in their stored order")
+    rule_line = ("rule (`alice/adaptive.py`): draw a first wave of m samples, then waves of w; after each wave stop a "
+                 "question when every sample drawn has the same key (certain), when none parses (no answer), or when "
+                 "two clusters survive and the largest leads the runner-up by c1 - c2 >= z * sqrt((c1 + c2) * "
+                 "(1 - n/K)) (the sign test of the top two, with a finite-population correction because the target "
+                 "is full K's result); always at K")
     agreement_line = ("agreement: the drawn samples give the same status / teacher's answer / both / set of "
                       "surviving clusters as all K (exact clustering, singletons dropped)")
     chosen_line = (f"**chosen rule** ({rule_name(CHOSEN)}; `uncertainty.py --adaptive`'s default): "
@@ -193,6 +202,15 @@ def main() -> None:
                    f"**{chosen['agreement']['both']:.1%}**; goal (>= 3x, >= 97%): **{'met' if goal else 'not met'}**")
     error_line = "measured error (95% Wilson interval): " + ", ".join(
         f"{m} {errors[m]['rate']:.1%} [{errors[m]['ci95'][0]:.1%}, {errors[m]['ci95'][1]:.1%}]" for m in METRICS)
+    where_line = (f"where the errors come from (stop: what differs): {chosen['disagree_by_stop']}; a unanimous stop "
+                  "misses a second answer that full K draws at least twice; a lead stop rarely names another answer")
+    safer = next(r for r in grid if r["rule"] == {**CHOSEN.describe(), "min_samples": CHOSEN.min_samples + 5})
+    honest_line = (f"how close: {chosen['disagree']['both']} of {n} questions differ on status or answer (the goal "
+                   f"allows {math.floor(0.03 * n)}); the upper end of the error's 95% interval "
+                   f"({errors['both']['ci95'][1]:.1%}) is above 3%; the token ratio is "
+                   f"{min(h['token_ratio'] for h in halves):.2f} on the worse half. A first wave of "
+                   f"{safer['rule']['min_samples']} agrees more ({safer['agreement']['both']:.1%}) but saves "
+                   f"{safer['token_ratio']:.2f}x")
     halves_line = (f"stops: {chosen['stops']}; the two halves of the questions (alternate ids): token ratio "
                    f"{halves[0]['token_ratio']:.2f} / {halves[1]['token_ratio']:.2f}, status and answer "
                    f"{halves[0]['agreement']['both']:.1%} / {halves[1]['agreement']['both']:.1%}")
@@ -202,7 +220,8 @@ def main() -> None:
     grid_line = "grid (waves of 5; lead z off = stop only on unanimity):\n\n" + "\n".join(table(shown)) + "\n"
     append_section("P1: adaptive probing, replayed on the fair test's teacher (bench/bench_adaptive.py)", [
         data_line, "tokens: each sample's length in the Qwen2.5 tokenizer (GGUF file), in `bench/adaptive_tokens.json.xz`",
-        agreement_line, chosen_line, error_line, halves_line, caveat_line,
+        rule_line, agreement_line, chosen_line, error_line, where_line, honest_line, halves_line,
+        caveat_line,
         grid_line])
 
 if __name__ == "__main__":
