@@ -44,6 +44,7 @@ from .records import JsonlAppender
 from .tasks import Example
 
 Keys = Sequence[str | None]
+ADAPTIVE_ARGS = ("adaptive", "min_samples", "wave_size", "lead_z")  # uncertainty.py's options for it
 
 
 @dataclass(frozen=True)

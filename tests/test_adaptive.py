@@ -1,14 +1,15 @@
-"""Adaptive probing (alice/adaptive.py): the wave logic on hand-made key sequences and the offline replay
-(bench/bench_adaptive.py) on a tiny file."""
+"""Adaptive probing (alice/adaptive.py): the wave logic on hand-made key sequences, the offline replay
+(bench/bench_adaptive.py) on a tiny file, and one real ``uncertainty.py --adaptive`` run with the small model."""
 
 from __future__ import annotations
 
 import json
 import lzma
 import sys
+from pathlib import Path
 
 import pytest
-from conftest import REPO
+from conftest import REPO, run_script
 
 from alice.adaptive import (
     AdaptiveRule,
@@ -23,7 +24,7 @@ from alice.adaptive import (
 from alice.answers import answer_format
 from alice.backends import Backend, Sampling
 from alice.errors import AliceError
-from alice.tasks import Example
+from alice.tasks import Example, load_task
 
 sys.path.insert(0, str(REPO / "bench"))
 
@@ -134,3 +135,35 @@ def test_replay_on_a_tiny_file(tmp_path):
     assert result["token_ratio"] == round(120 / 80, 3) and result["sample_ratio"] == 1.5
     assert result["disagree"] == {"status": 1, "answer": 0, "both": 1, "clusters": 1}
     assert result["stops"] == {"unanimous": 2, "k": 1}
+
+
+def test_uncertainty_adaptive_with_the_small_model(tmp_path, small_model):
+    out = tmp_path / "unc.jsonl"
+    pool_ids = [ex.id for ex in load_task("arc_challenge").examples("student", limit=3)]
+    run_script("uncertainty.py", "--data", "arc_challenge", "--teacher", small_model, "--backend", "hf",
+               "--k", "4", "--limit", "3", "--max-new-tokens", "8", "--batch-size", "32",
+               "--summarizer-max-new-tokens", "8", "--adaptive", "--min-samples", "2", "--wave-size", "2",
+               "--save-samples", "--output", str(out))
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert sorted(r["id"] for r in rows) == sorted(pool_ids)
+    manifest = json.loads(Path(str(out).replace(".jsonl", ".manifest.json")).read_text())
+    adaptive = manifest["adaptive"]
+    assert adaptive["min_samples"] == 2 and adaptive["wave"] == 2 and adaptive["k"] == 4
+    assert adaptive["samples_drawn"] == sum(r["n_samples"] for r in rows) == manifest["counts"]["samples"]
+    assert adaptive["samples_full_k"] == 12 and sum(adaptive["stops"].values()) == 3
+    for r in rows:
+        assert r["n_samples"] in (2, 4) and len(r["samples"]) == r["n_samples"]
+        assert r["adaptive_stop"] in ("unanimous", "unparsable", "lead", "k")
+        assert (r["n_samples"] == 4) == (r["adaptive_stop"] == "k")
+        task_keys = [load_task("arc_challenge").cluster_key(s, ex) for ex in load_task("arc_challenge")
+                     .examples("student", limit=3) if ex.id == r["id"] for s in r["samples"]]
+        assert r["status"] == summary(task_keys)[0]
+        assert decide(task_keys, 4, AdaptiveRule(wave=2, min_samples=2, z=2.0)) == r["adaptive_stop"]
+
+
+def test_adaptive_refuses_semantic_clustering(tmp_path, small_model):
+    from uncertainty import main
+
+    with pytest.raises(AliceError, match="--adaptive needs exact clustering"):  # before any model loads
+        main(["--data", "arc_challenge", "--teacher", small_model, "--adaptive", "--clustering", "semantic",
+              "--output", str(tmp_path / "sem.jsonl")])
