@@ -182,8 +182,9 @@ def adaptive_stage(output: Path, backend_get: Callable[[], Backend], examples: l
                    sampling: Sampling, rule: AdaptiveRule, args: argparse.Namespace) -> tuple[list[dict], dict]:
     """Resume-or-probe into ``output`` (rows: id, samples, stop); like ``stages.generate_stage``.
 
-    Questions are probed a chunk at a time (``--chunk-size``, default 64 on CPU, 4096 / min_samples on a
-    GPU), and the rows of the questions that stop in a wave are written after that wave, so a kill
+    Questions are probed a chunk at a time (``--chunk-size``, default 64 on CPU, 16384 / min_samples on a
+    GPU: later waves hold only the open questions, so a chunk must be large for them to fill a batch), and
+    the rows of the questions that stop in a wave are written after that wave, so a kill
     loses only the open questions (a rerun draws them again, from wave 0, with the same seeds).
     """
     from .backends import cuda_available
@@ -197,7 +198,7 @@ def adaptive_stage(output: Path, backend_get: Callable[[], Backend], examples: l
                                                [ex.id for ex in pending], sampling.max_tokens,
                                                args.skip_long_prompts))
             work = [ex for ex in pending if ex.id not in skipped]
-            chunk = args.chunk_size or (max(1, 4096 // rule.min_samples) if cuda_available() else 64)
+            chunk = args.chunk_size or (max(1, 16384 // rule.min_samples) if cuda_available() else 64)
             started = time.time()
             for start in range(0, len(work), chunk):
                 probe_in_waves(backend, work[start:start + chunk], conversation, key, sampling, rule,

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO, run_script
+from conftest import REPO
 
 from alice.adaptive import (
     AdaptiveRule,
@@ -137,14 +137,22 @@ def test_replay_on_a_tiny_file(tmp_path):
     assert result["stops"] == {"unanimous": 2, "k": 1}
 
 
-def test_uncertainty_adaptive_with_the_small_model(tmp_path, small_model):
+def test_uncertainty_adaptive_with_the_small_model(tmp_path, small_model, capfd):
+    from alice.backends import HFBackend
+    from alice.models import ModelRef
+    from uncertainty import main
+
     out = tmp_path / "unc.jsonl"
     pool_ids = [ex.id for ex in load_task("arc_challenge").examples("student", limit=3)]
-    run_script("uncertainty.py", "--data", "arc_challenge", "--teacher", small_model, "--backend", "hf",
-               "--k", "4", "--limit", "3", "--max-new-tokens", "8", "--batch-size", "32",
-               "--summarizer-max-new-tokens", "8", "--adaptive", "--min-samples", "2", "--wave-size", "2",
-               "--save-samples", "--output", str(out))
+    args = ["--data", "arc_challenge", "--teacher", small_model, "--backend", "hf", "--k", "4", "--limit", "3",
+            "--max-new-tokens", "8", "--batch-size", "32", "--summarizer-max-new-tokens", "8", "--adaptive",
+            "--min-samples", "2", "--wave-size", "2", "--save-samples", "--output", str(out)]
+    main(args, backend=HFBackend(ModelRef(small_model), batch_size=32))  # in-process: no second start-up
     rows = [json.loads(line) for line in out.read_text().splitlines()]
+    capfd.readouterr()
+    main(args)  # a rerun resumes: no model loaded, nothing drawn or written again
+    assert "loading" not in capfd.readouterr().err
+    assert [json.loads(line) for line in out.read_text().splitlines()] == rows
     assert sorted(r["id"] for r in rows) == sorted(pool_ids)
     manifest = json.loads(Path(str(out).replace(".jsonl", ".manifest.json")).read_text())
     adaptive = manifest["adaptive"]
