@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Alice stage 3: probe the trained teacher's uncertainty on the student pool.
 
-K samples per question (one n=K request), clustered by final answer (choice/number tasks) or by
-meaning (open QA: sentence embeddings, cosine > 0.9); singletons are dropped. One cluster: the
+K samples per question (one n=K request; --adaptive: in waves, stopping a question early),
+clustered by final answer (choice/number tasks) or by meaning (open QA: sentence embeddings, cosine > 0.9); singletons are dropped. One cluster: the
 teacher is certain and its answer is a training target. Several: a summarizer model writes a short
 first-person statement of what the teacher is unsure about. Rows are keyed by question id.
 
@@ -14,6 +14,7 @@ Examples:
 """
 
 from alice import cli
+from alice.adaptive import add_adaptive_args
 from alice.alice_stages import uncertainty
 from alice.backends import BACKENDS
 from alice.clustering import THRESHOLD
@@ -31,6 +32,7 @@ def build_parser():
     g.add_argument("--top-p", type=float, default=0.95)
     g.add_argument("--save-samples", action="store_true", help="keep the raw K samples (in each row and "
                    "in <output>.samples.jsonl)")
+    add_adaptive_args(g)
     g = p.add_argument_group("clustering")
     g.add_argument("--clustering", choices=["auto", "exact", "semantic"], default="auto",
                    help="auto: exact final answers for choice/number tasks, semantic for text tasks")

@@ -24,6 +24,7 @@ import argparse
 import time
 from pathlib import Path
 
+from .adaptive import ADAPTIVE_ARGS, adaptive_stage, describe_run, rule_from_args
 from .backends import Backend, Sampling
 from .cli import resolve_role, result_settings, sampling_from_args, task_from_args
 from .clustering import Embedder, ProbeResult, cluster_by_key, cluster_many_semantic
@@ -124,16 +125,24 @@ def uncertainty(args: argparse.Namespace, backend: Backend | None = None,
     teacher = resolve_role(args, "teacher")
     summ_ref, summ_args, shared = summarizer_setup(args, teacher)
     mode = clustering_mode(args, task)
+    adaptive_rule = rule_from_args(args) if getattr(args, "adaptive", False) else None
+    if adaptive_rule and mode != "exact":
+        raise AliceError("--adaptive needs exact clustering (a choice or number task, or --clustering exact)")
     output = Path(args.output or f"data/uncertainty-{slug(task.name)}-{slug(teacher.adapter or teacher.path)}.jsonl")
     samples_path = sibling(output, "samples")
     refs = {"teacher": teacher, **({"summarizer": summ_ref} if summ_ref else {})}
-    manifest = Manifest(output, "uncertainty", vars(args), {**result_settings(args, refs), "clustering_mode": mode})
+    settings = {**result_settings(args, refs), "clustering_mode": mode}
+    if not adaptive_rule:  # full K: the fingerprint of runs made before --adaptive existed, so they resume
+        settings = {key: value for key, value in settings.items() if key not in ADAPTIVE_ARGS}
+    manifest = Manifest(output, "uncertainty", vars(args), settings)
     manifest.claim([output, samples_path], args.overwrite)
     manifest.data["models"] = {"teacher": teacher.describe(),
                                "summarizer": summ_ref.describe() if summ_ref else {"served": args.summarizer,
                                                                                     "base_url": args.summarizer_base_url}}
     manifest.data["clustering"] = {"mode": mode, "threshold": args.similarity_threshold,
                                    "keep_singletons": args.keep_singletons}
+    if adaptive_rule:
+        manifest.data["adaptive"] = {**adaptive_rule.describe(), "k": args.k}
     manifest.save()
     timings = manifest.data["timings"]
 
@@ -145,9 +154,13 @@ def uncertainty(args: argparse.Namespace, backend: Backend | None = None,
         # Phase 1: K samples per question, one n=K request each.
         probing = Sampling(n=args.k, temperature=args.temperature, top_p=args.top_p,
                            max_tokens=args.max_new_tokens, seed=args.seed)
-        sample_rows, stats = generate_stage(
-            samples_path, teacher_lazy, pending, task.messages,
-            lambda ex, outs: {"id": ex.id, "samples": outs}, probing, args, f"probing teacher (K={args.k})")
+        if getattr(args, "adaptive", False):  # waves, stopping each question early (alice/adaptive.py)
+            sample_rows, stats = adaptive_stage(samples_path, teacher_lazy.get, pending, task.messages,
+                                                task.cluster_key, probing, adaptive_rule, args)
+        else:
+            sample_rows, stats = generate_stage(
+                samples_path, teacher_lazy, pending, task.messages,
+                lambda ex, outs: {"id": ex.id, "samples": outs}, probing, args, f"probing teacher (K={args.k})")
         timings["probing_s"] = round(timings.get("probing_s", 0) + stats.get("generation_s", 0.0), 3)
         if teacher_lazy.backend is not None:
             manifest.data["backend"] = teacher_lazy.backend.describe()
@@ -162,6 +175,10 @@ def uncertainty(args: argparse.Namespace, backend: Backend | None = None,
         if args.save_samples:
             for ex in pending:
                 rows[ex.id]["samples"] = samples[ex.id]
+        if adaptive_rule:
+            for r in sample_rows:
+                if r["id"] in rows:
+                    rows[r["id"]]["adaptive_stop"] = r["stop"]
         uncertain = [ex for ex in pending if rows[ex.id]["status"] == "uncertain"]
 
         def with_statement(ex: Example, outs: list[str]) -> dict:
@@ -197,6 +214,8 @@ def uncertainty(args: argparse.Namespace, backend: Backend | None = None,
         "samples": sum(r["n_samples"] for r in done),
         "unparsable_samples": sum(r["unparsable"] for r in done),
     }
+    if adaptive_rule:
+        manifest.data["adaptive"] = describe_run(done, args.k, adaptive_rule)
     if len(done) == len(examples) and not args.save_samples and samples_path.exists():
         samples_path.unlink()  # everything it held is summarized in the output
     manifest.complete(counts, output=str(output), dataset=task.name, pool="student")
