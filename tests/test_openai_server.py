@@ -13,7 +13,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -66,79 +65,85 @@ def stop(process: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
             process.wait()
 
 
-@contextmanager
-def servers(model: str, logs: list[Path]):
-    ports = [free_port() for _ in logs]
-    processes = []
-    try:
-        for port, log in zip(ports, logs):
-            processes.append(start_server(model, port, log))
-        yield [f"http://127.0.0.1:{port}/v1" for port in ports]
-    finally:
-        for process in processes:
+class Servers:
+    """Two `vllm serve` processes of the small model for this module (one can be stopped and started
+    again by a test)."""
+
+    def __init__(self, model: str, folder: Path) -> None:
+        self.model = model
+        self.ports = [free_port(), free_port()]
+        self.logs = [folder / "server-a.log", folder / "server-b.log"]
+        self.processes = [start_server(model, port, log) for port, log in zip(self.ports, self.logs)]
+        self.urls = [f"http://127.0.0.1:{port}/v1" for port in self.ports]
+
+    def restart(self, index: int) -> None:
+        stop(self.processes[index])
+        self.processes[index] = start_server(self.model, self.ports[index], self.logs[index])
+
+    def close(self) -> None:
+        for process in self.processes:
             stop(process)
+
+
+@pytest.fixture(scope="module")
+def served(small_model, tmp_path_factory):
+    servers = Servers(small_model, tmp_path_factory.mktemp("servers"))
+    yield servers
+    servers.close()
 
 
 def requests_served(log: Path) -> int:
     return log.read_text().count("POST /v1/chat/completions")
 
 
-def test_eval_on_two_servers_and_a_served_summarizer(tmp_path, small_model):
-    logs = [tmp_path / "server-a.log", tmp_path / "server-b.log"]
-    with servers(small_model, logs) as urls:
-        out = tmp_path / "eval.jsonl"
-        run_script("eval.py", *ARC, "--limit", "4", "--backend", "openai", "--base-url", ",".join(urls),
-                   "--model", SERVED, "--output", str(out))
-        summary = json.loads((tmp_path / "eval.summary.json").read_text())
-        assert summary["n"] == 4 and len(out.read_text().splitlines()) == 4
-        backend = json.loads((tmp_path / "eval.manifest.json").read_text())["backend"]
-        assert backend["backend"] == "openai" and backend["servers"] == 2
-        assert requests_served(logs[0]) == requests_served(logs[1]) == 2  # questions shared by the servers
+def test_eval_on_two_servers_and_a_served_summarizer(tmp_path, small_model, served):
+    logs, urls = served.logs, served.urls
+    before = [requests_served(log) for log in logs]
+    out = tmp_path / "eval.jsonl"
+    run_script("eval.py", *ARC, "--limit", "4", "--backend", "openai", "--base-url", ",".join(urls),
+               "--model", SERVED, "--output", str(out))
+    summary = json.loads((tmp_path / "eval.summary.json").read_text())
+    assert summary["n"] == 4 and len(out.read_text().splitlines()) == 4
+    backend = json.loads((tmp_path / "eval.manifest.json").read_text())["backend"]
+    assert backend["backend"] == "openai" and backend["servers"] == 2
+    # The questions were shared by the servers, two each.
+    assert [requests_served(log) - b for log, b in zip(logs, before)] == [2, 2]
 
-        # The paper's setup: the teacher samples here, the summarizer is a served model.
-        unc = tmp_path / "unc.jsonl"
-        run_script("uncertainty.py", *ARC, "--limit", "4", "--teacher", small_model, "--backend", "hf", "--k", "4",
-                   "--keep-singletons", "--clustering", "semantic", "--similarity-threshold", "0.999",
-                   "--summarizer", SERVED, "--summarizer-base-url", urls[0],
-                   "--summarizer-max-new-tokens", "32", "--output", str(unc))
-        rows = [json.loads(line) for line in unc.read_text().splitlines()]
-        manifest = json.loads((tmp_path / "unc.manifest.json").read_text())
-        uncertain = [r for r in rows if r["status"] == "uncertain"]
-        # Clusters of near-identical text only: K=4 sampled replies of a 135M model are never all one.
-        assert len(rows) == 4 and uncertain, rows
-        assert all(r["statement"] for r in uncertain)
-        assert manifest["models"]["summarizer"] == {"served": SERVED, "base_url": urls[0]}
-        assert manifest["summarizer_backend"]["backend"] == "openai"
-        assert requests_served(logs[0]) == 2 + len(uncertain)
+    # The paper's setup: the teacher samples here, the summarizer is a served model.
+    unc = tmp_path / "unc.jsonl"
+    run_script("uncertainty.py", *ARC, "--limit", "4", "--teacher", small_model, "--backend", "hf", "--k", "4",
+               "--keep-singletons", "--clustering", "semantic", "--similarity-threshold", "0.999",
+               "--summarizer", SERVED, "--summarizer-base-url", urls[0],
+               "--summarizer-max-new-tokens", "32", "--output", str(unc))
+    rows = [json.loads(line) for line in unc.read_text().splitlines()]
+    manifest = json.loads((tmp_path / "unc.manifest.json").read_text())
+    uncertain = [r for r in rows if r["status"] == "uncertain"]
+    # Clusters of near-identical text only: K=4 sampled replies of a 135M model are never all one.
+    assert len(rows) == 4 and uncertain, rows
+    assert all(r["statement"] for r in uncertain)
+    assert manifest["models"]["summarizer"] == {"served": SERVED, "base_url": urls[0]}
+    assert manifest["summarizer_backend"]["backend"] == "openai"
+    assert requests_served(logs[0]) - before[0] == 2 + len(uncertain)
 
 
-def test_a_server_that_dies_mid_run_gives_one_line_and_a_resumable_output(tmp_path, small_model):
-    port, log = free_port(), tmp_path / "server.log"
-    url = f"http://127.0.0.1:{port}/v1"
+def test_a_server_that_dies_mid_run_gives_one_line_and_a_resumable_output(tmp_path, served):
     out = tmp_path / "eval.jsonl"
     command = [sys.executable, str(REPO / "eval.py"), *ARC, "--limit", "8", "--chunk-size", "2", "--backend", "openai",
-               "--base-url", url, "--model", SERVED, "--concurrency", "1", "--output", str(out)]
-    server = start_server(small_model, port, log)
-    try:
-        client = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        deadline = time.time() + 300
-        while time.time() < deadline and client.poll() is None:
-            if out.exists() and len(out.read_text().splitlines()) >= 2:
-                break
-            time.sleep(0.2)
-        stop(server, signal.SIGKILL)
-        _, stderr = client.communicate(timeout=300)
-    finally:
-        stop(server)
+               "--base-url", served.urls[1], "--model", SERVED, "--concurrency", "1", "--output", str(out)]
+    client = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and client.poll() is None:
+        if out.exists() and len(out.read_text().splitlines()) >= 2:
+            break
+        time.sleep(0.2)
+    stop(served.processes[1], signal.SIGKILL)
+    _, stderr = client.communicate(timeout=300)
     assert client.returncode == 2, stderr[-2000:]
     assert "cannot reach the OpenAI-compatible server" in stderr and "Traceback" not in stderr
     kept = out.read_text().splitlines()
     assert 2 <= len(kept) < 8
-    server = start_server(small_model, port, log)  # back again: the rerun completes the same output
-    try:
-        subprocess.run(command, cwd=REPO, check=True, capture_output=True, timeout=600)
-    finally:
-        stop(server)
+    served.restart(1)  # back again: the rerun completes the same output
+    subprocess.run(command, cwd=REPO, check=True, capture_output=True, timeout=600)
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len({r["id"] for r in rows}) == len(rows) == 8
     assert out.read_text().splitlines()[:len(kept)] == kept  # nothing written twice, nothing lost
