@@ -63,7 +63,8 @@ def add_generation_args(p: argparse.ArgumentParser, max_new_tokens: int = 512) -
                    help="auto = vllm where it imports, else transformers (hf)")
     g.add_argument("--base-url", help="OpenAI-compatible server for --backend openai (key: OPENAI_API_KEY)")
     g.add_argument("--max-new-tokens", type=int, default=max_new_tokens)
-    g.add_argument("--batch-size", type=int, default=16, help="rows per transformers generate() call")
+    g.add_argument("--batch-size", type=int, default=16, help="--backend hf: greedy prompts x samples per generate() call "
+                   "(sampled generation runs one question per call)")
     g.add_argument("--chunk-size", type=int, default=None,
                    help="questions per checkpointed chunk (default: 64 on CPU; on GPU about 4096 sequences, "
                         "so vLLM keeps its batch full)")
