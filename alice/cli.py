@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import re
-from pathlib import Path
 
 from .backends import BACKENDS, Backend, Sampling, make_backend
 from .errors import AliceError
@@ -14,25 +13,37 @@ from .tasks import Task, load_task, parse_pool_part
 SIZE = re.compile(r"^\d+(\.\d+)?[bBmM]$")
 
 
-class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    pass
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Shows each flag's default once: appended as "(default: X)" unless the help already says
+    what the default is; unset (None) and off (False) defaults are not shown."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if (not action.option_strings or "default" in text.lower() or "%(default)" in text
+                or action.default is None or action.default is False or action.default is argparse.SUPPRESS):
+            return text
+        return f"{text} (default: %(default)s)".strip()
 
 
 def parser(doc: str | None) -> argparse.ArgumentParser:
     return argparse.ArgumentParser(description=doc, formatter_class=HelpFormatter)
 
 
-def add_data_args(p: argparse.ArgumentParser) -> None:
+def add_data_args(p: argparse.ArgumentParser, split_seed: bool = True, pool_part: bool = True) -> None:
+    """The data flags; a script that does not use --split-seed or --pool-part leaves them out, so
+    they are refused there instead of silently ignored."""
     g = p.add_argument_group("data")
     g.add_argument("--data", default="arc_challenge",
                    help="arc_challenge, gsm8k, hotpotqa, triviaqa, a saved ARC folder, or a custom .jsonl")
     g.add_argument("--answer-type", choices=["number", "choice", "text"],
                    help="answer type of a custom .jsonl dataset")
-    g.add_argument("--split-seed", type=int, default=None,
-                   help="shuffle train before the teacher/student halves (default: the paper's order)")
+    if split_seed:
+        g.add_argument("--split-seed", type=int, default=None,
+                       help="shuffle train before the teacher/student halves (default: the paper's order)")
     g.add_argument("--limit", type=int, default=None, help="use only the first N questions")
-    g.add_argument("--pool-part", default=None, metavar="K/N",
-                   help="use only part K of N of the student pool (cascade stages: disjoint, contiguous parts)")
+    if pool_part:
+        g.add_argument("--pool-part", default=None, metavar="K/N",
+                       help="use only part K of N of the student pool (cascade stages: disjoint, contiguous parts)")
 
 
 def add_model_args(p: argparse.ArgumentParser, *roles: str) -> None:
@@ -62,7 +73,7 @@ def add_generation_args(p: argparse.ArgumentParser, max_new_tokens: int = 512) -
     g.add_argument("--backend", choices=BACKENDS, default="auto",
                    help="auto = vllm where it imports, else transformers (hf)")
     g.add_argument("--base-url", help="OpenAI-compatible server for --backend openai (key: OPENAI_API_KEY)")
-    g.add_argument("--max-new-tokens", type=int, default=max_new_tokens)
+    g.add_argument("--max-new-tokens", type=int, default=max_new_tokens, help="tokens generated per answer at most")
     g.add_argument("--batch-size", type=int, default=16, help="--backend hf: greedy prompts x samples per generate() call "
                    "(sampled generation runs one question per call)")
     g.add_argument("--chunk-size", type=int, default=None,
@@ -70,7 +81,8 @@ def add_generation_args(p: argparse.ArgumentParser, max_new_tokens: int = 512) -
                         "so vLLM keeps its batch full)")
     g.add_argument("--tensor-parallel-size", type=int, default=1, help="vLLM GPUs per model")
     g.add_argument("--max-model-len", type=int, default=None, help="vLLM context length cap")
-    g.add_argument("--gpu-memory-utilization", type=float, default=None)
+    g.add_argument("--gpu-memory-utilization", type=float, default=None,
+                   help="vLLM: share of the GPU's memory the engine may take (default: vLLM's)")
     g.add_argument("--kv-cache-gb", type=float, default=None,
                    help="vLLM on GPU: a fixed KV cache size instead of profiling free memory; lets several "
                         "jobs share one GPU (memory profiling fails when another process frees memory meanwhile)")
@@ -81,14 +93,16 @@ def add_generation_args(p: argparse.ArgumentParser, max_new_tokens: int = 512) -
                    help="vLLM: batch-invariant kernels, so greedy outputs do not depend on which other prompts "
                         "share the batch (reproducible evaluation; slower)")
     g.add_argument("--concurrency", type=int, default=16, help="parallel requests for --backend openai")
-    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--seed", type=int, default=0, help="sampling seed (each question's samples are seeded from it "
+                   "and the question's id)")
     g.add_argument("--skip-long-prompts", action="store_true",
                    help="skip (and count) prompts longer than the context instead of stopping")
 
 
 def add_output_args(p: argparse.ArgumentParser, default: str) -> None:
     p.add_argument("--output", default=default, help="output JSONL (a manifest is written beside it)")
-    p.add_argument("--overwrite", action="store_true", help="replace an output that belongs to another run")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start over: replace this command's outputs instead of resuming them")
 
 
 def task_from_args(args: argparse.Namespace) -> Task:
@@ -125,6 +139,3 @@ def result_settings(args: argparse.Namespace, refs: dict[str, ModelRef]) -> dict
     settings["models"] = {role: (r.path, r.adapter) for role, r in refs.items()}
     return settings
 
-
-def default_output(name: str) -> str:
-    return str(Path("data") / name)
