@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
+from pathlib import Path
 
 from .backends import BACKENDS, Backend, Sampling, make_backend
 from .errors import AliceError
@@ -25,8 +27,53 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         return f"{text} (default: %(default)s)".strip()
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with ``--config recipe.yaml``: the recipe's keys are the flags' names (``max_new_tokens``
+    for --max-new-tokens) and set their values; flags given on the command line override the recipe.
+    A key the script has no flag for is refused, like an unknown flag."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.add_argument("--config", metavar="RECIPE.yaml",
+                          help="settings from a YAML recipe (configs/recipes/); flags override them")
+
+    def parse_known_args(self, args=None, namespace=None):
+        args = sys.argv[1:] if args is None else [str(a) for a in args]
+        pre = argparse.ArgumentParser(add_help=False)
+        pre.add_argument("--config")
+        recipe = pre.parse_known_args(args)[0].config
+        if recipe:  # a namespace's values come before the defaults; the command line still wins
+            namespace = namespace or argparse.Namespace()
+            for key, value in self._recipe_values(recipe).items():
+                setattr(namespace, key, value)
+        return super().parse_known_args(args, namespace)
+
+    def _recipe_values(self, recipe: str) -> dict:
+        import yaml
+
+        try:
+            values = yaml.safe_load(Path(recipe).read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as err:
+            self.error(f"--config {recipe}: {err}")
+        if not isinstance(values, dict):
+            self.error(f"--config {recipe}: expected a mapping of settings")
+        actions = {a.dest: a for a in self._actions if a.option_strings and a.dest not in ("help", "config")}
+        out = {}
+        for key, value in values.items():
+            action = actions.get(str(key).replace("-", "_"))
+            if action is None:
+                self.error(f"--config {recipe}: {key!r} is not a setting of this script")
+            if isinstance(value, str) and action.type is not None:
+                value = action.type(value)  # YAML reads 1e-5 as a string
+            if action.choices is not None and value not in action.choices:
+                self.error(f"--config {recipe}: {key}: {value!r} is not one of {list(action.choices)}")
+            action.required = False  # the recipe gives it
+            out[action.dest] = value
+        return out
+
+
 def parser(doc: str | None) -> argparse.ArgumentParser:
-    return argparse.ArgumentParser(description=doc, formatter_class=HelpFormatter)
+    return Parser(description=doc, formatter_class=HelpFormatter)
 
 
 def add_data_args(p: argparse.ArgumentParser, split_seed: bool = True, pool_part: bool = True) -> None:
@@ -129,7 +176,7 @@ def sampling_from_args(args: argparse.Namespace, temperature: float, n: int = 1,
 
 
 # Arguments that change how a run goes, not what it produces: left out of the fingerprint.
-OPERATIONAL = {"overwrite", "batch_size", "chunk_size", "concurrency", "gpu_memory_utilization", "kv_cache_gb",
+OPERATIONAL = {"config", "dry_run", "overwrite", "batch_size", "chunk_size", "concurrency", "gpu_memory_utilization", "kv_cache_gb",
                "tensor_parallel_size", "enforce_eager", "skip_long_prompts", "output", "output_dir", "resume", "limit",
                "base_url", "backend_instance"}
 

@@ -103,3 +103,31 @@ def test_experiment_overwrite_is_passed_to_every_step_and_removes_no_folder(tmp_
     steps = planned_steps(done.stdout)
     assert steps and all(settings["overwrite"] for _, settings in steps)
     assert (run / "notes.txt").read_text() == "mine"
+
+
+def test_a_recipe_sets_the_flags_and_flags_override_it(tmp_path):
+    from conftest import REPO
+
+    recipe = "configs/recipes/arc_challenge/qwen2.5-1.5B-7B.yaml"
+    done = run_script("experiment.py", "--config", recipe, "--k", "7", "--backend", "hf",
+                      "--run-dir", str(tmp_path / "run"), "--dry-run")
+    steps = planned_steps(done.stdout)
+    probe = next(settings for script, settings in steps if script == "uncertainty.py")
+    assert probe["k"] == 7  # the flag wins over the recipe's 100
+    assert probe["model"] == "qwen2.5" and probe["max_new_tokens"] == 512 and probe["summarizer_max_new_tokens"] == 256
+    cascade = next(settings for script, settings in steps if script == "cascade.py")
+    assert cascade["ladder"][1:] == ["3B", "7B"]  # the recipe's mid model and student
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("data: arc_challenge\npool_part: 1/2\n")
+    refused = run_script("experiment.py", "--config", str(bad), "--dry-run", check=False)
+    assert refused.returncode == 2 and "'pool_part' is not a setting" in refused.stderr
+    # Every shipped recipe is a valid experiment.py setting, and the train.py recipe keys parse too.
+    parser = importlib.import_module("experiment").build_parser()
+    recipes = sorted((REPO / "configs" / "recipes").rglob("*.yaml"))
+    assert len(recipes) == 24
+    for path in recipes:
+        assert parser.parse_args(["--config", str(path)]).preset == "paper"
+    train_recipe = tmp_path / "train.yaml"
+    train_recipe.write_text("lr: 1e-5\nepochs: 2\nlora: true\n")
+    train = importlib.import_module("train").build_parser().parse_args(["--config", str(train_recipe), "--epochs", "1"])
+    assert train.lr == 1e-5 and train.epochs == 1 and train.lora is True
