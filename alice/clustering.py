@@ -1,4 +1,4 @@
-"""Clustering a teacher's K sampled answers to one question (METHOD.md stage 3).
+"""Clustering a teacher's K sampled answers to one question (docs/METHOD.md stage 3).
 
 Two ways to decide that two samples give "the same answer":
 - ``exact``: equal normalized final answers (``Task.cluster_key``: the option label for choice
@@ -34,7 +34,7 @@ from .errors import AliceError
 
 DEFAULT_EMBEDDER = "sentence-transformers/all-MiniLM-L6-v2"
 INSTRUCTOR = "hkunlp/instructor-large"
-# The paper's instruction for instructor-large (wording from METHOD.md).
+# The paper's instruction for instructor-large (wording from docs/METHOD.md).
 INSTRUCTOR_INSTRUCTION = 'Represent the paragraph for the question "{question}":'
 THRESHOLD = 0.9
 
