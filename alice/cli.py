@@ -119,7 +119,8 @@ def add_generation_args(p: argparse.ArgumentParser, max_new_tokens: int = 512) -
     g = p.add_argument_group("generation")
     g.add_argument("--backend", choices=BACKENDS, default="auto",
                    help="auto = vllm where it imports, else transformers (hf)")
-    g.add_argument("--base-url", help="OpenAI-compatible server for --backend openai (key: OPENAI_API_KEY)")
+    g.add_argument("--base-url", help="OpenAI-compatible server for --backend openai (key: OPENAI_API_KEY); "
+                                      "several serving the same model: comma-separated URLs share the questions")
     g.add_argument("--max-new-tokens", type=int, default=max_new_tokens, help="tokens generated per answer at most")
     g.add_argument("--batch-size", type=int, default=16, help="--backend hf: greedy prompts x samples per generate() call "
                    "(sampled generation runs one question per call)")
@@ -139,7 +140,7 @@ def add_generation_args(p: argparse.ArgumentParser, max_new_tokens: int = 512) -
     g.add_argument("--batch-invariant", action="store_true",
                    help="vLLM: batch-invariant kernels, so greedy outputs do not depend on which other prompts "
                         "share the batch (reproducible evaluation; slower)")
-    g.add_argument("--concurrency", type=int, default=16, help="parallel requests for --backend openai")
+    g.add_argument("--concurrency", type=int, default=16, help="parallel requests per server for --backend openai")
     g.add_argument("--seed", type=int, default=0, help="sampling seed (each question's samples are seeded from it "
                    "and the question's id)")
     g.add_argument("--skip-long-prompts", action="store_true",

@@ -79,6 +79,7 @@ class Executor:
         self.log_dir = log_dir
         self.poll_s = poll_s
         self.status: dict[str, dict] = {}
+        self.status_total: list[str] = []  # the steps this run has to do
         self.running: dict[str, tuple[subprocess.Popen, str | None, float]] = {}
         self.started = time.time()
 

@@ -335,6 +335,19 @@ def _paired_cells(p: dict) -> str:
             f"{p['p_mcnemar']:.3g} | {p['n']} |\n")
 
 
+def gate_text(gate: dict) -> str:
+    """The gate's verdict with its numbers: what failed, and whether the arms ran anyway."""
+    numbers = ", ".join(f"{name} {_pct(gate[name]['accuracy'])}%" for name in ("weak", "ceiling", "zero_shot")
+                        if isinstance(gate.get(name), dict) and "accuracy" in gate[name])
+    if gate.get("passed"):
+        return f"passed ({numbers})" if numbers else "passed"
+    failed = [name.replace("_", " ") for name, ok in gate.get("checks", {}).items() if not ok]
+    text = "NOT passed" + (f" ({'; '.join(failed)}: {numbers})" if failed else "")
+    if gate.get("overridden"):
+        text += "; the student arms were run anyway (--override-gate): read their PGR with that in mind"
+    return text
+
+
 def markdown(groups: list[Group]) -> str:
     out = io.StringIO()
     out.write("# Weak-to-strong results\n\n")
@@ -350,7 +363,7 @@ def markdown(groups: list[Group]) -> str:
             out.write(f"{group.note}\n\n")
         out.write(f"Folder: `{group.folder}`\n\n")
         if group.gate is not None:
-            out.write(f"Gate (gate.json): {'passed' if group.gate.get('passed') else 'not passed'}.\n\n")
+            out.write(f"Gate (gate.json): {gate_text(group.gate)}.\n\n")
         if group.noise_floor is not None and group.noise_floor.get("outcome_agreement") is not None:
             out.write(f"Noise floor (noise_floor.json): outcome agreement "
                       f"{_pct(group.noise_floor['outcome_agreement'])}%.\n\n")
@@ -403,54 +416,102 @@ def report_json(groups: list[Group]) -> dict:
     return group_json(groups[0]) if len(groups) == 1 else {"groups": [group_json(g) for g in groups]}
 
 
-def plot(groups: list[Group], path: Path) -> bool:
-    """One panel per group: seed-mean accuracy bars with 95% intervals, each seed as a dot, weak and
-    ceiling as reference lines, PGR written above the rated methods."""
+COLLAPSE = 0.5  # a parse rate below this is a format collapse, not a low score
+
+
+def chance_level(group: Group) -> float | None:
+    """Accuracy of guessing, for the reference line: the gate's, else 25% for ARC's four options."""
+    if group.gate and group.gate.get("chance") is not None and group.gate["chance"] >= 0:
+        return float(group.gate["chance"])
+    return 0.25 if group.dataset.startswith("arc") else None
+
+
+def plot(groups: list[Group], path: Path) -> list[Path]:
+    """One row per group (dataset and model pair): on the left the seed-mean accuracy of each method
+    with its 95% interval, each seed as a dot, the parse rate under the bar (a format collapse is
+    hatched and named) and weak, ceiling and chance as reference lines; on the right each rated
+    method's PGR with its 95% interval. Written as PNG and PDF; returns the files."""
     groups = [g for g in groups if g.rows]
     if not groups:
-        return False
+        return []
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(len(groups), 1, figsize=(9, 3.6 * len(groups)), squeeze=False)
-    for ax, group in zip(axes[:, 0], groups):
-        rows = group.rows
-        x = list(range(len(rows)))
-        acc = [100 * r["accuracy"] for r in rows]
-        err = [[max(0.0, a - 100 * (r["accuracy_ci_low"] or 0)) for a, r in zip(acc, rows)],
-               [max(0.0, 100 * (r["accuracy_ci_high"] or 0) - a) for a, r in zip(acc, rows)]]
-        colors = ["#999999" if r["method"] in ("weak", "ceiling") else "#cc6677"
-                  if r["method"] in ("alice", "cascade") else "#4477aa" for r in rows]
-        ax.bar(x, acc, yerr=err, color=colors, capsize=4)
-        dots = [(xi, 100 * s) for xi, r in zip(x, rows) if len(r["seeds"]) > 1 for s in r["seeds"]]
-        if dots:
-            ax.scatter(*zip(*dots), color="black", s=10, zorder=3, label="training seed")
-        for r in rows:
-            if r["method"] in ("weak", "ceiling"):
-                ax.axhline(100 * r["accuracy"], color="#555555", linestyle="--" if r["method"] == "weak" else ":",
-                           linewidth=1, label=LABELS[r["method"]])
-        for xi, r, a, high in zip(x, rows, acc, err[1]):
-            if r["pgr"] is not None:  # above the interval and the seed dots, so neither hides it
-                top = max([a + high] + [100 * s for s in r["seeds"]])
-                ax.text(xi, min(top + 1, 96), f"PGR {r['pgr']:.2f}", ha="center", va="bottom", fontsize=8)
-        ax.set_xticks(x, [LABELS.get(r["method"], r["method"]) for r in rows], rotation=20, ha="right", fontsize=8)
-        ax.set_ylabel("accuracy (%)")
-        ax.set_ylim(0, 100)
-        ax.set_title(group.title, fontsize=10)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7, loc="upper left")
+    fig, axes = plt.subplots(len(groups), 2, figsize=(13, 4.2 * len(groups)), squeeze=False,
+                             gridspec_kw={"width_ratios": [2.2, 1]})
+    for (ax, pgr_ax), group in zip(axes, groups):
+        accuracy_panel(ax, group)
+        pgr_panel(pgr_ax, group)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    written = []
+    for target in (path, path.with_suffix(".pdf")):
+        fig.savefig(target, dpi=150)
+        written.append(target)
     plt.close(fig)
-    return True
+    return written
+
+
+def accuracy_panel(ax, group: Group) -> None:
+    rows = group.rows
+    x = list(range(len(rows)))
+    acc = [100 * r["accuracy"] for r in rows]
+    err = [[max(0.0, a - 100 * (r["accuracy_ci_low"] or 0)) for a, r in zip(acc, rows)],
+           [max(0.0, 100 * (r["accuracy_ci_high"] or 0) - a) for a, r in zip(acc, rows)]]
+    colors = ["#999999" if r["method"] in ("weak", "ceiling") else "#cc6677"
+              if r["method"] in ("alice", "cascade") else "#4477aa" for r in rows]
+    collapsed = [r["parse_rate"] is not None and r["parse_rate"] < COLLAPSE for r in rows]
+    bars = ax.bar(x, acc, yerr=err, color=colors, capsize=4, label="accuracy (seed mean, 95% CI)")
+    for bar, bad in zip(bars, collapsed):
+        if bad:
+            bar.set_hatch("//")
+            bar.set_edgecolor("black")
+    dots = [(xi, 100 * s) for xi, r in zip(x, rows) if len(r["seeds"]) > 1 for s in r["seeds"]]
+    if dots:
+        ax.scatter(*zip(*dots), color="black", s=10, zorder=3, label="training seed")
+    for r in rows:
+        if r["method"] in ("weak", "ceiling"):
+            ax.axhline(100 * r["accuracy"], color="#555555", linestyle="--" if r["method"] == "weak" else ":",
+                       linewidth=1, label=LABELS[r["method"]])
+    chance = chance_level(group)
+    if chance is not None:
+        ax.axhline(100 * chance, color="#bb5500", linestyle="-.", linewidth=1, label=f"chance ({100 * chance:.0f}%)")
+    for xi, r, bad in zip(x, rows, collapsed):
+        if r["parse_rate"] is not None:  # parse rate under each bar; a collapse is named
+            ax.text(xi, 1.5, f"parse {100 * r['parse_rate']:.0f}%" + ("\nFORMAT\nCOLLAPSE" if bad else ""),
+                    ha="center", va="bottom", fontsize=6.5, color="white" if not bad and r["accuracy"] > 0.08
+                    else "black", fontweight="bold" if bad else "normal")
+    ax.set_xticks(x, [LABELS.get(r["method"], r["method"]) for r in rows], rotation=25, ha="right", fontsize=8)
+    ax.set_ylabel("accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.set_title(group.title, fontsize=10)
+    ax.legend(fontsize=7, loc="upper left", ncol=2)
+
+
+def pgr_panel(ax, group: Group) -> None:
+    rated = [r for r in group.rows if r["pgr"] is not None]
+    ax.axhline(0, color="#555555", linestyle="--", linewidth=1, label="weak (PGR 0)")
+    ax.axhline(1, color="#555555", linestyle=":", linewidth=1, label="ceiling (PGR 1)")
+    for i, r in enumerate(rated):
+        low, high = r["pgr_ci_low"], r["pgr_ci_high"]
+        yerr = [[r["pgr"] - low], [high - r["pgr"]]] if low is not None and high is not None else None
+        color = "#cc6677" if r["method"] in ("alice", "cascade") else "#4477aa"
+        ax.errorbar(i, r["pgr"], yerr=yerr, fmt="o", color=color, capsize=4)
+    ax.set_xticks(range(len(rated)), [LABELS.get(r["method"], r["method"]) for r in rated], rotation=25,
+                  ha="right", fontsize=8)
+    ax.set_ylabel("PGR (95% CI)")
+    ax.set_title("performance gap recovered", fontsize=10)
+    if not rated:
+        ax.text(0.5, 0.5, "no PGR (needs weak and ceiling)", ha="center", va="center", transform=ax.transAxes,
+                fontsize=8)
+    ax.legend(fontsize=7, loc="best")
 
 
 def build_report(root: str | Path, output_dir: str | Path | None = None, samples: int = 2000,
                  seed: int = 0) -> dict:
-    """Write report.md, report.csv, report.json and report.png; returns the paths, the method rows,
+    """Write report.md, report.csv, report.json, report.png and report.pdf; returns the paths, the method rows,
     the paired comparisons and what is missing."""
     groups = [compute(g, samples, seed) for g in collect(root)]
     out = Path(output_dir or root)
@@ -458,8 +519,9 @@ def build_report(root: str | Path, output_dir: str | Path | None = None, samples
     atomic_write_text(out / "report.md", text)
     atomic_write_text(out / "report.csv", write_csv(groups))
     atomic_write_text(out / "report.json", json.dumps(report_json(groups), indent=2) + "\n")
-    plotted = plot(groups, out / "report.png")
+    figures = plot(groups, out / "report.png")
     return {"markdown": str(out / "report.md"), "csv": str(out / "report.csv"), "json": str(out / "report.json"),
-            "png": str(out / "report.png") if plotted else None, "text": text,
+            "png": str(out / "report.png") if figures else None,
+            "pdf": str(out / "report.pdf") if figures else None, "text": text,
             "rows": [r for g in groups for r in g.rows], "paired": [p for g in groups for p in g.paired],
             "missing": {str(g.folder): g.missing for g in groups if g.missing}}

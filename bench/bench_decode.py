@@ -1,11 +1,11 @@
 """P4 decode efficiency, the decode-step diagnosis, and P1 probing, measured with vLLM on a GPU.
 
-Runs on the device H100 (docs/GPU.md says how to get vLLM there). The model is a random-weight
+Runs on a GPU machine with vLLM (docs/GPU.md). The model is a random-weight
 Qwen2.5-1.5B (the real config: hidden 1536, 28 layers, 12 heads, 2 KV heads, intermediate 8960,
 vocab 151936, tied embeddings) with the real Qwen2.5 tokenizer; random weights say nothing about
 answers, and their near-flat next-token distribution is the worst case for top-p.
 
-    python bench/bench_decode.py all --tokenizer .dw6/tok --out $OUT/decode.json   # on the device
+    python bench/bench_decode.py all --tokenizer TOKENIZER_DIR --out out/decode.json   # on the GPU machine
     python bench/bench_decode.py merge decode.json                                  # here: into results.json
 
 Phases (each a subprocess, so every engine starts from a clean GPU and its own environment):
@@ -497,9 +497,9 @@ def merge(decode_json: Path, results: Path, log: Path | None = None) -> dict:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("phase", choices=["all", "build", "engine", "hf", "merge"])
-    p.add_argument("file", nargs="?", help="merge: the decode.json that came back from the device")
+    p.add_argument("file", nargs="?", help="merge: the decode.json written on the GPU machine")
     p.add_argument("--work", default="/tmp/bench")
-    p.add_argument("--tokenizer", default=".dw6/tok", help="folder with the Qwen2.5 tokenizer files")
+    p.add_argument("--tokenizer", default="tok", help="folder with the Qwen2.5 tokenizer files (docs/GPU.md)")
     p.add_argument("--out", default="decode.json")
     p.add_argument("--results", default=str(REPO / "bench" / "results.json"))
     p.add_argument("--engines", default="v1,v2")

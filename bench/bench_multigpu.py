@@ -18,8 +18,8 @@ its K samples disagree and the summarizer has work), then uncertainty.py runs wi
 --tensor-parallel-size 1 and N, teacher and summarizer as separate models; the outputs must have
 the same ids, fields and statuses' form.
 
-  python bench/bench_multigpu.py train --gpus 2 --out $OUT/multigpu_train.json     # device
-  python bench/bench_multigpu.py tp --gpus 2 --out $OUT/multigpu_tp.json            # device
+  python bench/bench_multigpu.py train --gpus 2 --out out/multigpu_train.json     # GPU machine
+  python bench/bench_multigpu.py tp --gpus 2 --out out/multigpu_tp.json            # GPU machine
   python bench/bench_multigpu.py merge multigpu_train.json multigpu_tp.json         # here
 
 Keys written to bench/results.json start with multigpu_.
@@ -356,7 +356,7 @@ def merge(reports: list[dict]) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("phase", choices=["train", "tp", "merge"])
-    p.add_argument("files", nargs="*", help="merge: report JSON files from the device")
+    p.add_argument("files", nargs="*", help="merge: report JSON files from the GPU machine")
     p.add_argument("--gpus", type=int, default=2)
     p.add_argument("--strategies", default="ddp,fsdp", help=f"from {', '.join(s for s in STRATEGIES if s != '1gpu')}")
     p.add_argument("--kinds", default="full,lora")

@@ -3,7 +3,7 @@ fine-tuning and LoRA, the paper recipe's shape (per-device batch 1 x gradient ac
 padded) against padding-free batches and best-fit-decreasing packing, in the same run.
 
 The model is Qwen2.5-1.5B's architecture (hidden 1536, 28 layers, 12 heads, 2 KV heads,
-intermediate 8960, vocab 151936, tied embeddings) with random weights: no hub on the device, and
+intermediate 8960, vocab 151936, tied embeddings) with random weights: no hub needed, and
 throughput does not depend on the weights. Rows are real ARC questions (teacher pool, the shipped
 split) in the project's prompt, with synthetic responses of CoT-like lengths. The tokenizer is a
 given folder (--tokenizer, e.g. the real Qwen2.5 one) or a small BPE trained here with a ChatML
@@ -13,8 +13,8 @@ Every variant is a subprocess that calls train.py's main() (the exact code path 
 load_base_model, make_trainer, SFTTrainer, saving) and reports the steady tokens/s (non-padding
 tokens, start-up steps excluded), the optimizer step time and the peak GPU memory.
 
-  python bench/bench_train.py --out $OUT/train.json           # on the GPU (H100): writes results.json too
-  python bench/bench_train.py merge train.json                # here: merge a device report
+  python bench/bench_train.py --out out/train.json           # on the GPU (H100): writes results.json too
+  python bench/bench_train.py merge train.json                # merge a report from the GPU machine
   python bench/bench_train.py --tiny --steps 4                # CPU smoke test, tiny config, writes nothing
 
 Keys written to bench/results.json: P3_train_speedup (best padding-free/packed full fine-tuning
@@ -387,7 +387,7 @@ def merge(report: dict, write_md: bool = True) -> dict:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("phase", nargs="?", default="run", choices=["run", "merge"])
-    p.add_argument("files", nargs="*", help="merge: the report JSON files that came back from the device "
+    p.add_argument("files", nargs="*", help="merge: the report JSON files written on the GPU machine "
                                              "(several: variants run side by side on different GPUs)")
     p.add_argument("--tiny", action="store_true", help="tiny config on CPU: a smoke test, writes nothing")
     p.add_argument("--steps", type=int, default=20, help="optimizer steps per variant")
@@ -400,7 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gradient-checkpointing", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--work", default="/tmp/bench-train")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", help="also write the full report JSON here (e.g. $OUT/train.json on the device)")
+    p.add_argument("--out", help="also write the full report JSON here (e.g. out/train.json)")
     p.add_argument("--no-write", action="store_true", help="leave bench/results.json and RESULTS.md alone")
     p.add_argument("--profile", default="", help="comma-separated variants to profile (steps 3-4, "
                                                   "tables in <work>/<variant>.profile.txt)")

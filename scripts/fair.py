@@ -39,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results", default=str(REPO / "results" / "fair"), help="where the deliverables go")
     p.add_argument("--gpus", default=None, help="comma-separated GPU indices (default: every visible GPU; none: CPU)")
     p.add_argument("--dry-run", action="store_true", help="print the steps still to run, run nothing")
+    p.add_argument("--override-gate", action="store_true",
+                   help="run the student arms even when the gate fails (gate.json and the report say so)")
     return p
 
 
@@ -73,7 +75,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = build_parser().parse_args(argv)
     gpus = visible_gpus() if args.gpus is None else [g for g in args.gpus.split(",") if g.strip()]
     return run_fair(args.config, Path(args.run_dir), Path(args.results) if args.results else None, args.gguf_dir,
-                    args.from_hub, gpus, dry_run=args.dry_run)
+                    args.from_hub, gpus, dry_run=args.dry_run, override_gate=args.override_gate)
 
 
 if __name__ == "__main__":

@@ -133,7 +133,7 @@ generation = ["--backend", "hf", "--max-new-tokens", "24", "--batch-size", "16"]
 eval = []
 probe = ["--save-samples", "--keep-singletons", "--summarizer-max-new-tokens", "24"]
 train = ["--max-steps", "1", "--total-batch-size", "2", "--per-device-batch-size", "2", "--max-length", "320",
-         "--no-gradient-checkpointing", "--lr", "5e-5"]
+         "--no-gradient-checkpointing", "--lr", "5e-5", "--warmup-steps", "0"]
 """
 
 

@@ -70,6 +70,7 @@ def test_pgr_from_known_results(tmp_path):
     assert (pair["a_better"], pair["b_better"]) == (0, 2) and pair["p_mcnemar"] == pair["per_seed"][0]["p_mcnemar"]
     assert abs(float(next(r for r in table if r["method"] == "alice")["pgr"]) - 0.5) < 1e-9
     assert Path(report["png"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert Path(report["pdf"]).read_bytes()[:5] == b"%PDF-"
 
 
 def test_pgr_joins_by_question_id_not_position(tmp_path):

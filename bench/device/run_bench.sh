@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Runs bench/bench_decode.py on the device machine, after the device-wheels install (docs/GPU.md).
-#   bash bench/device/run_bench.sh [bench_decode.py all options...]
-# Writes $OUT/decode.json (merge it here with `python bench/bench_decode.py merge FILE`) and $OUT/log.
+# Runs bench/bench_decode.py on a GPU machine set up as in docs/GPU.md.
+#   OUT_DIR=out bash bench/device/run_bench.sh [bench_decode.py all options...]
+# Writes $OUT_DIR/decode.json (merge it with `python bench/bench_decode.py merge FILE`) and $OUT_DIR/log.
 set -o pipefail
-export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 VLLM_USE_FLASHINFER_SAMPLER=0 VLLM_WORKER_MULTIPROC_METHOD=spawn \
-  HF_HUB_OFFLINE=1 VLLM_NO_USAGE_STATS=1
-nvidia-smi -L | tee "$OUT/device.txt"
-timeout "${BENCH_TIMEOUT:-540}" python3 bench/bench_decode.py all --tokenizer "${BENCH_TOKENIZER:-.dw6/tok}" \
-  --out "$OUT/decode.json" "$@" 2>&1 | tee "$OUT/log" | grep -v -e '^INFO' -e '^(EngineCore' -e 'WARNING'
+export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1 VLLM_USE_FLASHINFER_SAMPLER=0 \
+  VLLM_WORKER_MULTIPROC_METHOD=spawn VLLM_NO_USAGE_STATS=1
+OUT_DIR=${OUT_DIR:-bench-out}; mkdir -p "$OUT_DIR"
+nvidia-smi -L | tee "$OUT_DIR/device.txt"
+timeout "${BENCH_TIMEOUT:-540}" python3 bench/bench_decode.py all --tokenizer "${BENCH_TOKENIZER:-tok}" \
+  --out "$OUT_DIR/decode.json" "$@" 2>&1 | tee "$OUT_DIR/log" | grep -v -e '^INFO' -e '^(EngineCore' -e 'WARNING'
 exit 0

@@ -7,4 +7,4 @@ export ALICE_CACHE=/tmp/alice-cache
 mkdir -p "$ALICE_CACHE/gsm_symbolic"
 until ls /tmp/keep/files/reasoning-gym-*.json >/dev/null 2>&1; do sleep 3; done
 cp /tmp/keep/files/reasoning-gym-*.json "$ALICE_CACHE/gsm_symbolic/"
-python3 scripts/fair.py --gguf-dir /tmp/keep/files --run-dir /tmp/job/run --results /tmp/job/results
+python3 scripts/fair.py --gguf-dir /tmp/keep/files --run-dir /tmp/job/run --results /tmp/job/results ${FAIR_ARGS:-}

@@ -18,7 +18,7 @@
 #   bash scripts/device/job.sh wait 560 OUTDIR
 #
 # which prints the job's progress and packs /tmp/job (model weights left out) into OUTDIR as
-# job.tar.xz.partNN pieces of 15 MiB. `restart` starts the job again (it resumes).
+# job.tar.xz.partNN (or .gz) pieces of 15 MiB. `restart` starts the job again (it resumes).
 set -uo pipefail
 KEEP=/tmp/keep FILES=/tmp/keep/files SITE=/tmp/site WORK=/tmp/job
 export PYTHONPATH=$SITE PYTHONUNBUFFERED=1 VLLM_USE_FLASHINFER_SAMPLER=0 VLLM_WORKER_MULTIPROC_METHOD=spawn \
@@ -53,9 +53,10 @@ wait)
   nvidia-smi --query-gpu=index,memory.used,utilization.gpu --format=csv,noheader
   tail -n 40 "$WORK/log"
   [ -f "$WORK/done" ] && cat "$WORK/done"
+  pack="xz -6 -T0" ext=xz; command -v xz >/dev/null || { pack="gzip -6"; ext=gz; }
   tar -C "$WORK" --exclude='*.safetensors' --exclude='*.bin' --exclude='*.pt' --exclude='checkpoint-*' \
-    --exclude='repo' --exclude='*.samples.jsonl' --exclude='tokenizer.json' --exclude='vocab.json' \
-    --exclude='merges.txt' -cf - . 2>/dev/null | xz -6 -T0 | split -b 15M -d - "$out/job.tar.xz.part"
+    --exclude='repo' --exclude='*.samples.jsonl' --exclude='uncertainty-p[0-9].jsonl' --exclude='tokenizer.json' \
+    --exclude='vocab.json' --exclude='merges.txt' -cf - . 2>/dev/null | $pack | split -b 15M -d - "$out/job.tar.$ext.part"
   ls -la "$out" ;;
 *)
   sed -n 2,22p "$0"; exit 2 ;;

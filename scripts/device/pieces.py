@@ -1,16 +1,16 @@
 #!/usr/bin/env python3
-"""Carry large files to the GPU device in pieces small enough for one `run` call each.
+"""Transfer in pieces: carry large files to an offline GPU machine that accepts only small uploads.
 
-The device receives at most 64 MiB per call (the checkout included) and has no network, so the
-files a run needs (the wheels tar, GGUF models) are cut into one byte stream of fixed-size pieces:
+The files a run needs there (a tar of wheels, GGUF models, data caches) are cut into one byte
+stream of fixed-size pieces, one folder each, sent one upload at a time (scripts/device/job.sh):
 
-    python scripts/device/pieces.py pack --prefix .pk --piece-mib 62 w.tar models/a.gguf ...
+    python scripts/device/pieces.py pack --prefix .pk --piece-mib 60 w.tar models/a.gguf ...
         -> .pk0/piece .pk1/piece ... (each folder also holds layout.json: names, sizes, offsets, sha256)
-    python3 scripts/device/pieces.py store .pk7 /tmp/keep      (on the device, one call per piece)
+    python3 scripts/device/pieces.py store .pk7 /tmp/keep      (on the GPU machine, once per piece)
         -> keeps the piece, then writes every file whose bytes have all arrived to /tmp/keep/files/,
            checked against its sha256; earlier files are usable before the last piece arrives.
 
-Standard library only (the device's python3 runs it before any wheel is installed).
+Standard library only (it runs there before any wheel is installed).
 """
 
 from __future__ import annotations
