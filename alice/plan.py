@@ -191,6 +191,8 @@ class Executor:
                 if self.running:
                     time.sleep(self.poll_s)
                 elif pending and not any(self.ready(s, finished) for s in pending):
+                    if any(n in failed for step in pending for n in step.needs):
+                        continue  # the next pass marks the steps behind a failure as skipped
                     # Nothing runs and nothing can start: a need is neither done nor pending.
                     for step in pending:
                         self.status[step.name] = {"status": "skipped", "error": "needs steps that did not run"}

@@ -17,8 +17,8 @@ from alice.plan import Step, needed_steps, run_steps
 
 
 def writer(path: Path, text: str, fail: bool = False) -> list[str]:
-    """A step command that writes ``text`` to ``path`` (or fails)."""
-    code = f"import pathlib,sys; pathlib.Path({str(path)!r}).write_text({text!r}); sys.exit({int(fail)})"
+    """A step command that writes ``text`` to ``path``, or fails without writing it."""
+    code = f"import pathlib,sys; sys.exit(1) if {fail} else pathlib.Path({str(path)!r}).write_text({text!r})"
     return [sys.executable, "-c", code]
 
 
