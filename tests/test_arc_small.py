@@ -23,7 +23,7 @@ def test_arc_small_pipeline_on_cpu(tmp_path, small_model):
         '[zero_shot]\nargs = ["--limit", "3"]\n\n'
         f'[experiment]\nk = 3\ntrain_args = "{TRAIN_ARGS}"\n'
         'args = ["--limit", "4", "--student-limit", "3", "--eval-limit", "3", "--summarizer-max-new-tokens", "24",'
-        ' "--uncertainty-args=--keep-singletons"]\n')
+        ' "--uncertainty-args=--keep-singletons --clustering semantic"]\n')
     run_dir, results = tmp_path / "run", tmp_path / "results"
     done = run_script("scripts/arc_small.py", "--config", str(config), "--from-hub", "--run-dir", str(run_dir),
                       "--results", str(results), timeout=1500)
@@ -38,7 +38,7 @@ def test_arc_small_pipeline_on_cpu(tmp_path, small_model):
     assert selection["ladder"] is None and selection["midlevel"] is None  # two models: no cascade
     # Deliverables: the report, and per-question outcomes from which report.py rebuilds the same rows.
     table = (results / "report.csv").read_text().splitlines()
-    assert [row.split(",")[4] for row in table[1:]] == ["weak", "ceiling", "zero-shot", "w2s-qa", "w2s-cot", "alice"]
+    assert [row.split(",")[4] for row in table[1:]] == ["weak", "ceiling", "zero_shot", "w2s_qa", "w2s_cot", "alice"]
     outcomes = [json.loads(line) for line in (results / "eval-alice.jsonl").read_text().splitlines()]
     assert len(outcomes) == 3 and set(outcomes[0]) == {"id", "prediction", "parsed", "correct"}
     run_script("report.py", str(results), "--output-dir", str(tmp_path / "again"))
