@@ -48,7 +48,7 @@ run)
   bash "$(cat "$WORK/job")"
   echo "exit $?" >"$WORK/done"; date -u +"job end %FT%TZ" ;;
 wait)
-  end=$((SECONDS + ${2:-560})) out=${3:?give the folder for the packed results}
+  end=$((SECONDS + ${2:-560})) dest=${3:?give the folder for the packed results}
   while [ $SECONDS -lt $end ] && [ ! -f "$WORK/done" ]; do sleep 10; done
   nvidia-smi --query-gpu=index,memory.used,utilization.gpu --format=csv,noheader
   tail -n 40 "$WORK/log"
@@ -56,8 +56,8 @@ wait)
   pack="xz -6 -T0" ext=xz; command -v xz >/dev/null || { pack="gzip -6"; ext=gz; }
   tar -C "$WORK" --exclude='*.safetensors' --exclude='*.bin' --exclude='*.pt' --exclude='checkpoint-*' \
     --exclude='repo' --exclude='*.samples.jsonl' --exclude='uncertainty-p[0-9].jsonl' --exclude='tokenizer.json' \
-    --exclude='vocab.json' --exclude='merges.txt' -cf - . 2>/dev/null | $pack | split -b 15M -d - "$out/job.tar.$ext.part"
-  ls -la "$out" ;;
+    --exclude='vocab.json' --exclude='merges.txt' -cf - . 2>/dev/null | $pack | split -b 15M -d - "$dest/job.tar.$ext.part"
+  ls -la "$dest" ;;
 *)
   sed -n 2,22p "$0"; exit 2 ;;
 esac
