@@ -1,0 +1,425 @@
+"""LoRA and QLoRA training of a Llama-3-70B-shaped model with RANDOM weights: memory, speed and plumbing.
+
+No checkpoint is read (none exists on the GPU machine): the model is Llama-3-70B's published shape
+(hidden 8192, 80 layers, 64 heads / 8 KV heads, MLP 28672, vocab 128256, rope theta 5e5) built on
+the meta device and filled with normal(0, 0.02) weights. So this measures memory, speed and whether
+the pieces fit together (sharding, LoRA, gradient checkpointing, adapter saving and reloading), not
+quality. The LoRA recipe is train.py's --lora default (alice.training.LoraSettings: r 16, alpha 32,
+dropout 0.05, all linear layers but lm_head).
+
+fsdp   two GPUs, FSDP2 (fully_shard per decoder layer, then the root; bf16 params, fp32 gradient
+       reduction, fp32 LoRA master weights and AdamW state), bf16 base, gradient checkpointing.
+       The adapter is gathered (full_tensor) and written by rank 0, then reloaded onto a meta
+       base with PeftModel.from_pretrained and compared tensor by tensor. Writes OUT/fsdp.json.
+qlora  one GPU: each decoder layer is materialised, initialised and quantized to bitsandbytes NF4
+       (double quantization, bf16 compute) in turn; embeddings, norms and lm_head stay unquantized;
+       then prepare_model_for_kbit_training, LoRA, the same training loop, save_pretrained and the
+       same reload check. Writes OUT/qlora.json.
+
+Both record per-step loss and time (and the loss a working random init should start at), steady
+tokens/s (first 2 steps skipped), peak memory per GPU over the whole run (init_memory: by the end of
+init), init time and MFU. Model FLOPs per token = 6 N_trainable + 4 N_frozen (forward 2N for every
+weight, backward to activations 2N for every weight, weight gradients 2N for LoRA only; N_frozen
+leaves out the input embedding, a lookup, and attention scores are not counted); "hardware" FLOPs
+add 2N for the decoder layers' forward recomputed by gradient checkpointing. Peak: 989e12 dense
+bf16 FLOP/s per H200.
+
+GPU machine (2 x H200):
+  torchrun --nproc_per_node 2 bench/bench_70b.py fsdp --out out/
+  python bench/bench_70b.py qlora --out out/
+CPU smoke test (tests/test_bench_70b.py):
+  torchrun --nproc_per_node 2 bench/bench_70b.py fsdp --tiny --device cpu --out /tmp/b70
+  python bench/bench_70b.py qlora --tiny --device cpu --out /tmp/b70     # needs bitsandbytes
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import math
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from alice.training import LoraSettings, lora_config
+
+PEAK_FLOPS = 989e12  # dense bf16 FLOP/s of one H200 (SXM)
+LLAMA3_70B = {"hidden_size": 8192, "intermediate_size": 28672, "num_hidden_layers": 80, "num_attention_heads": 64,
+              "num_key_value_heads": 8, "vocab_size": 128256, "max_position_embeddings": 8192, "rope_theta": 500000.0,
+              "rms_norm_eps": 1e-5, "tie_word_embeddings": False, "hidden_act": "silu"}
+TINY = {**LLAMA3_70B, "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+        "intermediate_size": 128, "vocab_size": 512}
+RANK = int(os.environ.get("RANK", "0"))
+GB = 1e9
+
+
+def log(msg: str) -> None:
+    print(f"{time.strftime('%H:%M:%S')} [rank {RANK}] {msg}", flush=True)
+
+
+class Results:
+    """A JSON file rewritten after every update, so a run cut short still leaves what it measured."""
+
+    def __init__(self, path: Path, write: bool):
+        self.path, self.write, self.data = path, write, {}
+
+    def update(self, **fields) -> None:
+        self.data.update(fields)
+        if self.write:
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(self.data, indent=1))
+            tmp.replace(self.path)
+
+
+def llama_config(args: argparse.Namespace):
+    from transformers import LlamaConfig
+
+    shape = dict(TINY if args.tiny else LLAMA3_70B)
+    if args.layers:
+        shape["num_hidden_layers"] = args.layers
+    cfg = LlamaConfig(**shape)
+    cfg.dtype, cfg.use_cache = torch.bfloat16, False
+    return cfg
+
+
+def build_meta(cfg):
+    from transformers import AutoModelForCausalLM
+
+    with torch.device("meta"):
+        return AutoModelForCausalLM.from_config(cfg, dtype=torch.bfloat16)
+
+
+def rebuild_rotary(model, cfg, device: torch.device) -> None:
+    """inv_freq is a non-persistent buffer: to_empty leaves garbage in it, so build the module again."""
+    inner = model.get_base_model().model if hasattr(model, "get_base_model") else model.model
+    with torch.device(device):
+        inner.rotary_emb = type(inner.rotary_emb)(config=cfg).to(device)
+
+
+def frozen_counts(model) -> dict:
+    """Base weight counts for the FLOP formula (call on the unquantized model)."""
+    embed = model.get_input_embeddings().weight.numel()
+    layers = sum(p.numel() for n, p in model.named_parameters() if ".layers." in n)
+    total = sum(p.numel() for p in model.parameters())
+    return {"n_frozen_matmul": total - embed, "n_decoder_layers": layers, "n_embedding": embed}
+
+
+def flops(counts: dict, n_trainable: int, tokens_per_s: float, n_gpus: int) -> dict:
+    model_fpt = 6 * n_trainable + 4 * counts["n_frozen_matmul"]
+    hardware_fpt = model_fpt + 2 * counts["n_decoder_layers"]
+    peak = PEAK_FLOPS * n_gpus
+    return {"formula": "model FLOPs/token = 6*n_trainable + 4*n_frozen_matmul (n_frozen_matmul excludes the input "
+                       "embedding; attention scores not counted); hardware FLOPs/token adds 2*n_decoder_layers for "
+                       "the gradient-checkpointing recompute; MFU = tokens/s * FLOPs/token / (n_gpus * peak)",
+            "peak_flops_per_gpu": PEAK_FLOPS, "peak_note": "H200 dense bf16, no sparsity",
+            "model_flops_per_token": model_fpt, "hardware_flops_per_token": hardware_fpt,
+            "mfu": tokens_per_s * model_fpt / peak, "hfu": tokens_per_s * hardware_fpt / peak}
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def memory(device: torch.device) -> dict:
+    if device.type != "cuda":
+        return {"max_allocated_gb": None, "max_reserved_gb": None}
+    return {"max_allocated_gb": torch.cuda.max_memory_allocated(device) / GB,
+            "max_reserved_gb": torch.cuda.max_memory_reserved(device) / GB}
+
+
+def train(model, args: argparse.Namespace, cfg, device: torch.device, res: Results, world: int) -> dict:
+    """AdamW on the trainable (LoRA) parameters over a fixed set of random rows, cycled."""
+    # After the final RMSNorm the logits are ~normal(0, 0.02^2 * hidden): the first loss should be near this.
+    res.update(loss_expected_at_init=math.log(cfg.vocab_size) + 0.02 ** 2 * cfg.hidden_size / 2)
+    rows = torch.randint(0, cfg.vocab_size, (args.rows, args.seq_len), generator=torch.Generator().manual_seed(args.seed))
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=args.lr)
+    model.train()
+    losses, times = [], []
+    for step in range(args.steps):
+        first = (step * world + RANK) * args.batch
+        ids = rows[[(first + i) % args.rows for i in range(args.batch)]].to(device)
+        sync(device)
+        t0 = time.perf_counter()
+        loss = model(input_ids=ids, labels=ids).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        loss = loss.detach().float()
+        if world > 1:
+            dist.all_reduce(loss)
+            loss /= world
+        sync(device)
+        times.append(time.perf_counter() - t0)
+        losses.append(loss.item())
+        if RANK == 0:
+            log(f"step {step + 1}/{args.steps} loss {losses[-1]:.4f} {times[-1]:.2f}s")
+        res.update(losses=losses, step_times_s=times)
+    steady = times[2:] or times
+    tokens_per_s = world * args.batch * args.seq_len / (sum(steady) / len(steady))
+    finite = all(math.isfinite(x) for x in losses)
+    falling = len(losses) >= 4 and sum(losses[-3:]) / 3 < losses[0]
+    return {"tokens_per_s": tokens_per_s, "steady_step_s": sum(steady) / len(steady), "loss_finite": finite,
+            "loss_falling": bool(finite and falling), "n_trainable": sum(p.numel() for p in params)}
+
+
+def check_reload(cfg, adapter_dir: Path, saved: dict) -> dict:
+    """Reload the adapter onto a fresh meta base; every LoRA tensor must be real and equal to the saved one."""
+    from peft import PeftModel, get_peft_model_state_dict
+
+    try:
+        base = build_meta(cfg)
+        # PEFT moves adapter weights to their base layer's device and dtype, and meta would discard them: give every
+        # Linear a zero-byte CPU stand-in (a stride-0 view) in the saved dtype, so the loaded tensors stay as saved.
+        dtype = next(iter(saved.values())).dtype
+        for m in base.modules():
+            if isinstance(m, torch.nn.Linear):
+                m.weight = torch.nn.Parameter(torch.zeros((), dtype=dtype).expand(m.weight.shape), requires_grad=False)
+        loaded = PeftModel.from_pretrained(base, str(adapter_dir), low_cpu_mem_usage=True)
+        got = get_peft_model_state_dict(loaded)
+        missing = sorted(set(saved) - set(got))
+        meta = sorted(k for k, v in got.items() if v.is_meta)
+        differ = sorted(k for k, v in got.items() if k in saved and not v.is_meta
+                        and not torch.equal(v.detach().cpu(), saved[k].cpu()))
+        ok = bool(saved) and not (missing or meta or differ) and len(got) == len(saved)
+        return {"adapter_reloads": ok, "adapter_tensors": len(saved), "reload_missing": missing[:5],
+                "reload_meta": meta[:5], "reload_differ": differ[:5]}
+    except Exception as err:  # noqa: BLE001 - a failed reload is a result, not a crash
+        return {"adapter_reloads": False, "reload_error": f"{type(err).__name__}: {err}"}
+
+
+def adapter_mb(adapter_dir: Path) -> float:
+    return (adapter_dir / "adapter_model.safetensors").stat().st_size / 1e6
+
+
+def environment(device: torch.device) -> dict:
+    import peft
+    import transformers
+
+    return {"torch": torch.__version__, "cuda": torch.version.cuda, "transformers": transformers.__version__,
+            "peft": peft.__version__, "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"}
+
+
+def run_fsdp(args: argparse.Namespace, res: Results) -> None:
+    from peft import get_peft_model, get_peft_model_state_dict
+    from safetensors.torch import save_file
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+    from torch.distributed.tensor import DTensor
+
+    world = dist.get_world_size()
+    device = torch.device(args.device, int(os.environ.get("LOCAL_RANK", "0")) if args.device == "cuda" else None)
+    cfg = llama_config(args)
+    lora = LoraSettings()
+    res.update(mode="fsdp", world_size=world, config=cfg.to_dict(), lora=vars(lora), env=environment(device),
+               mixed_precision="FSDP2 MixedPrecisionPolicy(param_dtype=bf16, reduce_dtype=fp32); base weights "
+                               "stored bf16, LoRA weights and AdamW state fp32", gradient_checkpointing=True,
+               args=vars(args))
+    t0 = time.perf_counter()
+    model = build_meta(cfg)
+    counts = frozen_counts(model)
+    model = get_peft_model(model, lora_config(lora))
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    mesh = init_device_mesh(args.device, (world,))
+    mp = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
+    for layer in model.get_base_model().model.layers:
+        fully_shard(layer, mesh=mesh, mp_policy=mp)
+    fully_shard(model, mesh=mesh, mp_policy=mp)
+    log("sharded on meta; materialising")
+    model.to_empty(device=device)
+    torch.manual_seed(args.seed + RANK)  # each rank draws its own shard
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            local = p.to_local() if isinstance(p, DTensor) else p
+            if "lora_A" in name:
+                torch.nn.init.kaiming_uniform_(local, a=math.sqrt(5))  # as PEFT; dim 0 (rank r) is the sharded one
+            elif "lora_B" in name:
+                local.zero_()
+            elif name.endswith("norm.weight"):
+                local.fill_(1.0)
+            else:
+                local.normal_(0.0, 0.02)
+    rebuild_rotary(model, cfg, device)
+    sync(device)
+    dist.barrier()
+    init_s = time.perf_counter() - t0
+    log(f"init {init_s:.1f}s")
+    res.update(init_s=init_s, init_memory=memory(device), **counts)
+
+    stats = train(model, args, cfg, device, res, world)
+    mem = torch.tensor([v or 0.0 for v in memory(device).values()], device=device)
+    per_gpu = [torch.zeros_like(mem) for _ in range(world)]
+    dist.all_gather(per_gpu, mem)
+    res.update(**stats, **flops(counts, stats["n_trainable"], stats["tokens_per_s"], world),
+               peak_memory_per_gpu=[{"max_allocated_gb": m[0].item(), "max_reserved_gb": m[1].item()}
+                                    for m in per_gpu] if device.type == "cuda" else None)
+
+    t0 = time.perf_counter()
+    full = {}
+    for name, p in model.named_parameters():  # same order on every rank: full_tensor is a collective
+        if p.requires_grad:
+            t = p.full_tensor() if isinstance(p, DTensor) else p
+            if RANK == 0:
+                full[name] = t.detach().cpu().contiguous()
+    if RANK == 0:
+        adapter_dir = Path(args.out) / "fsdp_adapter"
+        adapter_dir.mkdir(parents=True, exist_ok=True)
+        saved = get_peft_model_state_dict(model, state_dict=full)
+        save_file(saved, adapter_dir / "adapter_model.safetensors", metadata={"format": "pt"})
+        model.peft_config["default"].save_pretrained(str(adapter_dir))
+        res.update(save_s=time.perf_counter() - t0, adapter_dir=str(adapter_dir), adapter_mb=adapter_mb(adapter_dir),
+                   adapter_files=sorted(p.name for p in adapter_dir.iterdir()))
+        log(f"adapter saved ({res.data['adapter_mb']:.1f} MB); reloading")
+        res.update(**check_reload(cfg, adapter_dir, saved))
+        log(f"adapter reloads: {res.data['adapter_reloads']}")
+    dist.barrier()  # everyone tears down together, after rank 0's reload check
+
+
+def quantize_layer(layer, device: torch.device) -> None:
+    """Materialise one decoder layer, initialise it and swap every nn.Linear for an NF4 Linear4bit."""
+    import bitsandbytes as bnb
+
+    layer.to_empty(device=device)
+    with torch.no_grad():
+        for name, module in list(layer.named_modules()):
+            if name.endswith("norm"):
+                module.weight.fill_(1.0)
+            if not isinstance(module, torch.nn.Linear):
+                continue
+            assert module.bias is None, "Llama linears have no bias"
+            w = module.weight.data.normal_(0.0, 0.02)
+            q = bnb.nn.Linear4bit(module.in_features, module.out_features, bias=False, compute_dtype=torch.bfloat16,
+                                  quant_type="nf4", compress_statistics=True, device="meta")
+            q.weight = bnb.nn.Params4bit(w, requires_grad=False, quant_type="nf4",
+                                         compress_statistics=True).to(device)  # .to quantizes
+            parent, _, child = name.rpartition(".")
+            setattr(layer.get_submodule(parent) if parent else layer, child, q)
+
+
+def run_qlora(args: argparse.Namespace, res: Results) -> None:
+    try:
+        import bitsandbytes as bnb
+    except ImportError as err:
+        res.update(mode="qlora", error=f"bitsandbytes missing: {err}")
+        log(res.data["error"])
+        return
+    from peft import get_peft_model, get_peft_model_state_dict, prepare_model_for_kbit_training
+
+    device = torch.device(args.device, 0 if args.device == "cuda" else None)
+    cfg = llama_config(args)
+    lora = LoraSettings(quantize_4bit=True)
+    res.update(mode="qlora", config=cfg.to_dict(), lora=vars(lora), env=dict(environment(device),
+               bitsandbytes=bnb.__version__), quantization="bitsandbytes NF4, double quantization "
+               "(compress_statistics), bf16 compute; embeddings, norms and lm_head unquantized", args=vars(args))
+    t0 = time.perf_counter()
+    model = build_meta(cfg)
+    counts = frozen_counts(model)
+    torch.manual_seed(args.seed)
+    for i, layer in enumerate(model.model.layers):
+        quantize_layer(layer, device)
+        if i % 10 == 0:
+            log(f"quantized layer {i + 1}/{cfg.num_hidden_layers}")
+    quant_s = time.perf_counter() - t0
+    with torch.no_grad():
+        for module in (model.model.embed_tokens, model.lm_head):
+            module.to_empty(device=device)
+            module.weight.normal_(0.0, 0.02)
+        model.model.norm.to_empty(device=device)
+        model.model.norm.weight.fill_(1.0)
+    rebuild_rotary(model, cfg, device)
+    left = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
+    assert not left, f"still on meta: {left[:5]}"
+    model.is_loaded_in_4bit = True  # what PEFT reads to pick its bnb LoRA layers and the k-bit preparation
+    # prepare_model_for_kbit_training upcasts every bf16 weight (embeddings, lm_head, norms) to fp32, as train.py
+    # --qlora does; it needs 4 more bytes per such weight while casting. Skip it if that would not leave room.
+    upcast = 4 * sum(p.numel() for p in model.parameters() if p.dtype == torch.bfloat16)
+    free = torch.cuda.mem_get_info(device)[0] if device.type == "cuda" else float("inf")
+    prepared = free - upcast > 40 * GB
+    if prepared:
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=True,
+                                                gradient_checkpointing_kwargs={"use_reentrant": False})
+        how = "peft.prepare_model_for_kbit_training (non-4-bit weights upcast to fp32), as train.py --qlora"
+    else:
+        for p in model.parameters():
+            p.requires_grad_(False)
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        how = (f"prepare_model_for_kbit_training skipped: its fp32 upcast needs {upcast / GB:.1f} GB with "
+               f"{free / GB:.1f} GB free; base frozen and gradient checkpointing enabled directly (bf16 kept)")
+    model = get_peft_model(model, lora_config(lora))
+    sync(device)
+    init_s = time.perf_counter() - t0
+    log(f"quantized in {quant_s:.1f}s, init {init_s:.1f}s; {how}")
+    res.update(quantize_s=quant_s, init_s=init_s, init_memory=memory(device), kbit_preparation=how,
+               prepare_model_for_kbit_training=prepared, upcast_gb=upcast / GB, gradient_checkpointing=True, **counts)
+
+    stats = train(model, args, cfg, device, res, 1)
+    res.update(**stats, **flops(counts, stats["n_trainable"], stats["tokens_per_s"], 1),
+               peak_memory_per_gpu=[memory(device)] if device.type == "cuda" else None)
+    adapter_dir = Path(args.out) / "qlora_adapter"
+    t0 = time.perf_counter()
+    model.save_pretrained(str(adapter_dir))
+    saved = {k: v.detach().cpu() for k, v in get_peft_model_state_dict(model).items()}
+    res.update(save_s=time.perf_counter() - t0, adapter_dir=str(adapter_dir), adapter_mb=adapter_mb(adapter_dir),
+               adapter_files=sorted(p.name for p in adapter_dir.iterdir()))
+    log(f"adapter saved ({res.data['adapter_mb']:.1f} MB); reloading")
+    res.update(**check_reload(cfg, adapter_dir, saved))
+    log(f"adapter reloads: {res.data['adapter_reloads']}")
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("mode", choices=["fsdp", "qlora"])
+    p.add_argument("--out", required=True, help="folder for MODE.json and the adapter")
+    p.add_argument("--steps", type=int, default=12)
+    p.add_argument("--rows", type=int, default=8, help="distinct random rows, cycled")
+    p.add_argument("--seq-len", type=int, default=1024)
+    p.add_argument("--batch", type=int, default=2, help="rows per GPU per step")
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--layers", type=int, help="override the number of decoder layers")
+    p.add_argument("--tiny", action="store_true", help="a tiny Llama (hidden 64, 2 layers) for CPU tests")
+    p.add_argument("--device", choices=["cuda", "cpu"], default="cuda")
+    p.add_argument("--timeout", type=int, default=1800, help="seconds a collective may wait before failing")
+    args = p.parse_args()
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    distributed = args.mode == "fsdp"
+    res = Results(Path(args.out) / f"{args.mode}.json", write=RANK == 0)
+    t_start = time.time()
+    try:
+        if distributed:
+            kwargs = {}
+            if args.device == "cuda":
+                torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
+                kwargs["device_id"] = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+            dist.init_process_group("nccl" if args.device == "cuda" else "gloo",
+                                    timeout=datetime.timedelta(seconds=args.timeout), **kwargs)
+            run_fsdp(args, res)
+        else:
+            run_qlora(args, res)
+        res.update(finished="error" not in res.data, total_s=time.time() - t_start)
+        log("done")
+    except Exception as err:
+        log(traceback.format_exc())
+        res.update(error=f"{type(err).__name__}: {err}", finished=False, total_s=time.time() - t_start)
+        if RANK != 0:
+            (Path(args.out) / f"{args.mode}.rank{RANK}.error.txt").write_text(traceback.format_exc())
+        if dist.is_initialized():
+            os._exit(1)  # no teardown that could wait on a peer stuck in a collective; torchrun stops the rest
+        raise
+    if dist.is_initialized():
+        dist.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
