@@ -47,6 +47,9 @@ def build_parser():
                    "with --summarizer-base-url")
     g.add_argument("--summarizer-base-url", help="OpenAI-compatible server running --summarizer")
     g.add_argument("--summarizer-max-new-tokens", type=int, default=256)
+    g.add_argument("--summarizer-load-format", choices=["auto", "dummy"], default="auto",
+                   help="vLLM: dummy = random weights of the summarizer's architecture, for measuring speed and "
+                        "memory of a model whose weights are not at hand (its statements are noise)")
     cli.add_output_args(p, default=None)
     return p
 

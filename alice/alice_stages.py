@@ -68,7 +68,8 @@ def summarizer_setup(args: argparse.Namespace, teacher: ModelRef) -> tuple[Model
         ref = teacher
     shared = ref == teacher and backend_kind == args.backend and not args.summarizer_base_url
     summ_args = argparse.Namespace(**{**vars(args), "backend": backend_kind, "base_url": args.summarizer_base_url,
-                                      "served_model_name": args.summarizer})
+                                      "served_model_name": args.summarizer,
+                                      "load_format": getattr(args, "summarizer_load_format", "auto")})
     return ref, summ_args, shared
 
 

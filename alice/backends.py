@@ -212,13 +212,15 @@ class VLLMBackend(Backend):
     def __init__(self, ref: ModelRef, tensor_parallel_size: int = 1, max_model_len: int | None = None,
                  gpu_memory_utilization: float | None = None, seed: int = 0, max_lora_rank: int = 64,
                  enforce_eager: bool | None = None, enable_lora: bool = False,
-                 kv_cache_gb: float | None = None, batch_invariant: bool = False) -> None:
+                 kv_cache_gb: float | None = None, batch_invariant: bool = False,
+                 load_format: str = "auto") -> None:
         on_gpu = cuda_available()
         if batch_invariant:
             # Same logits for a prompt whatever else shares its batch (vLLM's batch-invariant kernels):
             # greedy outputs then do not depend on scheduling. Read by the engine process at start.
             os.environ["VLLM_BATCH_INVARIANT"] = "1"
         self.batch_invariant = batch_invariant
+        self.load_format = load_format
         if not on_gpu:
             # vLLM on CPU: a bounded KV cache, and an engine that loads in seconds, not minutes.
             os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
@@ -231,6 +233,8 @@ class VLLMBackend(Backend):
                   "enable_lora": ref.adapter is not None or enable_lora, "trust_remote_code": False}
         if kwargs["enable_lora"]:
             kwargs["max_lora_rank"] = max_lora_rank
+        if load_format != "auto":
+            kwargs["load_format"] = load_format  # "dummy": random weights of the architecture (benchmarks)
         if max_model_len:
             kwargs["max_model_len"] = max_model_len
         if gpu_memory_utilization:
@@ -279,7 +283,7 @@ class VLLMBackend(Backend):
         return [[o.text.strip() for o in r.outputs] for r in results]
 
     def describe(self):
-        return {"backend": self.name, "max_model_len": self.max_context,
+        return {"backend": self.name, "max_model_len": self.max_context, "load_format": self.load_format,
                 "tensor_parallel_size": self.tensor_parallel_size, "batch_invariant": self.batch_invariant}
 
     def close(self):
@@ -355,7 +359,7 @@ def make_backend(kind: str, ref: ModelRef | None, *, model_name: str | None = No
                  max_model_len: int | None = None, gpu_memory_utilization: float | None = None,
                  seed: int = 0, concurrency: int = 16, enforce_eager: bool | None = None,
                  enable_lora: bool = False, max_lora_rank: int = 64, kv_cache_gb: float | None = None,
-                 batch_invariant: bool = False) -> Backend:
+                 batch_invariant: bool = False, load_format: str = "auto") -> Backend:
     if kind not in BACKENDS:
         raise AliceError(f"unknown backend {kind!r} (choose from {', '.join(BACKENDS)})")
     if batch_invariant and (kind in ("openai", "hf") or (kind == "auto" and (base_url or not vllm_available()))):
@@ -374,6 +378,8 @@ def make_backend(kind: str, ref: ModelRef | None, *, model_name: str | None = No
         return VLLMBackend(ref, tensor_parallel_size=tensor_parallel_size, max_model_len=max_model_len,
                            gpu_memory_utilization=gpu_memory_utilization, seed=seed, enforce_eager=enforce_eager,
                            enable_lora=enable_lora, max_lora_rank=max_lora_rank, kv_cache_gb=kv_cache_gb,
-                           batch_invariant=batch_invariant)
+                           batch_invariant=batch_invariant, load_format=load_format)
+    if load_format != "auto":
+        raise AliceError(f"--load-format {load_format} needs the vllm backend")
     print(f"loading {ref.path} with transformers ...", file=sys.stderr)
     return HFBackend(ref, batch_size=batch_size)

@@ -105,7 +105,7 @@ def backend_from_args(args: argparse.Namespace, ref: ModelRef | None, **vllm_opt
         max_model_len=args.max_model_len, gpu_memory_utilization=args.gpu_memory_utilization,
         kv_cache_gb=getattr(args, "kv_cache_gb", None),
         seed=args.seed, concurrency=args.concurrency, enforce_eager=getattr(args, "enforce_eager", False) or None,
-        batch_invariant=getattr(args, "batch_invariant", False),
+        batch_invariant=getattr(args, "batch_invariant", False), load_format=getattr(args, "load_format", "auto"),
         **vllm_options,
     )
 

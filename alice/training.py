@@ -160,6 +160,9 @@ class TrainSettings:
     logging_steps: int = 10
     bf16: bool | None = None  # None: where the hardware has it
     report_to: list[str] = field(default_factory=list)
+    optim: str = "adamw_torch"  # transformers' optimizer name; adamw_torch_fused is one kernel per step
+    torch_compile: bool = False
+    use_liger_kernel: bool = False  # Liger's fused Triton kernels (RMSNorm, SwiGLU, RoPE, linear + loss)
 
 
 def world_size() -> int:
@@ -202,7 +205,9 @@ def sft_config(settings: TrainSettings, processes: int | None = None):
         max_steps=settings.max_steps,
         learning_rate=settings.learning_rate,
         weight_decay=settings.weight_decay,
-        optim="adamw_torch",
+        optim=settings.optim,
+        torch_compile=settings.torch_compile,
+        use_liger_kernel=settings.use_liger_kernel,
         lr_scheduler_type=settings.scheduler,
         # transformers 5: an int is a step count, a float in [0, 1) a share of the run.
         warmup_steps=settings.warmup_steps if settings.warmup_steps is not None else float(settings.warmup_ratio),
@@ -448,6 +453,11 @@ def add_training_args(p: argparse.ArgumentParser) -> None:
     r.add_argument("--padding-free", action="store_true", help="flatten each batch into one row, no padding")
     r.add_argument("--gradient-checkpointing", action=argparse.BooleanOptionalAction, default=True)
     r.add_argument("--no-bf16", action="store_true", help="train in fp32 even where bf16 is available")
+    r.add_argument("--optim", default="adamw_torch",
+                   help="transformers optimizer name (adamw_torch_fused: one fused kernel per step on GPU)")
+    r.add_argument("--torch-compile", action="store_true", help="compile the model with torch.compile")
+    r.add_argument("--use-liger-kernel", action="store_true",
+                   help="Liger's fused Triton kernels (pip install liger-kernel; GPU)")
     r.add_argument("--attn-implementation", default=None,
                    help="sdpa, flash_attention_2, eager (default: the model's); padding-free and packing "
                         "are fastest with flash_attention_2")
@@ -488,6 +498,7 @@ def settings_from_args(args: argparse.Namespace, output_dir: Path) -> TrainSetti
         seed=args.seed, lora=lora, packing=args.packing, padding_free=args.padding_free,
         gradient_checkpointing=args.gradient_checkpointing, save_steps=args.save_steps,
         logging_steps=args.logging_steps, bf16=False if args.no_bf16 else None,
+        optim=args.optim, torch_compile=args.torch_compile, use_liger_kernel=args.use_liger_kernel,
     )
 
 

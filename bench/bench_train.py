@@ -60,6 +60,11 @@ VARIANTS = {
     "lora_paper": (True, "paper"), "lora_padfree": (True, "padfree"), "lora_packed": (True, "packed"),
     "full_padded16": (False, "padded16"), "lora_padded16": (True, "padded16"),
 }
+# Modifiers after a variant's name, joined by "+" (e.g. full_packed+nogc+fused+b8192): what each adds to
+# train.py's command line. bN: packing blocks of N tokens; xN: N times the rows per optimizer step.
+MODIFIERS = {"nogc": ["--no-gradient-checkpointing"], "fused": ["--optim", "adamw_torch_fused"],
+             "liger": ["--use-liger-kernel"], "compile": ["--torch-compile"]}
+H200_BF16_DENSE_FLOPS = 989e12  # NVIDIA's dense bf16 tensor-core peak for the H100/H200 SXM (no sparsity)
 DEFAULT_VARIANTS = "full_paper,full_padfree,full_packed,lora_paper,lora_padfree,lora_packed"
 
 
@@ -162,11 +167,23 @@ def mean_row_tokens(model_dir: Path, data: Path) -> float:
 
 def variant_argv(name: str, model_dir: Path, data: Path, out: Path, args: argparse.Namespace,
                  mean_tokens: float) -> list[str]:
-    lora, layout = VARIANTS[name]
+    base, *modifiers = name.split("+")
+    lora, layout = VARIANTS[base]
     total = args.total_batch_size
+    max_length = args.max_length
+    extra: list[str] = []
+    for modifier in modifiers:
+        if modifier in MODIFIERS:
+            extra += MODIFIERS[modifier]
+        elif modifier[:1] == "b" and modifier[1:].isdigit():
+            max_length = int(modifier[1:])
+        elif modifier[:1] == "x" and modifier[1:].isdigit():
+            total *= int(modifier[1:])
+        else:
+            raise SystemExit(f"unknown modifier {modifier!r} in {name!r} (known: {', '.join(MODIFIERS)}, bN, xN)")
     argv = ["--data", "arc_challenge", "--model", str(model_dir), "--train-file", str(data),
             "--output-dir", str(out), "--max-steps", str(args.steps), "--logging-steps", "1",
-            "--save-steps", str(10 ** 6), "--max-length", str(args.max_length), "--warmup-steps", "0",
+            "--save-steps", str(10 ** 6), "--max-length", str(max_length), "--warmup-steps", "0",
             "--lr", "1e-5", "--overwrite"]
     if layout == "paper":
         argv += ["--total-batch-size", str(total), "--per-device-batch-size", "1"]
@@ -176,15 +193,15 @@ def variant_argv(name: str, model_dir: Path, data: Path, out: Path, args: argpar
             argv.append("--padding-free")
     elif layout == "packed":
         # About the paper's tokens per optimizer step: blocks of --max-length tokens.
-        blocks = max(1, round(total * mean_tokens / args.max_length))
+        blocks = max(1, round(total * mean_tokens / max_length))
         argv += ["--packing", "--total-batch-size", str(blocks), "--per-device-batch-size", str(blocks)]
     if lora:
         argv.append("--lora")
     if args.attn:
         argv += ["--attn-implementation", args.attn]
-    if not args.gradient_checkpointing:
+    if not args.gradient_checkpointing and "nogc" not in modifiers:
         argv.append("--no-gradient-checkpointing")
-    return argv
+    return argv + extra
 
 
 def profiler_callback(report: Path, first_step: int = 3, steps: int = 2):
@@ -236,15 +253,20 @@ def run_variant(argv: list[str], result_file: Path, profile: Path | None = None)
     import alice.training
     import train
 
-    if profile:
-        make_trainer = alice.training.make_trainer
+    make_trainer = alice.training.make_trainer
+    counted: dict = {}
 
-        def make_profiled_trainer(*a, **kw):
-            trainer = make_trainer(*a, **kw)
+    def make_counted_trainer(*a, **kw):
+        trainer = make_trainer(*a, **kw)
+        # Parameters the model's matmuls use (tied embeddings once), and those the optimizer updates.
+        unique = {id(p): p for p in trainer.model.parameters()}.values()
+        counted["total_params"] = sum(p.numel() for p in unique)
+        counted["trainable_params"] = sum(p.numel() for p in unique if p.requires_grad)
+        if profile:
             trainer.add_callback(profiler_callback(profile))
-            return trainer
+        return trainer
 
-        alice.training.make_trainer = make_profiled_trainer
+    alice.training.make_trainer = make_counted_trainer
 
     started = time.time()
     manifest = train.main(argv)
@@ -259,11 +281,28 @@ def run_variant(argv: list[str], result_file: Path, profile: Path | None = None)
         "peak_memory_gb": training["peak_gpu_memory_gb"],
         "peak_reserved_gb": round(torch.cuda.max_memory_reserved() / 2**30, 3) if torch.cuda.is_available() else None,
         "steps": training["steps"], "final_loss": training["final_loss"],
+        "losses": [round(e["loss"], 4) for e in logs[:8]],
         "accumulation": manifest["recipe"]["gradient_accumulation_steps"],
         "per_device_batch": manifest["recipe"]["per_device_batch_size"],
         "wall_s": round(time.time() - started, 1),
     }
+    result.update(model_flops_utilisation(result["tokens_per_s"], **counted))
     result_file.write_text(json.dumps(result))
+
+
+def model_flops_utilisation(tokens_per_s: float, total_params: int = 0, trainable_params: int = 0) -> dict:
+    """Model FLOPs utilisation against one H200's dense bf16 peak. Model FLOPs per token: forward 2N,
+    backward 2N for the activations of every layer and 2N for the weights that train (so 6N for full
+    fine-tuning, about 4N for LoRA); gradient checkpointing's recomputation and attention's own FLOPs
+    are not counted (a conservative figure)."""
+    if not total_params or not tokens_per_s:
+        return {}
+    frozen = total_params - trainable_params
+    flops_per_token = 6 * trainable_params + 4 * frozen
+    return {"total_params": total_params, "trainable_params": trainable_params,
+            "model_flops_per_token": flops_per_token,
+            "mfu": round(flops_per_token * tokens_per_s / H200_BF16_DENSE_FLOPS, 4),
+            "mfu_peak_flops": H200_BF16_DENSE_FLOPS}
 
 
 def raw_step_times(model_dir: Path, tokens: int, repeats: int = 10) -> dict:
@@ -346,6 +385,15 @@ def summarize(results: dict, meta: dict) -> dict:
                          "all": {n: round(v / base, 3) for n, v in others.items()},
                          "note": "steady non-padding tokens/s vs the paper recipe's shape (per-device batch 1 x "
                                  "accumulation 16, padded); same model, rows and steps", **meta}
+    for kind, key in (("full", "P3_train_mfu"), ("lora", "P3_train_lora_mfu")):
+        mfus = {n: r["mfu"] for n, r in results.items() if n.startswith(kind) and r.get("mfu")}
+        if mfus:
+            best = max(mfus, key=mfus.get)
+            keys[key] = {"value": mfus[best], "best_variant": best, "all": mfus,
+                         "tokens_per_s": results[best]["tokens_per_s"],
+                         "loss_first_steps": {n: results[n].get("losses") for n in mfus},
+                         "note": "model FLOPs (6N full, 4N frozen + 6N trained for LoRA; no recomputation, no "
+                                 "attention FLOPs) x steady tokens/s / 989 TFLOP/s (dense bf16 peak)", **meta}
     return keys
 
 
@@ -450,7 +498,7 @@ def main() -> None:
     log(f"device {meta['device']}; rows of ~{mean_tokens:.0f} tokens; attention {meta['attention']}")
     results: dict = {}
     for name in [v.strip() for v in args.variants.split(",") if v.strip()]:
-        if name not in VARIANTS:
+        if name.split("+")[0] not in VARIANTS:
             raise SystemExit(f"unknown variant {name!r} (known: {', '.join(VARIANTS)})")
         argv = variant_argv(name, model_dir, data, work / "runs" / name, args, mean_tokens)
         result_file = work / f"{name}.json"

@@ -1,0 +1,212 @@
+"""A 70B-class summarizer on two GPUs: uncertainty.py with a Llama-3-70B-architecture summarizer
+split by tensor parallelism, in process and behind `vllm serve` (the paper's setup).
+
+No 70B checkpoint is needed: the summarizer folder holds Llama-3-70B's shape (80 layers, hidden
+8192, 64 heads / 8 KV heads, MLP 28672) and a real tokenizer with its chat template (the teacher's
+Qwen2.5 one, so the vocabulary is Qwen's 151,936 rows instead of Llama-3's 128,256: +0.4B
+parameters, 0.6%), and vLLM fills it with random weights (``--summarizer-load-format dummy``).
+Random weights measure the engine start, memory and speed of the plumbing, never the statements'
+quality: they write noise until the token limit, so statements per second are at full length.
+
+  python bench/bench_70b_summarizer.py --teacher TEACHER_DIR --out out/70b_summarizer           # both
+  python bench/bench_70b_summarizer.py --teacher TEACHER_DIR --modes inprocess --out ...
+  python bench/bench_70b_summarizer.py merge out/70b_summarizer/summarizer.json   # llama70b_* keys here
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+LLAMA3_70B = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 8192,
+              "intermediate_size": 28672, "num_hidden_layers": 80, "num_attention_heads": 64,
+              "num_key_value_heads": 8, "max_position_embeddings": 8192, "rope_theta": 500000.0,
+              "rms_norm_eps": 1e-5, "hidden_act": "silu", "tie_word_embeddings": False, "torch_dtype": "bfloat16",
+              "attention_bias": False, "mlp_bias": False, "initializer_range": 0.02}
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt", "special_tokens_map.json",
+                   "chat_template.jinja", "generation_config.json")
+
+
+def log(*parts: object) -> None:
+    print(time.strftime("%H:%M:%S"), *parts, file=sys.stderr, flush=True)
+
+
+def make_folder(tokenizer_dir: Path, out: Path, layers: int | None = None) -> Path:
+    """Llama-3-70B's config with the given tokenizer (and its vocabulary size), no weights."""
+    out.mkdir(parents=True, exist_ok=True)
+    tok_config = json.loads((tokenizer_dir / "config.json").read_text())
+    config = {**LLAMA3_70B, "vocab_size": tok_config["vocab_size"],
+              "bos_token_id": tok_config.get("bos_token_id"), "eos_token_id": tok_config.get("eos_token_id")}
+    if layers:
+        config["num_hidden_layers"] = layers
+    (out / "config.json").write_text(json.dumps(config, indent=2))
+    for name in TOKENIZER_FILES:
+        if (tokenizer_dir / name).is_file():
+            shutil.copy(tokenizer_dir / name, out / name)
+    return out
+
+
+def env_for(gpus: str) -> dict:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    env.update(CUDA_VISIBLE_DEVICES=gpus, NCCL_NVLS_ENABLE="0")
+    return env
+
+
+def manifest(output: Path) -> dict:
+    path = output.with_name(output.name.removesuffix(".jsonl") + ".manifest.json")
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def run(command: list[str], env: dict, log_file: Path, timeout: float) -> tuple[int, float]:
+    log(" ".join(command))
+    started = time.time()
+    with log_file.open("w") as out:
+        try:
+            code = subprocess.run(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                  timeout=timeout, check=False).returncode
+        except subprocess.TimeoutExpired:
+            code = 124
+    return code, round(time.time() - started, 1)
+
+
+def tail(path: Path, n: int = 3) -> str:
+    return " | ".join(path.read_text(errors="replace").strip().splitlines()[-n:]) if path.is_file() else ""
+
+
+def measures(output: Path, code: int, wall: float, max_tokens: int) -> dict:
+    m = manifest(output)
+    counts, timings = m.get("counts", {}), m.get("timings", {})
+    statements = counts.get("uncertain", 0) - counts.get("statements_na", 0)
+    summarizing = timings.get("summarizing_s") or 0
+    result = {"exit": code, "wall_s": wall, "counts": counts, "timings": timings, "statements": statements}
+    if code == 0 and statements and summarizing:
+        result["statements_per_s"] = round(statements / summarizing, 2)
+        # Random weights rarely stop early: each statement is about max_tokens long (an upper bound).
+        result["tokens_per_s_at_full_length"] = round(statements * max_tokens / summarizing, 1)
+    if code != 0:
+        result["error"] = tail(output.with_suffix(".log"))
+    return result
+
+
+def probe_command(args: argparse.Namespace, output: Path, extra: list[str]) -> list[str]:
+    return [sys.executable, "uncertainty.py", "--data", args.data, "--limit", str(args.limit), "--teacher",
+            args.teacher, "--k", str(args.k), "--max-new-tokens", str(args.max_new_tokens),
+            "--summarizer-max-new-tokens", str(args.summarizer_max_new_tokens), "--kv-cache-gb", str(args.kv_cache_gb),
+            "--output", str(output), "--overwrite", *extra]
+
+
+def inprocess(args: argparse.Namespace, folder: Path, work: Path) -> dict:
+    output = work / "inprocess.jsonl"
+    command = probe_command(args, output, ["--backend", "vllm", "--summarizer", str(folder),
+                                           "--summarizer-load-format", "dummy", "--tensor-parallel-size", "2"])
+    code, wall = run(command, env_for("0,1"), output.with_suffix(".log"), args.timeout)
+    return {**measures(output, code, wall, args.summarizer_max_new_tokens), "command": " ".join(command)}
+
+
+def served(args: argparse.Namespace, folder: Path, work: Path) -> dict:
+    port = 8300
+    url = f"http://127.0.0.1:{port}/v1"
+    command = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(folder), "--host",
+               "127.0.0.1", "--port", str(port), "--tensor-parallel-size", "2", "--load-format", "dummy",
+               "--gpu-memory-utilization", str(args.server_memory), "--max-model-len", "4096"]
+    log(" ".join(command))
+    server_log = work / "server.log"
+    started = time.time()
+    server = subprocess.Popen(command, cwd=REPO, env=env_for("0,1"), stdout=server_log.open("w"),
+                              stderr=subprocess.STDOUT)
+    try:
+        ready = False
+        while time.time() - started < args.timeout and server.poll() is None:
+            try:
+                urllib.request.urlopen(url + "/models", timeout=2)
+                ready = True
+                break
+            except OSError:
+                time.sleep(2)
+        start_s = round(time.time() - started, 1)
+        if not ready:
+            return {"error": "server did not start: " + tail(server_log), "waited_s": start_s}
+        log(f"server ready in {start_s} s")
+        output = work / "served.jsonl"
+        # The teacher on one GPU in process, next to the server's share of it.
+        probe = probe_command(args, output, ["--backend", "vllm", "--summarizer", str(folder),
+                                             "--summarizer-base-url", url, "--concurrency", str(args.concurrency)])
+        code, wall = run(probe, env_for("0"), output.with_suffix(".log"), args.timeout)
+        return {**measures(output, code, wall, args.summarizer_max_new_tokens), "engine_start_s": start_s,
+                "server_command": " ".join(command), "command": " ".join(probe)}
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+def keys(report: dict) -> dict:
+    out = {}
+    for mode, r in report["results"].items():
+        if r.get("statements_per_s"):
+            out[f"llama70b_summarizer_{mode}"] = {k: r.get(k) for k in (
+                "statements_per_s", "tokens_per_s_at_full_length", "statements", "wall_s", "engine_start_s", "timings")}
+    report["keys"] = out
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("phase", nargs="?", default="run", choices=["run", "merge", "folder"])
+    p.add_argument("files", nargs="*")
+    p.add_argument("--teacher", help="the probed model folder (its tokenizer also serves the summarizer)")
+    p.add_argument("--data", default="gsm_symbolic")
+    p.add_argument("--limit", type=int, default=400)
+    p.add_argument("--k", type=int, default=20)
+    p.add_argument("--max-new-tokens", type=int, default=512)
+    p.add_argument("--summarizer-max-new-tokens", type=int, default=256)
+    p.add_argument("--kv-cache-gb", type=float, default=10, help="per engine, per GPU")
+    p.add_argument("--server-memory", type=float, default=0.8, help="the server's --gpu-memory-utilization")
+    p.add_argument("--concurrency", type=int, default=64)
+    p.add_argument("--layers", type=int, default=None, help="fewer layers (a smoke test)")
+    p.add_argument("--modes", default="inprocess,served")
+    p.add_argument("--timeout", type=float, default=480)
+    p.add_argument("--out", default="out/70b_summarizer")
+    args = p.parse_args()
+    if args.phase == "merge":
+        report = json.loads(Path(args.files[0]).read_text())
+        results = BENCH / "results.json"
+        data = json.loads(results.read_text())
+        for key, value in keys(report).items():
+            data[key] = {**value, **report["meta"]}
+        results.write_text(json.dumps(data, indent=2) + "\n")
+        print(json.dumps(report["keys"], indent=2))
+        return
+    if not args.teacher:
+        p.error("give --teacher")
+    work = Path(args.out)
+    work.mkdir(parents=True, exist_ok=True)
+    folder = make_folder(Path(args.teacher), work / "llama3-70b-arch", args.layers)
+    if args.phase == "folder":
+        print(folder)
+        return
+    report: dict = {"meta": {"date": time.strftime("%Y-%m-%d %H:%M %Z"), "command": "python " + " ".join(sys.argv),
+                             "summarizer": "Llama-3-70B architecture, random weights (vLLM dummy load), "
+                                           "Qwen2.5 tokenizer", "teacher": args.teacher, "k": args.k,
+                             "limit": args.limit}, "results": {}}
+    for mode in args.modes.split(","):
+        report["results"][mode] = (inprocess if mode == "inprocess" else served)(args, folder, work)
+        log(mode, json.dumps(report["results"][mode])[:600])
+        keys(report)
+        (work / "summarizer.json").write_text(json.dumps(report, indent=2))
+    print(json.dumps(report.get("keys"), indent=2))
+
+
+if __name__ == "__main__":
+    main()

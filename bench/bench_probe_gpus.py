@@ -1,0 +1,228 @@
+"""Probing on one GPU and on two: which vLLM model runner, and which way of spreading the pool.
+
+Every variant runs uncertainty.py (the teacher probed K times per question, its own backend as
+summarizer) on the same questions and reports the wall time (engine starts included), the
+probing time the script measures itself (engine already up), and samples per second.
+
+- ``v1`` / ``v2``: one GPU, vLLM's V1 or V2 model runner (``VLLM_USE_V2_MODEL_RUNNER``); the
+  probing requests are seeded per question, which V1 samples sequence by sequence;
+- ``parts2``: the pool in two parts (``--pool-part 1/2`` and ``2/2``), one process per GPU, at once;
+- ``serve_dp2``: one ``vllm serve --data-parallel-size 2`` endpoint, uncertainty.py over the
+  OpenAI backend;
+- ``serve2``: two ``vllm serve`` endpoints, one per GPU, sharing the questions (comma-separated
+  ``--base-url``).
+
+  python bench/bench_probe_gpus.py --teacher MODEL_DIR --variants v1,v2,parts2,serve_dp2 --out out/probe
+  python bench/bench_probe_gpus.py merge out/probe/probe.json      # adds the multigpu_probe_* keys here
+
+Scaling = samples/s of the two-GPU variant over the best one-GPU variant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+
+
+def log(*parts: object) -> None:
+    print(time.strftime("%H:%M:%S"), *parts, file=sys.stderr, flush=True)
+
+
+def env_for(gpus: str, **extra: str) -> dict:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    env.update(CUDA_VISIBLE_DEVICES=gpus, NCCL_NVLS_ENABLE="0", **extra)
+    return env
+
+
+def manifest(output: Path) -> dict:
+    path = output.with_name(output.name.removesuffix(".jsonl") + ".manifest.json")
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def probe_command(args: argparse.Namespace, output: Path, extra: list[str]) -> list[str]:
+    return [sys.executable, "uncertainty.py", "--data", args.data, "--limit", str(args.limit), "--teacher",
+            args.teacher, "--k", str(args.k), "--max-new-tokens", str(args.max_new_tokens), "--output", str(output),
+            "--overwrite", *extra]
+
+
+def run_all(commands: list[tuple[list[str], dict, Path]], timeout: float) -> tuple[float, list[int]]:
+    started = time.time()
+    procs = []
+    for command, env, log_file in commands:
+        log(" ".join(command), f"(GPUs {env.get('CUDA_VISIBLE_DEVICES')})")
+        procs.append(subprocess.Popen(command, cwd=REPO, env=env, stdout=log_file.open("w"), stderr=subprocess.STDOUT))
+    codes = []
+    for proc in procs:
+        try:
+            codes.append(proc.wait(timeout=max(1.0, timeout - (time.time() - started))))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            codes.append(124)
+    return round(time.time() - started, 1), codes
+
+
+def summary(outputs: list[Path], wall: float, codes: list[int]) -> dict:
+    manifests = [manifest(o) for o in outputs]
+    samples = sum(m.get("counts", {}).get("samples", 0) for m in manifests)
+    probing = [m.get("timings", {}).get("probing_s") or 0 for m in manifests]
+    result = {"exit": codes, "wall_s": wall, "samples": samples, "questions":
+              sum(m.get("counts", {}).get("questions", 0) for m in manifests), "probing_s": probing}
+    if samples and max(probing) > 0 and not any(codes):
+        # Parts run at once: the slowest part's probing time is the variant's.
+        result["samples_per_s"] = round(samples / max(probing), 1)
+        result["samples_per_s_wall"] = round(samples / wall, 1)
+    else:
+        tails = [o.with_suffix(".log").read_text(errors="replace").strip().splitlines()[-3:]
+                 for o in outputs if o.with_suffix(".log").is_file()]
+        result["error"] = " | ".join(line for t in tails for line in t)[-600:]
+    return result
+
+
+def wait_ready(urls: list[str], proc_list: list[subprocess.Popen], timeout: float) -> bool:
+    deadline = time.time() + timeout
+    pending = list(urls)
+    while pending and time.time() < deadline:
+        if any(p.poll() is not None for p in proc_list):
+            return False
+        try:
+            urllib.request.urlopen(pending[0] + "/models", timeout=2)
+            pending.pop(0)
+        except OSError:
+            time.sleep(2)
+    return not pending
+
+
+def serve_variant(args: argparse.Namespace, name: str, work: Path) -> dict:
+    """vllm serve endpoints (one with data parallelism over both GPUs, or one per GPU) and
+    uncertainty.py over the OpenAI backend."""
+    layouts = {"serve_dp2": [("0,1", ["--data-parallel-size", "2"])], "serve2": [("0", []), ("1", [])]}
+    servers, urls = [], []
+    started = time.time()
+    for i, (gpus, extra) in enumerate(layouts[name]):
+        port = 8200 + i
+        command = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", args.teacher, "--host",
+                   "127.0.0.1", "--port", str(port), "--seed", "0", "--max-model-len", "4096", *extra]
+        log(" ".join(command), f"(GPUs {gpus})")
+        servers.append(subprocess.Popen(command, cwd=REPO, env=env_for(gpus),
+                                        stdout=(work / f"{name}-server{i}.log").open("w"), stderr=subprocess.STDOUT))
+        urls.append(f"http://127.0.0.1:{port}/v1")
+    try:
+        if not wait_ready(urls, servers, args.timeout):
+            return {"error": "server did not start: " + " | ".join(
+                (work / f"{name}-server{i}.log").read_text(errors="replace").strip().splitlines()[-2:][0]
+                for i in range(len(servers)))}
+        start_s = round(time.time() - started, 1)
+        output = work / f"{name}.jsonl"
+        command = probe_command(args, output, ["--backend", "openai", "--base-url", ",".join(urls),
+                                               "--concurrency", str(args.concurrency)])
+        wall, codes = run_all([(command, env_for(""), output.with_suffix(".log"))], args.timeout)
+        return {**summary([output], wall, codes), "server_start_s": start_s}
+    finally:
+        for proc in servers:
+            proc.terminate()
+        for proc in servers:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def measure(args: argparse.Namespace) -> dict:
+    work = Path(args.out)
+    work.mkdir(parents=True, exist_ok=True)
+    report: dict = {"meta": {"date": time.strftime("%Y-%m-%d %H:%M %Z"), "command": "python " + " ".join(sys.argv),
+                             "teacher": args.teacher, "data": args.data, "limit": args.limit, "k": args.k,
+                             "max_new_tokens": args.max_new_tokens}, "results": {}}
+    try:
+        import torch
+
+        report["meta"]["devices"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    except Exception:  # noqa: BLE001 - no CUDA here
+        report["meta"]["devices"] = []
+    for name in args.variants.split(","):
+        log(f"--- {name}")
+        if name in ("v1", "v2"):
+            output = work / f"{name}.jsonl"
+            env = env_for("0", VLLM_USE_V2_MODEL_RUNNER="1" if name == "v2" else "0")
+            wall, codes = run_all([(probe_command(args, output, args.gen_args.split()), env,
+                                    output.with_suffix(".log"))], args.timeout)
+            result = summary([output], wall, codes)
+        elif name == "parts2":
+            outputs = [work / f"parts2-p{i}.jsonl" for i in (1, 2)]
+            measured = {n: r["samples_per_s"] for n, r in report["results"].items()
+                        if n in ("v1", "v2") and r.get("samples_per_s")}
+            choice = args.runner or ({"v1": "0", "v2": "1"}[max(measured, key=measured.get)] if measured else None)
+            runner = {"VLLM_USE_V2_MODEL_RUNNER": choice} if choice else {}
+            report["meta"]["parts2_runner"] = choice
+            wall, codes = run_all([(probe_command(args, o, [*args.gen_args.split(), "--pool-part", f"{i}/2"]),
+                                    env_for(str(i - 1), **runner), o.with_suffix(".log"))
+                                   for i, o in enumerate(outputs, start=1)], args.timeout)
+            result = summary(outputs, wall, codes)
+        elif name in ("serve_dp2", "serve2"):
+            result = serve_variant(args, name, work)
+        else:
+            raise SystemExit(f"unknown variant {name}")
+        report["results"][name] = result
+        log(name, json.dumps(result))
+        keys(report)
+        (work / "probe.json").write_text(json.dumps(report, indent=2))
+    return report
+
+
+def keys(report: dict) -> dict:
+    results = {n: r for n, r in report["results"].items() if r.get("samples_per_s")}
+    out = {}
+    if "v1" in results and "v2" in results:
+        out["P1_runner_v2_over_v1"] = {"value": round(results["v2"]["samples_per_s"] / results["v1"]["samples_per_s"],
+                                                      3), "v1": results["v1"], "v2": results["v2"]}
+    single = [results[n]["samples_per_s"] for n in ("v1", "v2") if n in results]
+    if single:
+        for name in ("parts2", "serve_dp2", "serve2"):
+            if name in results:
+                out[f"multigpu_probe_{name}"] = {**results[name],
+                                                 "scaling": round(results[name]["samples_per_s"] / max(single), 3)}
+    report["keys"] = out
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("phase", nargs="?", default="run", choices=["run", "merge"])
+    p.add_argument("files", nargs="*")
+    p.add_argument("--teacher", help="the probed model (folder or hub id)")
+    p.add_argument("--data", default="gsm_symbolic")
+    p.add_argument("--limit", type=int, default=600, help="questions of the data set (the pool is part of them)")
+    p.add_argument("--k", type=int, default=32)
+    p.add_argument("--max-new-tokens", type=int, default=512)
+    p.add_argument("--variants", default="v1,v2,parts2,serve_dp2")
+    p.add_argument("--runner", default=None, help="VLLM_USE_V2_MODEL_RUNNER for parts2 (default: the faster of v1/v2 measured before it)")
+    p.add_argument("--gen-args", default="--backend vllm --kv-cache-gb 24")
+    p.add_argument("--concurrency", type=int, default=64, help="requests in flight per server (serve variants)")
+    p.add_argument("--timeout", type=float, default=420)
+    p.add_argument("--out", default="out/probe")
+    args = p.parse_args()
+    if args.phase == "merge":
+        report = json.loads(Path(args.files[0]).read_text())
+        results = BENCH / "results.json"
+        data = json.loads(results.read_text())
+        for key, value in keys(report).items():
+            data[key] = {**value, **report["meta"]} if isinstance(value, dict) else value
+        results.write_text(json.dumps(data, indent=2) + "\n")
+        print(json.dumps(report["keys"], indent=2))
+        return
+    if not args.teacher:
+        p.error("give --teacher")
+    print(json.dumps(measure(args).get("keys", {}), indent=2))
+
+
+if __name__ == "__main__":
+    main()
