@@ -24,7 +24,7 @@ wait_for() { until [ -e "$1" ]; do sleep 3; done; }
 ready() { wait_for "$T/config.json"; wait_for "$ALICE_CACHE/gsm_symbolic/reasoning-gym-0.1.25-instance-train24-test4-held0-seed0.json"; }
 
 # 1. 70B LoRA, FSDP2 over both GPUs (random weights; no files needed).
-item 70b_fsdp 420 torchrun --standalone --nproc_per_node 2 bench/bench_70b.py fsdp --out "$O/70b"
+item 70b_fsdp 420 torchrun --standalone --nproc_per_node 2 bench/bench_70b.py fsdp --lr 5e-4 --out "$O/70b"
 rm -rf "$O"/70b/*adapter*/*.safetensors
 
 # 2. One GPU each: P5 (GPU 0); training MFU and QLoRA (GPU 1).
@@ -36,7 +36,7 @@ p5=$!
  item mfu 300 python3 bench/bench_train.py --tokenizer "$S" --steps 10 --rows 512 --no-write --work /tmp/bt \
    --variants "full_packed,full_packed+nogc,full_packed+nogc+fused,full_packed+nogc+fused+liger,full_packed+nogc+fused+liger+b8192+x2,lora_packed+nogc+fused" \
    --out "$O/mfu.json"
- item 70b_qlora 330 python3 bench/bench_70b.py qlora --out "$O/70b"
+ item 70b_qlora 330 python3 bench/bench_70b.py qlora --lr 5e-4 --out "$O/70b"
  rm -rf "$O"/70b/*adapter*/*.safetensors) &
 gpu1=$!
 wait $p5 $gpu1
