@@ -27,6 +27,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from .answers import DEFAULT_SCORING
 from .backends import Backend, VLLMBackend, cuda_available, vllm_available
 from .cli import OPERATIONAL, backend_from_args, resolve_role
 from .errors import AliceError
@@ -56,6 +57,8 @@ def data_argv(args: argparse.Namespace) -> list[str]:
         out += ["--answer-type", args.answer_type]
     if args.split_seed is not None:
         out += ["--split-seed", args.split_seed]
+    if getattr(args, "scoring", DEFAULT_SCORING) != DEFAULT_SCORING:
+        out += ["--scoring", args.scoring]
     return [str(x) for x in out]
 
 

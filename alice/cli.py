@@ -6,6 +6,7 @@ import argparse
 import re
 from pathlib import Path
 
+from .answers import DEFAULT_SCORING, SCORING_RULES
 from .backends import BACKENDS, Backend, Sampling, make_backend
 from .errors import AliceError
 from .models import ModelRef, resolve_model
@@ -33,6 +34,10 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--limit", type=int, default=None, help="use only the first N questions")
     g.add_argument("--pool-part", default=None, metavar="K/N",
                    help="use only part K of N of the student pool (cascade stages: disjoint, contiguous parts)")
+    g.add_argument("--scoring", choices=list(SCORING_RULES), default=DEFAULT_SCORING,
+                   help="how open answers (HotpotQA, TriviaQA, text .jsonl) are judged; " + "; ".join(
+                       f"{name}: {text}" for name, text in SCORING_RULES.items())
+                   + ". Choice and number answers score the same under both")
 
 
 def add_model_args(p: argparse.ArgumentParser, *roles: str) -> None:
@@ -94,6 +99,7 @@ def add_output_args(p: argparse.ArgumentParser, default: str) -> None:
 def task_from_args(args: argparse.Namespace) -> Task:
     task = load_task(args.data, args.answer_type)
     task.student_part = parse_pool_part(getattr(args, "pool_part", None))
+    task.set_scoring(getattr(args, "scoring", DEFAULT_SCORING))
     return task
 
 
@@ -120,8 +126,14 @@ OPERATIONAL = {"overwrite", "batch_size", "chunk_size", "concurrency", "gpu_memo
                "base_url", "backend_instance"}
 
 
+# Settings added after outputs existed: at these defaults they stay out of the fingerprint, so those
+# outputs still resume; any other value is part of it (a strict rerun does not reuse paper-rule rows).
+LATER_DEFAULTS = {"scoring": DEFAULT_SCORING, "revision": None}
+
+
 def result_settings(args: argparse.Namespace, refs: dict[str, ModelRef]) -> dict:
-    settings = {k: v for k, v in vars(args).items() if k not in OPERATIONAL}
+    settings = {k: v for k, v in vars(args).items() if k not in OPERATIONAL
+                and not (k in LATER_DEFAULTS and v == LATER_DEFAULTS[k])}
     settings["models"] = {role: (r.path, r.adapter) for role, r in refs.items()}
     return settings
 

@@ -88,3 +88,26 @@ def test_prompt_longer_than_context_is_caught(tmp_path, small_model):
     summary = json.loads((tmp_path / "e.summary.json").read_text())
     assert summary["skipped_long_prompts"] == 1 and summary["n"] == 1 and summary["accuracy"] == 0
     assert skipped.returncode == 0
+
+
+def test_scoring_rule_is_recorded_and_part_of_the_fingerprint(tmp_path, small_model):
+    """An open-answer eval records its scoring rule; a rerun under the other rule does not reuse its rows."""
+    data = tmp_path / "qa.jsonl"
+    data.write_text('{"id": "q1", "question": "What is the capital of France?", "answer": "Paris", "split": "test"}\n'
+                    '{"id": "q2", "question": "What is the capital of Italy?", "answer": "Rome", "split": "test"}\n')
+    out = tmp_path / "eval.jsonl"
+    common = ["--data", str(data), "--answer-type", "text", "--model", small_model, "--backend", "hf",
+              "--max-new-tokens", "12", "--output", str(out)]
+    run_script("eval.py", *common)
+    manifest = json.loads((tmp_path / "eval.manifest.json").read_text())
+    summary = json.loads((tmp_path / "eval.summary.json").read_text())
+    assert manifest["scoring"] == "paper" and summary["scoring"] == "paper"
+    assert set(summary["accuracy_by_rule"]) == {"paper", "strict"}
+    assert all(set(r["correct_by_rule"]) == {"paper", "strict"} for r in read_rows(out))
+    refused = run_script("eval.py", *common, "--scoring", "strict", check=False)
+    assert refused.returncode == 2 and "different run's results" in refused.stderr
+    assert "scoring" in refused.stderr
+    strict = run_script("eval.py", *common, "--scoring", "strict", "--overwrite")
+    assert "loading" in strict.stderr  # generated again, not reused
+    assert json.loads((tmp_path / "eval.manifest.json").read_text())["scoring"] == "strict"
+    assert json.loads((tmp_path / "eval.summary.json").read_text())["scoring"] == "strict"
