@@ -109,10 +109,10 @@ def check_prompt_lengths(backend: Backend, conversations: Sequence[Conversation]
 def load_tokenizer(ref: ModelRef):
     from transformers import AutoTokenizer
 
-    source = ref.adapter if ref.adapter and os.path.exists(os.path.join(ref.adapter, "tokenizer_config.json")) \
-        else ref.path
+    own = ref.adapter and os.path.exists(os.path.join(ref.adapter, "tokenizer_config.json"))
+    source = ref.adapter if own else ref.path
     try:
-        tokenizer = AutoTokenizer.from_pretrained(source)
+        tokenizer = AutoTokenizer.from_pretrained(source, revision=None if own else ref.load_revision())
     except OSError as err:
         raise AliceError(f"could not load a tokenizer from {source}: {str(err).splitlines()[0]}") from None
     check_chat_template(tokenizer, source)
@@ -128,7 +128,7 @@ def load_hf_model(ref: ModelRef, device: str | None = None, dtype=None):
     if dtype is None:
         dtype = torch.bfloat16 if device == "cuda" else torch.float32
     try:
-        model = AutoModelForCausalLM.from_pretrained(ref.path, dtype=dtype)
+        model = AutoModelForCausalLM.from_pretrained(ref.path, dtype=dtype, revision=ref.load_revision())
     except OSError as err:
         raise AliceError(f"could not load model {ref.path}: {str(err).splitlines()[0]}") from None
     if ref.adapter:
@@ -227,7 +227,8 @@ class VLLMBackend(Backend):
         self.ref = ref
         self.tensor_parallel_size = tensor_parallel_size
         load_tokenizer(ref)  # a clear error for a model without a chat template, before the engine starts
-        kwargs = {"model": ref.path, "tensor_parallel_size": tensor_parallel_size, "seed": seed,
+        kwargs = {"model": ref.path, "revision": ref.load_revision(), "tokenizer_revision": ref.load_revision(),
+                  "tensor_parallel_size": tensor_parallel_size, "seed": seed,
                   "enable_lora": ref.adapter is not None or enable_lora, "trust_remote_code": False}
         if kwargs["enable_lora"]:
             kwargs["max_lora_rank"] = max_lora_rank

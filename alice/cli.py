@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import re
+from dataclasses import replace
 from pathlib import Path
 
 from .answers import DEFAULT_SCORING, SCORING_RULES
@@ -46,6 +47,19 @@ def add_model_args(p: argparse.ArgumentParser, *roles: str) -> None:
                                    "flags, or a hub id / local folder / .gguf / 'smollm2'")
     for role in roles:
         g.add_argument(f"--{role}", help=f"{role} size for --model (e.g. 1.5B), or a hub id / folder / .gguf")
+    add_revision_arg(g)
+
+
+def add_revision_arg(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    p.add_argument("--revision", default=None,
+                   help="hub revision (branch, tag or commit sha) of every hub model this script loads (default: "
+                        "main); local folders ignore it. Manifests record each hub model's commit sha either way")
+
+
+def with_revision(ref: ModelRef, args: argparse.Namespace) -> ModelRef:
+    """``ref`` at ``--revision`` (hub ids only; a local folder is what it is)."""
+    revision = getattr(args, "revision", None)
+    return replace(ref, revision=revision) if revision and ref.on_hub else ref
 
 
 def resolve_role(args: argparse.Namespace, role: str | None) -> ModelRef:
@@ -54,11 +68,11 @@ def resolve_role(args: argparse.Namespace, role: str | None) -> ModelRef:
     if value and SIZE.match(value):
         if not args.model:
             raise AliceError(f"--{role} {value} is a size: also give --model (qwen2.5 or llama3)")
-        return resolve_model(args.model, value)
+        return with_revision(resolve_model(args.model, value), args)
     if value:
-        return resolve_model(value)
+        return with_revision(resolve_model(value), args)
     if args.model:
-        return resolve_model(args.model)
+        return with_revision(resolve_model(args.model), args)
     raise AliceError(f"give --{role} (a size with --model, or a model id/folder)" if role else "give --model")
 
 
