@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from .errors import AliceError
@@ -65,6 +65,12 @@ class Backend:
 
     name = "base"
     max_context: int | None = None
+    # Set by the runner while it generates: call with (questions finished, tokens generated) as they finish.
+    on_progress: Callable[..., None] | None = None
+
+    def report(self, questions: int = 0, tokens: int = 0) -> None:
+        if self.on_progress is not None:
+            self.on_progress(questions, tokens)
 
     def generate(self, conversations: Sequence[Conversation], sampling: Sampling,
                  ids: Sequence[str]) -> list[list[str]]:
@@ -197,6 +203,7 @@ class HFBackend(Backend):
             texts_out = self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
             for i in range(len(batch)):
                 outputs.append([t.strip() for t in texts_out[i * sampling.n:(i + 1) * sampling.n]])
+            self.report(len(batch), int((new_tokens != self.tokenizer.pad_token_id).sum()))
         return outputs
 
     def describe(self):
@@ -276,7 +283,10 @@ class VLLMBackend(Backend):
             )
             for qid in ids
         ]
-        results = self.llm.chat(list(conversations), params, use_tqdm=False, lora_request=self.lora)
+        # vLLM's own bar stays off; its per-request hook feeds the project's progress instead.
+        bar = _request_counter(self.report) if self.on_progress is not None else False
+        results = self.llm.chat(list(conversations), params, use_tqdm=bar, lora_request=self.lora)
+        self.report(0, sum(len(o.token_ids) for r in results for o in r.outputs))
         return [[o.text.strip() for o in r.outputs] for r in results]
 
     def describe(self):
@@ -291,6 +301,25 @@ class VLLMBackend(Backend):
             except Exception as err:  # noqa: BLE001 - shutting down; a failure here changes nothing
                 print(f"warning: vLLM engine shutdown: {err}", file=sys.stderr)
             self.llm = None
+
+
+def _request_counter(report: Callable[..., None]):
+    """A tqdm class for vLLM's ``use_tqdm`` that prints nothing and reports one question per finished request
+    (vLLM calls ``update`` once per request, with its number of samples)."""
+    import io
+
+    from tqdm import tqdm
+
+    class RequestCounter(tqdm):
+        def __init__(self, *args, **kwargs) -> None:
+            kwargs.update(file=io.StringIO(), disable=False, mininterval=3600)
+            super().__init__(*args, **kwargs)
+
+        def update(self, n: float | None = 1) -> bool | None:
+            report(1, 0)
+            return super().update(n)
+
+    return RequestCounter
 
 
 # ----------------------------------------------------------------------------- OpenAI-compatible
@@ -332,6 +361,8 @@ class OpenAIBackend(Backend):
                              "once it is back)") from None
         except openai.APIStatusError as err:
             raise AliceError(f"server at {url} refused the request: {err.status_code} {err.message}") from None
+        usage = getattr(reply, "usage", None)
+        self.report(1, int(getattr(usage, "completion_tokens", 0) or 0))
         return [(choice.message.content or "").strip() for choice in reply.choices]
 
     def generate(self, conversations, sampling, ids):
