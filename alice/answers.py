@@ -6,6 +6,9 @@ Three kinds cover the paper's datasets and custom data:
 - ``text``: a short free-text answer with aliases (HotpotQA, TriviaQA).
 
 Unparsable responses are wrong and counted: ``Score.parsed`` is False.
+
+Scoring rules (``--scoring``): choice and number answers are judged by their extracted label or
+number under either rule; for text answers the rules differ (``SCORING_RULES``).
 """
 
 from __future__ import annotations
@@ -17,12 +20,29 @@ from decimal import Decimal, InvalidOperation
 
 from .errors import AliceError
 
+# The open-QA scoring rules, declared once: name -> help (used by --scoring, manifests and reports).
+SCORING_RULES = {
+    "paper": "the paper's rule: correct when a normalized gold answer or alias occurs, as whole words, "
+             "anywhere in the reply",
+    "strict": "exact match: correct when the extracted answer (after 'The answer is') equals a gold answer or "
+              "alias, both normalized as lm-evaluation-harness does (lower case, no punctuation, no "
+              "articles a/an/the, single spaces)",
+}
+DEFAULT_SCORING = "paper"
+
+
+def check_scoring(rule: str) -> str:
+    if rule not in SCORING_RULES:
+        raise AliceError(f"unknown scoring rule {rule!r} (choose from {', '.join(SCORING_RULES)})")
+    return rule
+
 
 @dataclass(frozen=True)
 class Score:
     prediction: str | None  # the normalized extracted answer, None when unparsable
     parsed: bool
-    correct: bool
+    correct: bool  # under the rule asked for
+    by_rule: dict[str, bool] | None = None  # every rule's verdict, where the rules can differ (text answers)
 
 
 # ----------------------------------------------------------------------------- choice
@@ -66,6 +86,7 @@ def extract_choice(response: str, labels: list[str]) -> str | None:
 
 class ChoiceAnswer:
     kind = "choice"
+    rules_differ = False
 
     def instruction(self, question: str) -> str:
         labels = ", ".join(parse_options(question)) or "A, B, C, D"
@@ -87,7 +108,9 @@ class ChoiceAnswer:
             )
         return label
 
-    def score(self, response: str, gold: str, question: str, aliases: list[str]) -> Score:
+    def score(self, response: str, gold: str, question: str, aliases: list[str],
+              rule: str = DEFAULT_SCORING) -> Score:
+        """The extracted label against the gold label: the same under every rule."""
         prediction = extract_choice(response, list(parse_options(question)))
         return Score(prediction, prediction is not None, prediction == gold)
 
@@ -136,6 +159,7 @@ def extract_number(response: str) -> str | None:
 
 class NumberAnswer:
     kind = "number"
+    rules_differ = False
 
     def instruction(self, question: str) -> str:
         return (
@@ -150,7 +174,9 @@ class NumberAnswer:
             raise AliceError(f"{row_ref}: gold answer {text.strip()!r} is not a number")
         return number
 
-    def score(self, response: str, gold: str, question: str, aliases: list[str]) -> Score:
+    def score(self, response: str, gold: str, question: str, aliases: list[str],
+              rule: str = DEFAULT_SCORING) -> Score:
+        """The extracted number against the gold number: the same under every rule."""
         prediction = extract_number(response)
         correct = prediction is not None and Decimal(prediction) == Decimal(gold)
         return Score(prediction, prediction is not None, correct)
@@ -188,6 +214,7 @@ def extract_text(response: str) -> str | None:
 
 class TextAnswer:
     kind = "text"
+    rules_differ = True  # the paper's substring rule and strict exact match can disagree
 
     def instruction(self, question: str) -> str:
         return (
@@ -200,15 +227,19 @@ class TextAnswer:
             raise AliceError(f"{row_ref}: empty gold answer")
         return str(answer).strip()
 
-    def score(self, response: str, gold: str, question: str, aliases: list[str]) -> Score:
-        """Correct when a normalized gold answer or alias occurs, as whole words, in the reply."""
+    def score(self, response: str, gold: str, question: str, aliases: list[str],
+              rule: str = DEFAULT_SCORING) -> Score:
+        """``paper``: a normalized gold answer or alias occurs, as whole words, in the reply;
+        ``strict``: the normalized extracted answer equals one of them. ``by_rule`` holds both."""
+        check_scoring(rule)
         prediction = extract_text(response)
         if prediction is None:
-            return Score(None, False, False)
+            return Score(None, False, False, {name: False for name in SCORING_RULES})
+        normalized = normalize_text(prediction)
         haystack = f" {normalize_text(response)} "
         candidates = {normalize_text(a) for a in [gold, *aliases]} - {""}
-        correct = any(f" {c} " in haystack for c in candidates)
-        return Score(normalize_text(prediction), True, correct)
+        by_rule = {"paper": any(f" {c} " in haystack for c in candidates), "strict": normalized in candidates}
+        return Score(normalized, True, by_rule[rule], by_rule)
 
     def target(self, gold: str, question: str) -> str:
         return f"The answer is {gold}."

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from .errors import AliceError
@@ -65,6 +65,12 @@ class Backend:
 
     name = "base"
     max_context: int | None = None
+    # Set by the runner while it generates: call with (questions finished, tokens generated) as they finish.
+    on_progress: Callable[..., None] | None = None
+
+    def report(self, questions: int = 0, tokens: int = 0) -> None:
+        if self.on_progress is not None:
+            self.on_progress(questions, tokens)
 
     def generate(self, conversations: Sequence[Conversation], sampling: Sampling,
                  ids: Sequence[str]) -> list[list[str]]:
@@ -109,10 +115,10 @@ def check_prompt_lengths(backend: Backend, conversations: Sequence[Conversation]
 def load_tokenizer(ref: ModelRef):
     from transformers import AutoTokenizer
 
-    source = ref.adapter if ref.adapter and os.path.exists(os.path.join(ref.adapter, "tokenizer_config.json")) \
-        else ref.path
+    own = ref.adapter and os.path.exists(os.path.join(ref.adapter, "tokenizer_config.json"))
+    source = ref.adapter if own else ref.path
     try:
-        tokenizer = AutoTokenizer.from_pretrained(source)
+        tokenizer = AutoTokenizer.from_pretrained(source, revision=None if own else ref.load_revision())
     except OSError as err:
         raise AliceError(f"could not load a tokenizer from {source}: {str(err).splitlines()[0]}") from None
     check_chat_template(tokenizer, source)
@@ -128,7 +134,7 @@ def load_hf_model(ref: ModelRef, device: str | None = None, dtype=None):
     if dtype is None:
         dtype = torch.bfloat16 if device == "cuda" else torch.float32
     try:
-        model = AutoModelForCausalLM.from_pretrained(ref.path, dtype=dtype)
+        model = AutoModelForCausalLM.from_pretrained(ref.path, dtype=dtype, revision=ref.load_revision())
     except OSError as err:
         raise AliceError(f"could not load model {ref.path}: {str(err).splitlines()[0]}") from None
     if ref.adapter:
@@ -197,6 +203,7 @@ class HFBackend(Backend):
             texts_out = self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
             for i in range(len(batch)):
                 outputs.append([t.strip() for t in texts_out[i * sampling.n:(i + 1) * sampling.n]])
+            self.report(len(batch), int((new_tokens != self.tokenizer.pad_token_id).sum()))
         return outputs
 
     def describe(self):
@@ -229,7 +236,8 @@ class VLLMBackend(Backend):
         self.ref = ref
         self.tensor_parallel_size = tensor_parallel_size
         load_tokenizer(ref)  # a clear error for a model without a chat template, before the engine starts
-        kwargs = {"model": ref.path, "tensor_parallel_size": tensor_parallel_size, "seed": seed,
+        kwargs = {"model": ref.path, "revision": ref.load_revision(), "tokenizer_revision": ref.load_revision(),
+                  "tensor_parallel_size": tensor_parallel_size, "seed": seed,
                   "enable_lora": ref.adapter is not None or enable_lora, "trust_remote_code": False}
         if kwargs["enable_lora"]:
             kwargs["max_lora_rank"] = max_lora_rank
@@ -279,7 +287,10 @@ class VLLMBackend(Backend):
             )
             for qid in ids
         ]
-        results = self.llm.chat(list(conversations), params, use_tqdm=False, lora_request=self.lora)
+        # vLLM's own bar stays off; its per-request hook feeds the project's progress instead.
+        bar = _request_counter(self.report) if self.on_progress is not None else False
+        results = self.llm.chat(list(conversations), params, use_tqdm=bar, lora_request=self.lora)
+        self.report(0, sum(len(o.token_ids) for r in results for o in r.outputs))
         return [[o.text.strip() for o in r.outputs] for r in results]
 
     def describe(self):
@@ -294,6 +305,25 @@ class VLLMBackend(Backend):
             except Exception as err:  # noqa: BLE001 - shutting down; a failure here changes nothing
                 print(f"warning: vLLM engine shutdown: {err}", file=sys.stderr)
             self.llm = None
+
+
+def _request_counter(report: Callable[..., None]):
+    """A tqdm class for vLLM's ``use_tqdm`` that prints nothing and reports one question per finished request
+    (vLLM calls ``update`` once per request, with its number of samples)."""
+    import io
+
+    from tqdm import tqdm
+
+    class RequestCounter(tqdm):
+        def __init__(self, *args, **kwargs) -> None:
+            kwargs.update(file=io.StringIO(), disable=False, mininterval=3600)
+            super().__init__(*args, **kwargs)
+
+        def update(self, n: float | None = 1) -> bool | None:
+            report(1, 0)
+            return super().update(n)
+
+    return RequestCounter
 
 
 # ----------------------------------------------------------------------------- OpenAI-compatible
@@ -335,6 +365,8 @@ class OpenAIBackend(Backend):
                              "once it is back)") from None
         except openai.APIStatusError as err:
             raise AliceError(f"server at {url} refused the request: {err.status_code} {err.message}") from None
+        usage = getattr(reply, "usage", None)
+        self.report(1, int(getattr(usage, "completion_tokens", 0) or 0))
         return [(choice.message.content or "").strip() for choice in reply.choices]
 
     def generate(self, conversations, sampling, ids):

@@ -27,6 +27,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from .answers import DEFAULT_SCORING
 from .backends import Backend, VLLMBackend, cuda_available, vllm_available
 from .cli import OPERATIONAL, backend_from_args, resolve_role
 from .errors import AliceError
@@ -56,6 +57,8 @@ def data_argv(args: argparse.Namespace) -> list[str]:
         out += ["--answer-type", args.answer_type]
     if args.split_seed is not None:
         out += ["--split-seed", args.split_seed]
+    if getattr(args, "scoring", DEFAULT_SCORING) != DEFAULT_SCORING:
+        out += ["--scoring", args.scoring]
     return [str(x) for x in out]
 
 
@@ -72,6 +75,11 @@ def generation_argv(args: argparse.Namespace) -> list[str]:
         if getattr(args, flag, False):
             out.append("--" + flag.replace("_", "-"))
     return [str(x) for x in out]
+
+
+def revision_argv(args: argparse.Namespace) -> list[str]:
+    """--revision passed on to the stages that load models."""
+    return ["--revision", args.revision] if getattr(args, "revision", None) else []
 
 
 def extra_argv(text: str | None) -> list[str]:
@@ -94,9 +102,9 @@ def model_arg(ref_or_name: str | ModelRef) -> str:
     return ref_or_name
 
 
-def resolve_name(model_family: str | None, value: str) -> ModelRef:
+def resolve_name(model_family: str | None, value: str, revision: str | None = None) -> ModelRef:
     """A ladder entry: a size with --model (1.5B), or any model id / folder / adapter."""
-    return resolve_role(argparse.Namespace(model=model_family, rung=value), "rung")
+    return resolve_role(argparse.Namespace(model=model_family, rung=value, revision=revision), "rung")
 
 
 # ----------------------------------------------------------------------------- engines
@@ -241,7 +249,7 @@ def run_cascade(args: argparse.Namespace, engines: Engines | None = None) -> dic
     if getattr(args, "pool_part", None):
         raise AliceError("--pool-part: cascade.py splits the student pool itself, one part per stage")
     ladder = ladder_from_args(args)
-    refs = [resolve_name(args.model, name) for name in ladder]
+    refs = [resolve_name(args.model, name, getattr(args, "revision", None)) for name in ladder]
     stages = len(ladder) - 1
     out = Path(args.output_dir or Path("runs") / "-".join(
         ["cascade", slug(args.data)] + [slug(model_arg(r)) for r in refs]))
@@ -279,7 +287,7 @@ def run_cascade(args: argparse.Namespace, engines: Engines | None = None) -> dic
             part = ["--pool-part", f"{stage}/{stages}"]
             limit = ["--limit", str(args.limit)] if args.limit else []
             common = data_argv(args) + part + limit
-            family = ["--model", args.model] if args.model else []
+            family = (["--model", args.model] if args.model else []) + revision_argv(args)
             summ = ["--summarizer", args.summarizer] if args.summarizer else []
             u_args = stage_namespace("uncertainty", common + generation_argv(args) + family + [
                 "--teacher", teacher, *summ, "--k", str(args.k),

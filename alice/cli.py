@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import re
+from dataclasses import replace
 from pathlib import Path
 
+from .answers import DEFAULT_SCORING, SCORING_RULES
 from .backends import BACKENDS, Backend, Sampling, make_backend
 from .errors import AliceError
 from .models import ModelRef, resolve_model
@@ -33,6 +35,10 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--limit", type=int, default=None, help="use only the first N questions")
     g.add_argument("--pool-part", default=None, metavar="K/N",
                    help="use only part K of N of the student pool (cascade stages: disjoint, contiguous parts)")
+    g.add_argument("--scoring", choices=list(SCORING_RULES), default=DEFAULT_SCORING,
+                   help="how open answers (HotpotQA, TriviaQA, text .jsonl) are judged; " + "; ".join(
+                       f"{name}: {text}" for name, text in SCORING_RULES.items())
+                   + ". Choice and number answers score the same under both")
 
 
 def add_model_args(p: argparse.ArgumentParser, *roles: str) -> None:
@@ -41,6 +47,19 @@ def add_model_args(p: argparse.ArgumentParser, *roles: str) -> None:
                                    "flags, or a hub id / local folder / .gguf / 'smollm2'")
     for role in roles:
         g.add_argument(f"--{role}", help=f"{role} size for --model (e.g. 1.5B), or a hub id / folder / .gguf")
+    add_revision_arg(g)
+
+
+def add_revision_arg(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    p.add_argument("--revision", default=None,
+                   help="hub revision (branch, tag or commit sha) of every hub model this script loads (default: "
+                        "main); local folders ignore it. Manifests record each hub model's commit sha either way")
+
+
+def with_revision(ref: ModelRef, args: argparse.Namespace) -> ModelRef:
+    """``ref`` at ``--revision`` (hub ids only; a local folder is what it is)."""
+    revision = getattr(args, "revision", None)
+    return replace(ref, revision=revision) if revision and ref.on_hub else ref
 
 
 def resolve_role(args: argparse.Namespace, role: str | None) -> ModelRef:
@@ -49,11 +68,11 @@ def resolve_role(args: argparse.Namespace, role: str | None) -> ModelRef:
     if value and SIZE.match(value):
         if not args.model:
             raise AliceError(f"--{role} {value} is a size: also give --model (qwen2.5 or llama3)")
-        return resolve_model(args.model, value)
+        return with_revision(resolve_model(args.model, value), args)
     if value:
-        return resolve_model(value)
+        return with_revision(resolve_model(value), args)
     if args.model:
-        return resolve_model(args.model)
+        return with_revision(resolve_model(args.model), args)
     raise AliceError(f"give --{role} (a size with --model, or a model id/folder)" if role else "give --model")
 
 
@@ -94,6 +113,7 @@ def add_output_args(p: argparse.ArgumentParser, default: str) -> None:
 def task_from_args(args: argparse.Namespace) -> Task:
     task = load_task(args.data, args.answer_type)
     task.student_part = parse_pool_part(getattr(args, "pool_part", None))
+    task.set_scoring(getattr(args, "scoring", DEFAULT_SCORING))
     return task
 
 
@@ -120,8 +140,14 @@ OPERATIONAL = {"overwrite", "batch_size", "chunk_size", "concurrency", "gpu_memo
                "base_url", "backend_instance"}
 
 
+# Settings added after outputs existed: at these defaults they stay out of the fingerprint, so those
+# outputs still resume; any other value is part of it (a strict rerun does not reuse paper-rule rows).
+LATER_DEFAULTS = {"scoring": DEFAULT_SCORING, "revision": None}
+
+
 def result_settings(args: argparse.Namespace, refs: dict[str, ModelRef]) -> dict:
-    settings = {k: v for k, v in vars(args).items() if k not in OPERATIONAL}
+    settings = {k: v for k, v in vars(args).items() if k not in OPERATIONAL
+                and not (k in LATER_DEFAULTS and v == LATER_DEFAULTS[k])}
     settings["models"] = {role: (r.path, r.adapter) for role, r in refs.items()}
     return settings
 

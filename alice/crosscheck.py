@@ -63,15 +63,16 @@ def write_task(folder: Path, documents: list[dict]) -> Path:
 
 def model_arguments(ref: ModelRef, backend: str) -> tuple[str, dict]:
     """lm-evaluation-harness's model type and arguments for a resolved model (base + adapter)."""
+    revision = {"revision": ref.load_revision()} if ref.on_hub else {}
     if backend == "vllm":
-        args: dict = {"pretrained": ref.path, "dtype": "auto"}
+        args: dict = {"pretrained": ref.path, "dtype": "auto", **revision}
         if ref.adapter:
             args["lora_local_path"] = ref.adapter
             args["enable_lora"] = True
         return "vllm", args
     import torch
 
-    args = {"pretrained": ref.path, "dtype": "bfloat16" if torch.cuda.is_available() else "float32"}
+    args = {"pretrained": ref.path, "dtype": "bfloat16" if torch.cuda.is_available() else "float32", **revision}
     if ref.adapter:
         args["peft"] = ref.adapter
     return "hf", args

@@ -35,6 +35,7 @@ from .cascade import (
     data_argv,
     extra_argv,
     generation_argv,
+    revision_argv,
     run_cascade,
     stage_namespace,
 )
@@ -147,7 +148,7 @@ class Steps:
 
     def __init__(self, args: argparse.Namespace, folder: Path, engines: Engines) -> None:
         self.args, self.folder, self.engines = args, folder, engines
-        self.family = ["--model", args.model] if args.model else []
+        self.family = (["--model", args.model] if args.model else []) + revision_argv(args)
         self.data = data_argv(args)
         self.gen = self.data + generation_argv(args) + self.family
         self.train_extra = extra_argv(args.train_args)

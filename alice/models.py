@@ -8,9 +8,11 @@ and the small real model used by tests and the CPU demo.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import zipfile
@@ -52,6 +54,19 @@ class ModelRef:
     path: str  # hub id or local folder
     adapter: str | None = None  # a LoRA adapter folder on top of ``path``
     source: str = ""  # what the user asked for
+    revision: str | None = None  # --revision: branch, tag or commit of a hub id (None: main)
+
+    @property
+    def on_hub(self) -> bool:
+        """``path`` is a hub id (not a folder on this machine)."""
+        return not Path(self.path).exists()
+
+    def load_revision(self) -> str | None:
+        """What loaders get as ``revision=``: the commit the manifest records when it is known (so weights
+        and record agree), else the revision asked for; None for a local folder."""
+        if not self.on_hub:
+            return None
+        return resolve_revision(self.path, self.revision)[0] or self.revision
 
     def describe(self) -> dict:
         info = {"requested": self.source, "path": self.path}
@@ -60,7 +75,56 @@ class ModelRef:
             info["adapter_hash"] = folder_hash(self.adapter)
         if Path(self.path).is_dir():
             info["folder_hash"] = folder_hash(self.path)
+        info.update(revision_record(self))
         return info
+
+
+def revision_record(ref: ModelRef) -> dict:
+    """The manifest's record of which hub commit a model is: ``revision`` (the commit sha, or None),
+    ``revision_requested`` and ``revision_source`` (hub, local hub cache, given, or why it is unknown)."""
+    if not ref.on_hub:
+        return {"revision": None, "revision_source": "local folder (its folder_hash identifies it)"}
+    sha, source = resolve_revision(ref.path, ref.revision)
+    return {"revision": sha, "revision_requested": ref.revision or "main", "revision_source": source}
+
+
+def hub_offline() -> bool:
+    if os.environ.get("ALICE_NO_HUB") == "1":
+        return True
+    try:
+        from huggingface_hub import constants
+
+        return bool(constants.HF_HUB_OFFLINE)
+    except ImportError:
+        return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+
+
+@functools.cache
+def resolve_revision(repo_id: str, revision: str | None = None) -> tuple[str | None, str]:
+    """(commit sha, how it was found) for a hub model at ``revision`` (default main): from the hub,
+    else from the local hub cache (offline), else (None, why). Never raises: an offline run goes on."""
+    wanted = revision or "main"
+    if re.fullmatch(r"[0-9a-f]{40}", wanted):
+        return wanted, "given as a commit sha"
+    why = "offline (HF_HUB_OFFLINE)"
+    if not hub_offline():
+        try:
+            from huggingface_hub import HfApi
+
+            sha = HfApi().model_info(repo_id, revision=wanted, timeout=10).sha
+            if sha:
+                return sha, "hub"
+        except Exception as err:  # noqa: BLE001 - no network, no such repo, a gated repo: record why
+            why = f"hub unreachable or refused ({type(err).__name__}: {str(err).splitlines()[0][:160] if str(err) else ''})"
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(repo_id, "config.json", revision=wanted)
+    except Exception:  # noqa: BLE001 - a malformed id or cache: nothing cached
+        cached = None
+    if isinstance(cached, str):  # .../models--org--name/snapshots/<sha>/config.json
+        return Path(cached).parent.name, "local hub cache"
+    return None, f"{why}; not in the local hub cache"
 
 
 def resolve_model(name: str, size: str | None = None) -> ModelRef:

@@ -38,6 +38,7 @@ from statistics import fmean, stdev
 
 import numpy as np
 
+from .answers import DEFAULT_SCORING, SCORING_RULES
 from .errors import AliceError
 from .metrics import bootstrap_pgr, paired_difference, pgr, wilson_interval
 from .records import atomic_write_text, iter_jsonl
@@ -61,7 +62,8 @@ REFERENCES = ("zero_shot", "self_training", "w2s_qa", "w2s_cot")
 # Every arm against every reference, then the statement ablation; each unordered pair once.
 PAIRS = [(a, b) for a in ARMS for b in REFERENCES] + [("alice", "alice_no_statement")]
 CSV_COLUMNS = ["folder", "dataset", "teacher", "student", "method", "n", "accuracy", "accuracy_sd", "seeds",
-               "accuracy_ci_low", "accuracy_ci_high", "parse_rate", "pgr", "pgr_ci_low", "pgr_ci_high", "note"]
+               "accuracy_ci_low", "accuracy_ci_high", "parse_rate", "pgr", "pgr_ci_low", "pgr_ci_high", "note",
+               "scoring", *(f"accuracy_{rule}" for rule in SCORING_RULES)]
 EVAL_NAME = re.compile(r"eval-(?P<method>.+?)(?:-seed(?P<seed>\d+))?\.summary\.json")
 SUMMARY_KEYS = ("n", "correct", "accuracy")
 # experiment.json keys left out of report.json's "setting" when it has no "setting" dict: bookkeeping.
@@ -232,7 +234,14 @@ def method_row(group: Group, method: str, runs: list[Run]) -> dict:
     else:
         low, high = wilson_interval(sum(r.summary["correct"] for r in runs), sum(r.summary["n"] for r in runs))
     parse_rates = [r.summary["parse_rate"] for r in runs if r.summary.get("parse_rate") is not None]
-    return {"folder": str(group.folder), "dataset": group.dataset, "teacher": group.teacher,
+    rules = sorted({str(r.summary.get("scoring", DEFAULT_SCORING)) for r in runs})
+    by_rule = [r.summary.get("accuracy_by_rule") for r in runs]
+    # Open answers: each rule's accuracy (mean over seeds) where every seed's summary has it.
+    shared_rules = [rule for rule in SCORING_RULES if all(isinstance(b, dict) and rule in b for b in by_rule)]
+    return {"scoring": "+".join(rules),
+            "accuracy_by_rule": {rule: fmean(float(b[rule]) for b in by_rule) for rule in shared_rules} or None,
+            **{f"accuracy_{rule}": fmean(float(b[rule]) for b in by_rule) for rule in shared_rules},
+            "folder": str(group.folder), "dataset": group.dataset, "teacher": group.teacher,
             "student": group.student, "method": method, "n": runs[0].summary["n"], "accuracy": fmean(accuracies),
             "accuracy_sd": stdev(accuracies) if len(runs) > 1 else None, "seeds": accuracies,
             "seed_numbers": [r.seed for r in runs], "accuracy_ci_low": low, "accuracy_ci_high": high,
@@ -376,6 +385,9 @@ def markdown(groups: list[Group]) -> str:
                           f"{_interval(r['accuracy_ci_low'], r['accuracy_ci_high'])} | {_seeds_cell(r)} | "
                           f"{_pct(r['accuracy_sd'])} | {_pct(r['parse_rate'])} | {pgr_text} | "
                           f"{_interval(r['pgr_ci_low'], r['pgr_ci_high'], scale=1)} | {r['note']} |\n")
+        scoring = scoring_section(group)
+        if scoring:
+            out.write(scoring)
         if group.paired:
             out.write("\nPaired comparisons on the same questions. Δ = accuracy(a) - accuracy(b) in points: with "
                       "several seeds the mean ± sd over seed pairs (seed N against seed N; a single run against "
@@ -390,6 +402,25 @@ def markdown(groups: list[Group]) -> str:
         if group.missing:
             out.write(f"\nMissing: {', '.join(group.missing)}.\n")
     return out.getvalue()
+
+
+def scoring_section(group: Group) -> str:
+    """The scoring rule behind the table (said when it is not the paper's, or when the rules can differ) and,
+    for open answers, every rule's accuracy side by side."""
+    rules = sorted({r["scoring"] for r in group.rows})
+    shown = [r for r in group.rows if r["accuracy_by_rule"]]
+    if not shown and rules in ([], [DEFAULT_SCORING]):
+        return ""
+    out = f"\nScoring: the table's accuracy uses the `{'`, `'.join(rules)}` rule (eval.py --scoring).\n"
+    if shown:
+        names = [rule for rule in SCORING_RULES if any(rule in r["accuracy_by_rule"] for r in shown)]
+        out += ("Open answers under each rule (accuracy in %): "
+                + "; ".join(f"{name}: {SCORING_RULES[name]}" for name in names) + ".\n\n")
+        out += "| method | " + " | ".join(names) + " |\n|---|" + "---:|" * len(names) + "\n"
+        for r in shown:
+            out += (f"| {LABELS.get(r['method'], r['method'])} | "
+                    + " | ".join(_pct(r["accuracy_by_rule"].get(name)) for name in names) + " |\n")
+    return out
 
 
 def write_csv(groups: list[Group]) -> str:
@@ -407,7 +438,8 @@ def group_json(group: Group) -> dict:
                              "accuracy_sd": r["accuracy_sd"], "accuracy_ci": [r["accuracy_ci_low"], r["accuracy_ci_high"]],
                              "n": r["n"], "parse_rate": r["parse_rate"], "pgr": r["pgr"],
                              "pgr_ci": None if r["pgr_ci_low"] is None else [r["pgr_ci_low"], r["pgr_ci_high"]],
-                             "note": r["note"]} for r in group.rows}
+                             "note": r["note"], "scoring": r["scoring"],
+                             "accuracy_by_rule": r["accuracy_by_rule"]} for r in group.rows}
     return {"folder": str(group.folder), "title": group.title, "setting": group.setting, "gate": group.gate,
             "noise_floor": group.noise_floor, "methods": methods, "paired": group.paired, "missing": group.missing}
 

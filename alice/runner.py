@@ -10,9 +10,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 
-from tqdm import tqdm
-
 from .backends import Backend, Conversation, Sampling, check_prompt_lengths, cuda_available
+from .progress import Progress
 from .records import JsonlAppender
 from .tasks import Example
 
@@ -39,12 +38,25 @@ def generate_into(
         # to 512 stays full; 64 questions of one answer each left an H100 decoding 64 sequences at a time.
         chunk_size = max(1, 4096 // max(1, sampling.n)) if cuda_available() else 64
     started = time.time()
-    bar = tqdm(total=len(work), desc=desc, unit="q", disable=None)
-    for start in range(0, len(work), chunk_size):
-        chunk = work[start:start + chunk_size]
-        completions = backend.generate([c for _, c in chunk], sampling, [ex.id for ex, _ in chunk])
-        output.write_many(make_row(ex, outs) for (ex, _), outs in zip(chunk, completions))
-        bar.update(len(chunk))
-    bar.close()
+    # Backends report questions (and tokens) as they finish, inside a chunk (vLLM per request, transformers
+    # per batch, the OpenAI path per reply), so a GPU chunk of thousands of sequences moves steadily.
+    progress = Progress(len(work), desc, samples=sampling.n)
+    reported = [0]
+
+    def report(questions: int = 0, tokens: int = 0) -> None:
+        reported[0] += questions
+        progress.update(questions, tokens)
+
+    backend.on_progress = report
+    try:
+        for start in range(0, len(work), chunk_size):
+            chunk = work[start:start + chunk_size]
+            reported[0] = 0
+            completions = backend.generate([c for _, c in chunk], sampling, [ex.id for ex, _ in chunk])
+            output.write_many(make_row(ex, outs) for (ex, _), outs in zip(chunk, completions))
+            progress.update(max(0, len(chunk) - reported[0]))  # what the backend did not report itself
+    finally:
+        backend.on_progress = None
+        progress.close()
     return {"generated_now": len(work), "skipped_long_prompts": len(skipped),
             "skipped_ids": sorted(skipped), "generation_s": round(time.time() - started, 3)}

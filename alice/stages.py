@@ -96,6 +96,7 @@ def cot_generate_filter(args: argparse.Namespace, backend: Backend | None = None
     manifest.claim([output], args.overwrite)
     if ref:
         manifest.data["models"]["teacher"] = ref.describe()
+    manifest.data["scoring"] = task.scoring  # the rule that decides which CoT answers are kept
     manifest.save()
 
     def make_row(ex: Example, outs: list[str]) -> dict:
@@ -124,11 +125,15 @@ def cot_generate_filter(args: argparse.Namespace, backend: Backend | None = None
 
 
 def score_rows(task: Task, examples: list[Example], responses: dict[str, str]) -> list[dict]:
+    """Scored rows: ``correct`` under the task's rule, plus ``correct_by_rule`` where the rules can differ."""
     rows = []
     for ex in examples:
         score = task.score(responses[ex.id], ex)
-        rows.append({"id": ex.id, "question": ex.question, "gold": ex.gold, "response": responses[ex.id],
-                     "prediction": score.prediction, "parsed": score.parsed, "correct": score.correct})
+        row = {"id": ex.id, "question": ex.question, "gold": ex.gold, "response": responses[ex.id],
+               "prediction": score.prediction, "parsed": score.parsed, "correct": score.correct}
+        if score.by_rule is not None:
+            row["correct_by_rule"] = score.by_rule
+        rows.append(row)
     return rows
 
 
@@ -145,6 +150,7 @@ def evaluate(args: argparse.Namespace, backend: Backend | None = None) -> dict:
     manifest = Manifest(output, "eval", vars(args), result_settings(args, {"model": ref}))
     manifest.claim([output, summary_path(output)], args.overwrite)
     manifest.data["models"]["model"] = ref.describe()
+    manifest.data["scoring"] = task.scoring
     manifest.save()
 
     def make_row(ex: Example, outs: list[str]) -> dict:
@@ -161,11 +167,18 @@ def write_summary(output: Path, rows: list[dict], task: Task, split: str, model,
     # Skipped (too long) prompts count as wrong and unparsed: nothing leaves the denominator.
     correct = [r["correct"] for r in rows] + [False] * len(skipped)
     parsed = [r["parsed"] for r in rows] + [False] * len(skipped)
-    summary = {"dataset": task.name, "split": split, "model": model, **summarize_scores(correct, parsed),
-               "skipped_long_prompts": len(skipped)}
+    summary = {"dataset": task.name, "split": split, "model": model, "scoring": task.scoring,
+               **summarize_scores(correct, parsed), "skipped_long_prompts": len(skipped)}
+    if len(task.scoring_rules) > 1 and all("correct_by_rule" in r for r in rows):
+        # Open answers: every rule's accuracy (same denominator), so a report can show both.
+        n = max(1, summary["n"])
+        summary["accuracy_by_rule"] = {rule: sum(bool(r["correct_by_rule"].get(rule)) for r in rows) / n
+                                       for rule in task.scoring_rules}
     atomic_write_json(summary_path(output), summary)
+    others = "".join(f", {rule} {acc:.3f}" for rule, acc in summary.get("accuracy_by_rule", {}).items()
+                     if rule != task.scoring)
     print(f"{task.name} {split}: accuracy {summary['accuracy']:.3f} "
-          f"[{summary['accuracy_ci95'][0]:.3f}, {summary['accuracy_ci95'][1]:.3f}] "
+          f"[{summary['accuracy_ci95'][0]:.3f}, {summary['accuracy_ci95'][1]:.3f}] ({task.scoring} scoring{others}) "
           f"on n={summary['n']}, parse rate {summary['parse_rate']:.3f} -> {summary_path(output)}")
     return summary
 

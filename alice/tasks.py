@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
-from .answers import Score, answer_format
+from .answers import DEFAULT_SCORING, SCORING_RULES, Score, answer_format, check_scoring
 from .errors import AliceError
 from .records import atomic_write_json, read_jsonl
 
@@ -44,10 +44,20 @@ class Task:
     eval_split = "test"
     student_pool_fraction = 1.0  # share of the second half of train used as student pool
     student_part: tuple[int, int] | None = None  # (k, n): only part k of n of the student pool (cascades)
+    scoring: str = DEFAULT_SCORING  # the rule behind ``correct`` (``--scoring``; answers.SCORING_RULES)
 
     def __init__(self) -> None:
         self.format = answer_format(self.answer_type)
         self._cache: dict[str, list[Example]] = {}
+
+    @property
+    def scoring_rules(self) -> tuple[str, ...]:
+        """The rules this task reports: every rule for open answers (HotpotQA, TriviaQA, text .jsonl),
+        where they can disagree; only the chosen one for choice and number answers, where they agree."""
+        return tuple(SCORING_RULES) if self.format.rules_differ else (self.scoring,)
+
+    def set_scoring(self, rule: str) -> None:
+        self.scoring = check_scoring(rule)
 
     # --- data
     def _load_rows(self, split: str) -> list[dict]:
@@ -106,7 +116,7 @@ class Task:
         return [{"role": "user", "content": self.prompt(example)}]
 
     def score(self, response: str, example: Example) -> Score:
-        return self.format.score(response, example.gold, example.question, example.aliases)
+        return self.format.score(response, example.gold, example.question, example.aliases, self.scoring)
 
     def cluster_key(self, response: str, example: Example) -> str | None:
         return self.format.cluster_key(response, example.question)

@@ -277,7 +277,7 @@ def load_base_model(ref: ModelRef, settings: TrainSettings, attn_implementation:
     if attn_implementation:
         kwargs["attn_implementation"] = attn_implementation
     try:
-        model = AutoModelForCausalLM.from_pretrained(ref.path, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(ref.path, revision=ref.load_revision(), **kwargs)
     except OSError as err:
         raise AliceError(f"could not load model {ref.path}: {str(err).splitlines()[0]}") from None
     if ref.adapter:
@@ -656,7 +656,7 @@ def save_trained(trainer, tokenizer, ref: ModelRef, output_dir: Path, merge: boo
         # fp32 master weights are saved in the base model's own dtype (bf16 for released models).
         from transformers import AutoConfig
 
-        base_dtype = getattr(AutoConfig.from_pretrained(ref.path), "dtype", None)
+        base_dtype = getattr(AutoConfig.from_pretrained(ref.path, revision=ref.load_revision()), "dtype", None)
         if isinstance(base_dtype, str):
             import torch
 
@@ -681,7 +681,7 @@ def merge_adapter(ref: ModelRef, adapter_dir: Path, output_dir: Path, tokenizer)
     from transformers import AutoModelForCausalLM
 
     dtype = torch.bfloat16 if bf16_available() else torch.float32
-    base = AutoModelForCausalLM.from_pretrained(ref.path, dtype=dtype)
+    base = AutoModelForCausalLM.from_pretrained(ref.path, dtype=dtype, revision=ref.load_revision())
     merged = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
     merged.save_pretrained(str(output_dir))
     tokenizer.save_pretrained(str(output_dir))

@@ -18,6 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from alice.cli import add_revision_arg, with_revision
 from alice.crosscheck import run_crosscheck
 from alice.errors import run_main
 from alice.models import resolve_model
@@ -27,6 +28,7 @@ from alice.stages import slug
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, help="hub id, local folder, LoRA adapter folder or .gguf")
+    add_revision_arg(p)
     p.add_argument("--data", default="arc_challenge", help="arc_challenge or a saved ARC folder")
     p.add_argument("--backend", choices=["hf", "vllm"], default="hf", help="lm-evaluation-harness's model type")
     p.add_argument("--limit", type=int, default=None, help="only the first N test questions")
@@ -39,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> dict:
     args = build_parser().parse_args(argv)
-    ref = resolve_model(args.model)
+    ref = with_revision(resolve_model(args.model), args)
     output = args.output or Path("data") / f"lm-eval-arc-{slug(ref.adapter or ref.path)}.json"
     report = run_crosscheck(ref, output, args.backend, args.limit, args.batch_size, args.eval_summary, args.data)
     line = f"lm-evaluation-harness ARC-Challenge: acc {report['lm_eval']['acc']:.3f}, acc_norm " \

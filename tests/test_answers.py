@@ -124,3 +124,42 @@ def test_ground_truth_targets_follow_the_task():
     worked = Example("g", "q", "72", rationale="48/2 = 24\n48 + 24 = 72\n#### 72")
     assert number.ground_truth_response(worked).endswith("#### 72")
     assert number.ground_truth_response(worked, rationale=False) == "#### 72"
+
+
+def test_strict_scoring_against_the_papers_rule(tmp_path):
+    """--scoring strict: exact match of the extracted answer after lm-evaluation-harness's normalization;
+    the paper's rule: the gold answer anywhere in the reply, as whole words."""
+    data = tmp_path / "qa.jsonl"
+    data.write_text('{"id": "q1", "question": "Capital of France?", "answer": "Paris", '
+                    '"aliases": ["City of Light"], "split": "test"}\n')
+    task = load_task(str(data), "text")
+    (paris,) = task.load("test")
+    cases = [  # reply, correct under paper, correct under strict
+        ("It could be Paris, but the answer is Lyon.", True, False),
+        ("The answer is the Paris.", True, True),
+        ("The answer is PARIS!", True, True),
+        ("Answer: the City of Light.", True, True),
+        ("The answer is Paris, France.", True, False),
+        ("Paris", True, True),
+        ("The answer is Lyon.", False, False),
+        ("", False, False),
+    ]
+    for reply, paper, strict in cases:
+        task.set_scoring("paper")
+        scored = task.score(reply, paris)
+        assert scored.correct == paper, reply
+        assert scored.by_rule == ({"paper": paper, "strict": strict} if reply else {"paper": False, "strict": False})
+        task.set_scoring("strict")
+        assert task.score(reply, paris).correct == strict, reply
+    with pytest.raises(AliceError, match="unknown scoring rule"):
+        task.set_scoring("loose")
+
+
+def test_open_qa_tasks_report_both_rules_choice_and_number_one():
+    for name in ("hotpotqa", "triviaqa"):
+        assert load_task(name).scoring_rules == ("paper", "strict")
+    arc = load_task("arc_challenge")
+    arc.set_scoring("strict")
+    assert arc.scoring_rules == ("strict",)
+    ex = arc.load("train")[1]
+    assert arc.score("My choice is B.", ex).correct and arc.score("My choice is B.", ex).by_rule is None

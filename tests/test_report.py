@@ -204,3 +204,49 @@ def test_paired_statistics_over_seeds(tmp_path):
         table = {r["method"]: r for r in csv.DictReader(handle)}
     assert table["alice"]["seeds"] == "0.8;0.5" and abs(float(table["alice"]["accuracy_sd"]) - stdev([0.8, 0.5])) < 1e-9
     assert Path(report["png"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_open_answers_reported_under_both_scoring_rules(tmp_path):
+    """eval.py re-scores saved open answers (no model) under --scoring paper and strict; the summaries carry
+    both rules' accuracy and report.py shows them side by side, naming the rule behind the main table."""
+    data = tmp_path / "qa.jsonl"
+    golds = ["Paris", "Rome", "Berlin", "Madrid"]
+    data.write_text("".join(json.dumps({"id": f"q{i}", "question": f"Capital {i}?", "answer": g, "split": "test"})
+                            + "\n" for i, g in enumerate(golds)))
+    replies = {  # per method: replies to q0..q3
+        "weak": ["The answer is Paris.", "The answer is Milan.", "no idea", "The answer is Lisbon."],
+        "ceiling": ["The answer is Paris.", "The answer is Rome.", "The answer is Berlin.", "Madrid"],
+        "alice": ["It could be Paris, but the answer is Lyon.", "The answer is the Rome.",
+                  "Berlin or Bonn? The answer is Bonn.", "The answer is Madrid."],
+    }
+    run = tmp_path / "run"
+    for rule in ("paper", "strict"):
+        for method, texts in replies.items():
+            saved = tmp_path / f"{method}.jsonl"
+            saved.write_text("".join(json.dumps({"id": f"q{i}", "response": t}) + "\n" for i, t in enumerate(texts)))
+            run_script("eval.py", "--data", str(data), "--answer-type", "text", "--scoring", rule,
+                       "--predictions", str(saved), "--output", str(tmp_path / rule / f"eval-{method}.jsonl"))
+    alice = json.loads((tmp_path / "strict" / "eval-alice.summary.json").read_text())
+    assert alice["scoring"] == "strict" and alice["accuracy"] == 0.5
+    assert alice["accuracy_by_rule"] == {"paper": 1.0, "strict": 0.5}
+    rows = [json.loads(line) for line in (tmp_path / "paper" / "eval-alice.jsonl").read_text().splitlines()]
+    assert [r["correct"] for r in rows] == [True, True, True, True]
+    assert [r["correct_by_rule"]["strict"] for r in rows] == [False, True, False, True]
+
+    run.mkdir()
+    for name in ("weak", "ceiling", "alice"):
+        for suffix in (".jsonl", ".summary.json"):
+            (run / f"eval-{name}{suffix}").write_text((tmp_path / "paper" / f"eval-{name}{suffix}").read_text())
+    report = build_report(run, samples=200)
+    assert "the table's accuracy uses the `paper` rule" in report["text"]
+    assert "| Alice | 100.0 | 50.0 |" in report["text"]
+    assert "| Weak teacher (ground truth) | 25.0 | 25.0 |" in report["text"]
+    methods = json.loads((run / "report.json").read_text())["methods"]
+    assert methods["alice"]["scoring"] == "paper"
+    assert methods["alice"]["accuracy_by_rule"] == {"paper": 1.0, "strict": 0.5}
+    with open(run / "report.csv") as handle:
+        table = {r["method"]: r for r in csv.DictReader(handle)}
+    assert (table["alice"]["accuracy_paper"], table["alice"]["accuracy_strict"]) == ("1.0", "0.5")
+    # A choice-answer run folder (no rules to compare) says nothing about scoring.
+    write_eval(tmp_path / "arc", "weak", set(IDS[:4]))
+    assert "Scoring:" not in build_report(tmp_path / "arc", samples=200)["text"]

@@ -1,6 +1,8 @@
 """cot_generate_filter.py and eval.py end to end on the small real model."""
 
+import hashlib
 import json
+from pathlib import Path
 
 import pytest
 from conftest import run_script
@@ -88,3 +90,72 @@ def test_prompt_longer_than_context_is_caught(tmp_path, small_model):
     summary = json.loads((tmp_path / "e.summary.json").read_text())
     assert summary["skipped_long_prompts"] == 1 and summary["n"] == 1 and summary["accuracy"] == 0
     assert skipped.returncode == 0
+
+
+def test_scoring_rule_is_recorded_and_part_of_the_fingerprint(tmp_path, small_model):
+    """An open-answer eval records its scoring rule; a rerun under the other rule does not reuse its rows."""
+    data = tmp_path / "qa.jsonl"
+    data.write_text('{"id": "q1", "question": "What is the capital of France?", "answer": "Paris", "split": "test"}\n'
+                    '{"id": "q2", "question": "What is the capital of Italy?", "answer": "Rome", "split": "test"}\n')
+    out = tmp_path / "eval.jsonl"
+    common = ["--data", str(data), "--answer-type", "text", "--model", small_model, "--backend", "hf",
+              "--max-new-tokens", "12", "--output", str(out)]
+    run_script("eval.py", *common)
+    manifest = json.loads((tmp_path / "eval.manifest.json").read_text())
+    summary = json.loads((tmp_path / "eval.summary.json").read_text())
+    assert manifest["scoring"] == "paper" and summary["scoring"] == "paper"
+    assert set(summary["accuracy_by_rule"]) == {"paper", "strict"}
+    assert all(set(r["correct_by_rule"]) == {"paper", "strict"} for r in read_rows(out))
+    refused = run_script("eval.py", *common, "--scoring", "strict", check=False)
+    assert refused.returncode == 2 and "different run's results" in refused.stderr
+    assert "scoring" in refused.stderr
+    strict = run_script("eval.py", *common, "--scoring", "strict", "--overwrite")
+    assert "loading" in strict.stderr  # generated again, not reused
+    assert json.loads((tmp_path / "eval.manifest.json").read_text())["scoring"] == "strict"
+    assert json.loads((tmp_path / "eval.summary.json").read_text())["scoring"] == "strict"
+
+
+def hub_cache_with(model_folder: str, cache: Path, repo_id: str) -> str:
+    """A local hub cache (the layout huggingface_hub writes) holding ``model_folder`` as ``repo_id`` at main;
+    returns the commit sha."""
+    sha = hashlib.sha1(repo_id.encode()).hexdigest()
+    repo = cache / ("models--" + repo_id.replace("/", "--"))
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(sha)
+    snapshot = repo / "snapshots" / sha
+    snapshot.mkdir(parents=True)
+    for file in Path(model_folder).iterdir():
+        (snapshot / file.name).symlink_to(file)
+    return sha
+
+
+def test_manifest_records_hub_revision_offline_and_folders(tmp_path, small_model):
+    """A hub id run offline: the commit comes from the local hub cache, the model loads at that commit and the
+    manifest records it; a local folder records none; an id that is nowhere records null and why, and
+    --revision reaches the loader."""
+    cache = tmp_path / "hub"
+    sha = hub_cache_with(small_model, cache, "alice-test/SmolLM2-135M")
+    offline = {"HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(cache)}
+    out = tmp_path / "eval.jsonl"
+    run_script("eval.py", *ARGS[:2], "--limit", "2", "--max-new-tokens", "8", "--model", "alice-test/SmolLM2-135M",
+               "--backend", "hf", "--output", str(out), env=offline)
+    model = json.loads((tmp_path / "eval.manifest.json").read_text())["models"]["model"]
+    assert (model["revision"], model["revision_source"], model["revision_requested"]) == \
+        (sha, "local hub cache", "main")
+    assert len(read_rows(out)) == 2
+
+    local = tmp_path / "local.jsonl"
+    run_script("eval.py", *ARGS[:2], "--limit", "1", "--max-new-tokens", "4", "--model", small_model,
+               "--backend", "hf", "--revision", "v1.0", "--output", str(local))
+    model = json.loads((tmp_path / "local.manifest.json").read_text())["models"]["model"]
+    assert model["revision"] is None and model["revision_source"].startswith("local folder")
+
+    # Not cached and offline: the manifest says why; --revision reaches from_pretrained (a revision that is
+    # not in the cache cannot load, and the error names the model).
+    missing = run_script("eval.py", *ARGS[:2], "--limit", "1", "--model", "alice-test/SmolLM2-135M",
+                         "--revision", "no-such-branch", "--backend", "hf", "--output",
+                         str(tmp_path / "missing.jsonl"), env=offline, check=False)
+    assert missing.returncode == 2 and "alice-test/SmolLM2-135M" in missing.stderr
+    model = json.loads((tmp_path / "missing.manifest.json").read_text())["models"]["model"]
+    assert model["revision"] is None and model["revision_requested"] == "no-such-branch"
+    assert "offline" in model["revision_source"] and "not in the local hub cache" in model["revision_source"]
