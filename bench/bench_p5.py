@@ -190,7 +190,7 @@ def merge(path: str) -> None:
     data = json.loads(results.read_text()) if results.is_file() else {}
     for key, value in keys.items():
         data[key] = {**value, **report["meta"]}
-    results.write_text(json.dumps(data, indent=2) + "\n")
+    results.write_text(json.dumps(data, indent=1) + "\n")
     print(json.dumps(keys, indent=2))
 
 

@@ -216,7 +216,7 @@ def main() -> None:
         data = json.loads(results.read_text())
         for key, value in keys(report).items():
             data[key] = {**value, **report["meta"]} if isinstance(value, dict) else value
-        results.write_text(json.dumps(data, indent=2) + "\n")
+        results.write_text(json.dumps(data, indent=1) + "\n")
         print(json.dumps(report["keys"], indent=2))
         return
     if not args.teacher:
