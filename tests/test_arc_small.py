@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from conftest import run_script
 from test_cascade import sums_dataset
 from test_experiment import TRAIN_ARGS
 
 
+@pytest.mark.slow
 def test_arc_small_pipeline_on_cpu(tmp_path, small_model):
     data = sums_dataset(tmp_path / "sums.jsonl", train=8, test=3)
     config = tmp_path / "tiny.toml"

@@ -139,6 +139,7 @@ train = ["--max-steps", "1", "--total-batch-size", "2", "--per-device-batch-size
 """
 
 
+@pytest.mark.slow
 def test_fair_test_end_to_end_on_cpu(tmp_path, small_model):
     """Every kind of step with the small model on both sides (a plumbing check, not a result): the
     gate (thresholds opened), the arms, the noise floor, evidence, report and deliverables; a rerun
