@@ -22,7 +22,7 @@ from alice.errors import run_main
 
 def build_parser():
     p = cli.parser(__doc__)
-    cli.add_data_args(p)
+    cli.add_data_args(p, pool_part=False)  # the cascade splits the student pool itself, one part per stage
     cli.add_model_args(p, "teacher", "midlevel", "student", "summarizer")
     p.add_argument("--ladder", nargs="+", metavar="MODEL",
                    help="the whole ladder, trained teacher first (sizes with --model, or ids/folders)")
@@ -32,7 +32,8 @@ def build_parser():
     p.add_argument("--share-engine", action="store_true",
                    help="vLLM: serve LoRA adapters on their base model's one engine (use with --train-args --lora)")
     p.add_argument("--output-dir", default=None, help="default: runs/cascade-<data>-<ladder>")
-    p.add_argument("--overwrite", action="store_true", help="delete the output folder and start over")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start every stage over (each replaces its own outputs; other files in the folder stay)")
     return p
 
 

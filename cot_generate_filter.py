@@ -15,7 +15,7 @@ from alice.stages import cot_generate_filter
 
 def build_parser():
     p = cli.parser(__doc__)
-    cli.add_data_args(p)
+    cli.add_data_args(p, pool_part=False)  # the teacher's half: no student pool here
     cli.add_model_args(p, "teacher")
     cli.add_generation_args(p, max_new_tokens=512)
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")

@@ -16,7 +16,7 @@ from alice.stages import evaluate
 
 def build_parser():
     p = cli.parser(__doc__)
-    cli.add_data_args(p)
+    cli.add_data_args(p, split_seed=False, pool_part=False)  # the test split: never shuffled or split
     cli.add_model_args(p, "teacher", "student")
     cli.add_generation_args(p, max_new_tokens=512)
     p.add_argument("--split", default=None, help="split to evaluate (default: the task's test split)")

@@ -30,9 +30,10 @@ from alice.experiment import run_experiment
 
 def build_parser():
     p = cli.parser(__doc__)
-    cli.add_data_args(p)
-    cli.add_model_args(p, "teacher", "midlevel", "student", "summarizer")
-    p.set_defaults(model="smollm2")
+    # The experiment compares methods on the whole student pool (the cascade splits it itself):
+    # --student-limit makes it smaller, --pool-part is not taken.
+    cli.add_data_args(p, pool_part=False)
+    cli.add_model_args(p, "teacher", "midlevel", "student", "summarizer")  # no models at all: smollm2
     cli.add_generation_args(p, max_new_tokens=None)
     p.set_defaults(backend=None)  # the preset chooses (transformers for the CPU demo, else vLLM)
     g = p.add_argument_group("experiment (unset values come from the preset)")
@@ -42,7 +43,7 @@ def build_parser():
                    "--limit is the teacher's half")
     g.add_argument("--eval-limit", type=int, default=None, help="test questions to evaluate (0 = all)")
     g.add_argument("--k", type=int, default=None, help="teacher samples per question (uncertainty)")
-    g.add_argument("--summarizer-max-new-tokens", type=int, default=None)
+    g.add_argument("--summarizer-max-new-tokens", type=int, default=None, help="tokens per uncertainty statement at most")
     g.add_argument("--no-cascade", dest="cascade", action="store_false", help="skip cascade Alice")
     g.add_argument("--parallel-cascade", action="store_true",
                    help="run cascade Alice in a second process beside the other steps once the CoT teacher is "
@@ -50,7 +51,10 @@ def build_parser():
     add_passthrough_args(p)
     p.set_defaults(train_args=None, uncertainty_args=None)
     p.add_argument("--run-dir", default=None, help="folder for this run (default: runs/<settings>)")
-    p.add_argument("--overwrite", action="store_true", help="delete the run folder and start over")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start every step over (each replaces its own outputs; other files in the run folder stay)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print every step's command and full settings; run nothing, write nothing")
     return p
 
 

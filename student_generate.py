@@ -24,8 +24,8 @@ def build_parser():
     cli.add_generation_args(p, max_new_tokens=512)
     p.add_argument("--uncertainty", required=True, help="uncertainty.py output (JSONL keyed by id)")
     p.add_argument("--temperature", type=float, default=0.9, help="zero-shot sampling temperature")
-    p.add_argument("--proactive-temperature", type=float, default=0.9)
-    p.add_argument("--top-p", type=float, default=1.0)
+    p.add_argument("--proactive-temperature", type=float, default=0.9, help="proactive answer sampling temperature")
+    p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling of both answers")
     p.add_argument("--no-statement", action="store_true",
                    help="control: the proactive prompt shows the teacher's answer but not its uncertainty statement")
     cli.add_output_args(p, default=None)

@@ -15,8 +15,9 @@ Examples:
       --lora --output-dir runs/student-lora
   accelerate launch --config_file configs/accelerate/fsdp.yaml train.py ... (several GPUs)
 
-A rerun of a finished --output-dir does nothing; --resume continues an interrupted one from its
-last checkpoint; --overwrite starts over. manifest.json in --output-dir records the run.
+A rerun of a finished --output-dir does nothing and a rerun of an interrupted one continues from its
+last checkpoint (as every stage resumes; --resume is accepted and changes nothing); --overwrite
+starts over. manifest.json in --output-dir records the run.
 """
 
 from alice import cli

@@ -28,8 +28,8 @@ def build_parser():
     cli.add_generation_args(p, max_new_tokens=512)
     g = p.add_argument_group("probing")
     g.add_argument("--k", type=int, default=100, help="samples per question (one request with n=K)")
-    g.add_argument("--temperature", type=float, default=0.9)
-    g.add_argument("--top-p", type=float, default=0.95)
+    g.add_argument("--temperature", type=float, default=0.9, help="sampling temperature of the K samples")
+    g.add_argument("--top-p", type=float, default=0.95, help="nucleus sampling of the K samples")
     g.add_argument("--save-samples", action="store_true", help="keep the raw K samples (in each row and "
                    "in <output>.samples.jsonl)")
     add_adaptive_args(g)
@@ -40,13 +40,13 @@ def build_parser():
                    "(default all-MiniLM-L6-v2; hkunlp/instructor-large uses the paper's instruction)")
     g.add_argument("--similarity-threshold", type=float, default=THRESHOLD, help="cosine above which two "
                    "samples agree")
-    g.add_argument("--embed-batch-size", type=int, default=256)
+    g.add_argument("--embed-batch-size", type=int, default=256, help="texts per embedder batch")
     g.add_argument("--keep-singletons", action="store_true", help="keep clusters of one sample (paper drops them)")
     g = p.add_argument_group("summarizer (default: the teacher itself, sharing its backend)")
     g.add_argument("--summarizer-backend", choices=BACKENDS, default=None, help="default: --backend, or openai "
                    "with --summarizer-base-url")
     g.add_argument("--summarizer-base-url", help="OpenAI-compatible server running --summarizer")
-    g.add_argument("--summarizer-max-new-tokens", type=int, default=256)
+    g.add_argument("--summarizer-max-new-tokens", type=int, default=256, help="tokens per uncertainty statement at most")
     g.add_argument("--summarizer-load-format", choices=["auto", "dummy"], default="auto",
                    help="vLLM: dummy = random weights of the summarizer's architecture, for measuring speed and "
                         "memory of a model whose weights are not at hand (its statements are noise)")

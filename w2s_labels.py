@@ -21,7 +21,7 @@ def build_parser():
     cli.add_model_args(p, "teacher")
     cli.add_generation_args(p, max_new_tokens=512)
     p.add_argument("--temperature", type=float, default=0.6, help="the paper's label temperature")
-    p.add_argument("--top-p", type=float, default=1.0)
+    p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling of the labels")
     cli.add_output_args(p, default=None)
     return p
 

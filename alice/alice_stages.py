@@ -1,4 +1,4 @@
-"""Stage logic of Alice proper (METHOD.md stages 3-5), behind uncertainty.py and student_generate.py.
+"""Stage logic of Alice proper (docs/METHOD.md stages 3-5), behind uncertainty.py and student_generate.py.
 
 uncertainty (stage 3), two resumable phases:
   1. probing: K samples per student-pool question from the trained teacher, ONE request with n=K

@@ -6,11 +6,13 @@
 
 - ``vllm``: ``LLM.chat`` with ``SamplingParams(n=K)`` (K samples share one prompt's prefill),
   LoRA adapters through ``LoRARequest``, ``--tensor-parallel-size``.
-- ``hf``: transformers ``generate`` in left-padded batches with ``num_return_sequences``, CPU or GPU.
+- ``hf``: transformers ``generate`` with ``num_return_sequences``, CPU or GPU: greedy decoding in
+  left-padded batches, sampling one question per call (seeded by the question).
 - ``openai``: any OpenAI-compatible server (e.g. ``vllm serve``), concurrent requests with retries.
 
-Sampling is seeded per question (from the run seed and the question id), so results do not
-depend on batch composition and a resumed run draws the same samples as an uninterrupted one.
+Sampling is seeded per question (from the run seed and the question id), so results depend neither
+on batch composition nor on batch size, and a resumed run draws the same samples as an
+uninterrupted one.
 """
 
 from __future__ import annotations
@@ -175,36 +177,42 @@ class HFBackend(Backend):
         return len(self.tokenizer(apply_template(self.tokenizer, conversation), add_special_tokens=False)["input_ids"])
 
     def generate(self, conversations, sampling, ids):
-        torch = self._torch
-        # Enough prompts per batch that prompts x samples stays near batch_size rows.
-        per_batch = max(1, self.batch_size // max(1, sampling.n))
-        outputs: list[list[str]] = []
-        for start in range(0, len(conversations), per_batch):
-            batch = conversations[start:start + per_batch]
-            batch_ids = ids[start:start + per_batch]
-            texts = [apply_template(self.tokenizer, c) for c in batch]
-            enc = self.tokenizer(texts, add_special_tokens=False, padding=True, return_tensors="pt").to(self.device)
-            greedy = sampling.temperature <= 0
-            # Seeded from the batch's ids: the same questions give the same samples on a rerun.
-            torch.manual_seed(question_seed(sampling.seed, "|".join(batch_ids)))
-            with torch.no_grad():
-                out = self.model.generate(
-                    **enc,
-                    max_new_tokens=sampling.max_tokens,
-                    do_sample=not greedy,
-                    temperature=None if greedy else sampling.temperature,
-                    top_p=None if greedy else sampling.top_p,
-                    top_k=None if greedy else 0,
-                    num_return_sequences=sampling.n,
-                    eos_token_id=self.eos_ids,
-                    pad_token_id=self.tokenizer.pad_token_id,
-                )
-            new_tokens = out[:, enc["input_ids"].shape[1]:]
-            texts_out = self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
-            for i in range(len(batch)):
-                outputs.append([t.strip() for t in texts_out[i * sampling.n:(i + 1) * sampling.n]])
-            self.report(len(batch), int((new_tokens != self.tokenizer.pad_token_id).sum()))
+        if sampling.temperature <= 0:  # greedy: nothing random; prompts x n stays near batch_size rows
+            per_batch = max(1, self.batch_size // max(1, sampling.n))
+            outputs: list[list[str]] = []
+            for start in range(0, len(conversations), per_batch):
+                outputs += self._generate(conversations[start:start + per_batch], sampling)
+            return outputs
+        # Sampled: one question per generate() call (its n samples side by side), the random state
+        # seeded from the run seed and the question's id, so a question's samples depend neither on
+        # --batch-size nor on which questions come before it (a resumed run draws the same ones).
+        outputs = []
+        for conversation, qid in zip(conversations, ids):
+            self._torch.manual_seed(question_seed(sampling.seed, qid))
+            outputs += self._generate([conversation], sampling)
         return outputs
+
+    def _generate(self, batch: Sequence[Conversation], sampling: Sampling) -> list[list[str]]:
+        """``sampling.n`` completions for each conversation of ``batch``, in one generate() call."""
+        greedy = sampling.temperature <= 0
+        texts = [apply_template(self.tokenizer, c) for c in batch]
+        enc = self.tokenizer(texts, add_special_tokens=False, padding=True, return_tensors="pt").to(self.device)
+        with self._torch.no_grad():
+            out = self.model.generate(
+                **enc,
+                max_new_tokens=sampling.max_tokens,
+                do_sample=not greedy,
+                temperature=None if greedy else sampling.temperature,
+                top_p=None if greedy else sampling.top_p,
+                top_k=None if greedy else 0,
+                num_return_sequences=sampling.n,
+                eos_token_id=self.eos_ids,
+                pad_token_id=self.tokenizer.pad_token_id,
+            )
+        new_tokens = out[:, enc["input_ids"].shape[1]:]
+        texts_out = self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+        self.report(len(batch), int((new_tokens != self.tokenizer.pad_token_id).sum()))
+        return [[t.strip() for t in texts_out[i * sampling.n:(i + 1) * sampling.n]] for i in range(len(batch))]
 
     def describe(self):
         return {"backend": self.name, "device": str(self.device), "batch_size": self.batch_size}

@@ -1,4 +1,4 @@
-"""Cascade Alice (METHOD.md stage 7) and the plumbing a multi-stage run needs.
+"""Cascade Alice (docs/METHOD.md stage 7) and the plumbing a multi-stage run needs.
 
     ladder = [teacher, mid, student]         # any length >= 2
     stage i: teacher_i = ladder[0] if i == 1 else the model trained in stage i-1
@@ -20,16 +20,16 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import shlex
-import shutil
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from .answers import DEFAULT_SCORING
 from .backends import Backend, VLLMBackend, cuda_available, vllm_available
-from .cli import OPERATIONAL, backend_from_args, resolve_role
+from .cli import OPERATIONAL, add_generation_args, backend_from_args, resolve_role
 from .errors import AliceError
 from .models import ModelRef
 from .records import Manifest, atomic_write_json, fingerprint, read_json
@@ -51,11 +51,33 @@ def stage_namespace(script: str, argv: Sequence[str]) -> argparse.Namespace:
         raise AliceError(f"bad arguments for {script}.py: {shlex.join(map(str, argv))}") from stop
 
 
-def data_argv(args: argparse.Namespace) -> list[str]:
+class StageCalls:
+    """Runs a stage from the argv its script would get, or, for ``--dry-run``, prints the command
+    and every setting the stage would run with, and runs nothing."""
+
+    def __init__(self, dry_run: bool = False) -> None:
+        self.dry_run = dry_run
+        self.planned: list[dict] = []
+
+    def __call__(self, script: str, argv: Sequence[str], run: Callable[[argparse.Namespace], object],
+                 plan: Callable[[argparse.Namespace], object] | None = None) -> object:
+        """``run(namespace)`` for real; in a dry run ``plan(namespace)`` (default: nothing) instead."""
+        ns = stage_namespace(script, argv)
+        if not self.dry_run:
+            return run(ns)
+        settings = {k: v for k, v in sorted(vars(ns).items())}
+        self.planned.append({"script": f"{script}.py", "argv": [str(a) for a in argv], "settings": settings})
+        print(f"   python {script}.py {shlex.join(map(str, argv))}")
+        print(f"   settings: {json.dumps(settings, default=str)}", flush=True)
+        return plan(ns) if plan else None
+
+
+def data_argv(args: argparse.Namespace, split_seed: bool = True) -> list[str]:
+    """The data flags of ``args`` (``split_seed=False`` for eval.py: the test split is never shuffled)."""
     out = ["--data", args.data]
     if args.answer_type:
         out += ["--answer-type", args.answer_type]
-    if args.split_seed is not None:
+    if split_seed and args.split_seed is not None:
         out += ["--split-seed", args.split_seed]
     if getattr(args, "scoring", DEFAULT_SCORING) != DEFAULT_SCORING:
         out += ["--scoring", args.scoring]
@@ -63,18 +85,18 @@ def data_argv(args: argparse.Namespace) -> list[str]:
 
 
 def generation_argv(args: argparse.Namespace) -> list[str]:
-    out = ["--backend", args.backend, "--max-new-tokens", args.max_new_tokens, "--seed", args.seed,
-           "--batch-size", args.batch_size, "--tensor-parallel-size", args.tensor_parallel_size]
-    for flag, value in (("--max-model-len", args.max_model_len), ("--base-url", args.base_url),
-                        ("--gpu-memory-utilization", args.gpu_memory_utilization),
-                        ("--kv-cache-gb", getattr(args, "kv_cache_gb", None)),
-                        ("--chunk-size", args.chunk_size)):
-        if value is not None:
-            out += [flag, value]
-    for flag in ("skip_long_prompts", "enforce_eager"):
-        if getattr(args, flag, False):
-            out.append("--" + flag.replace("_", "-"))
-    return [str(x) for x in out]
+    """Every generation flag (``cli.add_generation_args``) with its value in ``args``: read off the
+    parser itself, so a flag added there reaches every stage."""
+    reference = argparse.ArgumentParser(add_help=False)
+    add_generation_args(reference)
+    out: list[str] = []
+    for action in reference._actions:
+        value = getattr(args, action.dest, action.default)
+        if action.nargs == 0:  # an on/off flag
+            out += [action.option_strings[0]] if value else []
+        elif value is not None:
+            out += [action.option_strings[0], str(value)]
+    return out
 
 
 def revision_argv(args: argparse.Namespace) -> list[str]:
@@ -219,6 +241,15 @@ class Engines:
 # ----------------------------------------------------------------------------- cascade
 
 
+def planned_rung(model_family: str | None, value: str) -> ModelRef | str:
+    """A dry run's ladder entry: resolved where it can be; a model an earlier step will train is
+    not there yet, and stays the name given."""
+    try:
+        return resolve_name(model_family, value)
+    except AliceError:
+        return value
+
+
 def ladder_from_args(args: argparse.Namespace) -> list[str]:
     """--ladder A B C ..., or the paper's --teacher / --midlevel / --student (with --model)."""
     if args.ladder:
@@ -241,31 +272,35 @@ def stage_fingerprint(args: argparse.Namespace, stage: int, stages: int, teacher
                         **{k: getattr(args, k, None) for k in keys}})
 
 
-def run_cascade(args: argparse.Namespace, engines: Engines | None = None) -> dict:
-    """Run (or resume) every stage of the ladder; returns the cascade's summary."""
+def run_cascade(args: argparse.Namespace, engines: Engines | None = None, calls: StageCalls | None = None) -> dict:
+    """Run (or resume) every stage of the ladder; returns the cascade's summary. ``--overwrite``
+    starts every stage over (each replaces its own outputs; nothing else in the folder is removed);
+    ``calls``: how each stage is run (a dry run prints them)."""
     from .alice_stages import student_generate, uncertainty
     from .training import run_training
 
-    if getattr(args, "pool_part", None):
-        raise AliceError("--pool-part: cascade.py splits the student pool itself, one part per stage")
+    calls = calls or StageCalls()
     ladder = ladder_from_args(args)
-    refs = [resolve_name(args.model, name, getattr(args, "revision", None)) for name in ladder]
+    refs = [planned_rung(args.model, name) if calls.dry_run else resolve_name(args.model, name, getattr(args, "revision", None))
+            for name in ladder]
     stages = len(ladder) - 1
     out = Path(args.output_dir or Path("runs") / "-".join(
         ["cascade", slug(args.data)] + [slug(model_arg(r)) for r in refs]))
-    if args.overwrite and out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-    manifest = Manifest(out, "cascade", vars(args), {"ladder": [(r.path, r.adapter) for r in refs],
-                                                      **{k: v for k, v in vars(args).items()
-                                                         if k not in OPERATIONAL | {"share_engine"}}})
-    manifest.claim([], overwrite=False)
-    manifest.data["models"] = {f"rung{i}": r.describe() for i, r in enumerate(refs)}
-    manifest.save()
+    if calls.dry_run:
+        print(f"   cascade of {stages} stages in {out}")
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        manifest = Manifest(out, "cascade", vars(args), {"ladder": [(r.path, r.adapter) for r in refs],
+                                                          **{k: v for k, v in vars(args).items()
+                                                             if k not in OPERATIONAL | {"share_engine"}}})
+        manifest.claim([], overwrite=args.overwrite)
+        manifest.data["models"] = {f"rung{i}": r.describe() for i, r in enumerate(refs)}
+        manifest.save()
     own_engines = engines is None
     if own_engines:
         engines = Engines(args, share_adapters=False)
     teacher = model_arg(refs[0])
+    overwrite = ["--overwrite"] if args.overwrite else []
     results = []
     try:
         for stage in range(1, stages + 1):
@@ -274,7 +309,9 @@ def run_cascade(args: argparse.Namespace, engines: Engines | None = None) -> dic
             marker_path = folder / "stage.json"
             print_ = f"cascade stage {stage}/{stages}: {teacher} -> {student}"
             mark = stage_fingerprint(args, stage, stages, teacher, student)
-            if marker_path.exists():
+            if args.overwrite and not calls.dry_run:
+                marker_path.unlink(missing_ok=True)  # this stage is started over
+            if marker_path.exists() and not args.overwrite:
                 marker = read_json(marker_path)
                 if marker.get("fingerprint") == mark and marker.get("status") == "complete":
                     print(f"{print_}: finished earlier, skipped")
@@ -282,52 +319,51 @@ def run_cascade(args: argparse.Namespace, engines: Engines | None = None) -> dic
                     teacher = marker["trained_model"]
                     continue
             print(print_, flush=True)
-            folder.mkdir(parents=True, exist_ok=True)
             started = time.time()
             part = ["--pool-part", f"{stage}/{stages}"]
             limit = ["--limit", str(args.limit)] if args.limit else []
             common = data_argv(args) + part + limit
             family = (["--model", args.model] if args.model else []) + revision_argv(args)
             summ = ["--summarizer", args.summarizer] if args.summarizer else []
-            u_args = stage_namespace("uncertainty", common + generation_argv(args) + family + [
-                "--teacher", teacher, *summ, "--k", str(args.k),
-                "--output", str(folder / "uncertainty.jsonl"), *extra_argv(args.uncertainty_args)])
-            summ_ref = resolve_role(u_args, "summarizer") if u_args.summarizer and not u_args.summarizer_base_url \
-                else None
-            u_counts = uncertainty(u_args, engines.handle(resolve_role(u_args, "teacher")),
+
+            def probe(ns: argparse.Namespace) -> dict:
+                summ_ref = resolve_role(ns, "summarizer") if ns.summarizer and not ns.summarizer_base_url else None
+                return uncertainty(ns, engines.handle(resolve_role(ns, "teacher")),
                                    engines.handle(summ_ref) if summ_ref else None)
-            s_args = stage_namespace("student_generate", common + generation_argv(args) + family + [
+
+            def answer(ns: argparse.Namespace, stage: int = stage) -> dict:
+                counts = student_generate(ns, engines.handle(resolve_role(ns, "student")))
+                if counts["rows"] == 0:
+                    raise AliceError(f"cascade stage {stage}: no training rows (the teacher had no answer on any "
+                                     f"of {counts['questions']} questions); use more questions or a larger --k")
+                return counts
+
+            def train(ns: argparse.Namespace) -> dict:
+                engines.before_training()
+                return run_training(ns)
+
+            u_counts = calls("uncertainty", common + generation_argv(args) + family + [
+                "--teacher", teacher, *summ, "--k", str(args.k), "--output", str(folder / "uncertainty.jsonl"),
+                *overwrite, *extra_argv(args.uncertainty_args)], probe)
+            s_counts = calls("student_generate", common + generation_argv(args) + family + [
                 "--student", student, "--uncertainty", str(folder / "uncertainty.jsonl"),
-                "--output", str(folder / "alice.jsonl"), *extra_argv(args.generate_args)])
-            s_counts = student_generate(s_args, engines.handle(resolve_role(s_args, "student")))
-            if s_counts["rows"] == 0:
-                raise AliceError(f"cascade stage {stage}: no training rows (the teacher had no answer on "
-                                 f"any of {s_counts['questions']} questions); use more questions or a larger --k")
-            t_args = stage_namespace("train", data_argv(args) + family + [
+                "--output", str(folder / "alice.jsonl"), *overwrite, *extra_argv(args.generate_args)], answer)
+            trained = calls("train", data_argv(args) + family + [
                 "--student", student, "--train-file", str(folder / "alice.jsonl"),
-                "--output-dir", str(folder / "model"), "--resume", *extra_argv(args.train_args)])
-            engines.before_training()
-            trained = run_training(t_args)
+                "--output-dir", str(folder / "model"), *overwrite, *extra_argv(args.train_args)], train)
             marker = {"status": "complete", "fingerprint": mark, "stage": stage, "stages": stages,
                       "teacher": teacher, "student": student, "pool_part": f"{stage}/{stages}",
                       "trained_model": str(folder / "model"), "uncertainty": u_counts, "student_generate": s_counts,
-                      "training": trained.get("counts", {}), "wall_s": round(time.time() - started, 1)}
-            atomic_write_json(marker_path, marker)
+                      "training": (trained or {}).get("counts", {}), "wall_s": round(time.time() - started, 1)}
+            if not calls.dry_run:
+                atomic_write_json(marker_path, marker)
             results.append(marker)
             teacher = marker["trained_model"]
     finally:
         if own_engines:
             engines.close()
     summary = {"ladder": ladder, "stages": results, "final_model": teacher, "output_dir": str(out)}
-    manifest.complete({"stages": stages}, final_model=teacher, engine_starts=engines.starts)
-    print(f"cascade done: final model {teacher}")
+    if not calls.dry_run:
+        manifest.complete({"stages": stages}, final_model=teacher, engine_starts=engines.starts)
+        print(f"cascade done: final model {teacher}")
     return summary
-
-
-def final_model(output_dir: str | Path) -> str | None:
-    """The last stage's trained model of a finished cascade folder, else None."""
-    markers = sorted(Path(output_dir).glob("stage*/stage.json"), key=lambda p: int(p.parent.name[5:]))
-    if not markers:
-        return None
-    last = read_json(markers[-1])
-    return last["trained_model"] if last.get("status") == "complete" and last["stage"] == last["stages"] else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,25 +17,82 @@ from .tasks import Task, load_task, parse_pool_part
 SIZE = re.compile(r"^\d+(\.\d+)?[bBmM]$")
 
 
-class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    pass
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Shows each flag's default once: appended as "(default: X)" unless the help already says
+    what the default is; unset (None) and off (False) defaults are not shown."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if (not action.option_strings or "default" in text.lower() or "%(default)" in text
+                or action.default is None or action.default is False or action.default is argparse.SUPPRESS):
+            return text
+        return f"{text} (default: %(default)s)".strip()
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with ``--config recipe.yaml``: the recipe's keys are the flags' names (``max_new_tokens``
+    for --max-new-tokens) and set their values; flags given on the command line override the recipe.
+    A key the script has no flag for is refused, like an unknown flag."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.add_argument("--config", metavar="RECIPE.yaml",
+                          help="settings from a YAML recipe (configs/recipes/); flags override them")
+
+    def parse_known_args(self, args=None, namespace=None):
+        args = sys.argv[1:] if args is None else [str(a) for a in args]
+        pre = argparse.ArgumentParser(add_help=False)
+        pre.add_argument("--config")
+        recipe = pre.parse_known_args(args)[0].config
+        if recipe:  # a namespace's values come before the defaults; the command line still wins
+            namespace = namespace or argparse.Namespace()
+            for key, value in self._recipe_values(recipe).items():
+                setattr(namespace, key, value)
+        return super().parse_known_args(args, namespace)
+
+    def _recipe_values(self, recipe: str) -> dict:
+        import yaml
+
+        try:
+            values = yaml.safe_load(Path(recipe).read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as err:
+            self.error(f"--config {recipe}: {err}")
+        if not isinstance(values, dict):
+            self.error(f"--config {recipe}: expected a mapping of settings")
+        actions = {a.dest: a for a in self._actions if a.option_strings and a.dest not in ("help", "config")}
+        out = {}
+        for key, value in values.items():
+            action = actions.get(str(key).replace("-", "_"))
+            if action is None:
+                self.error(f"--config {recipe}: {key!r} is not a setting of this script")
+            if isinstance(value, str) and action.type is not None:
+                value = action.type(value)  # YAML reads 1e-5 as a string
+            if action.choices is not None and value not in action.choices:
+                self.error(f"--config {recipe}: {key}: {value!r} is not one of {list(action.choices)}")
+            action.required = False  # the recipe gives it
+            out[action.dest] = value
+        return out
 
 
 def parser(doc: str | None) -> argparse.ArgumentParser:
-    return argparse.ArgumentParser(description=doc, formatter_class=HelpFormatter)
+    return Parser(description=doc, formatter_class=HelpFormatter)
 
 
-def add_data_args(p: argparse.ArgumentParser) -> None:
+def add_data_args(p: argparse.ArgumentParser, split_seed: bool = True, pool_part: bool = True) -> None:
+    """The data flags; a script that does not use --split-seed or --pool-part leaves them out, so
+    they are refused there instead of silently ignored."""
     g = p.add_argument_group("data")
     g.add_argument("--data", default="arc_challenge",
                    help="arc_challenge, gsm8k, hotpotqa, triviaqa, a saved ARC folder, or a custom .jsonl")
     g.add_argument("--answer-type", choices=["number", "choice", "text"],
                    help="answer type of a custom .jsonl dataset")
-    g.add_argument("--split-seed", type=int, default=None,
-                   help="shuffle train before the teacher/student halves (default: the paper's order)")
+    if split_seed:
+        g.add_argument("--split-seed", type=int, default=None,
+                       help="shuffle train before the teacher/student halves (default: the paper's order)")
     g.add_argument("--limit", type=int, default=None, help="use only the first N questions")
-    g.add_argument("--pool-part", default=None, metavar="K/N",
-                   help="use only part K of N of the student pool (cascade stages: disjoint, contiguous parts)")
+    if pool_part:
+        g.add_argument("--pool-part", default=None, metavar="K/N",
+                       help="use only part K of N of the student pool (cascade stages: disjoint, contiguous parts)")
     g.add_argument("--scoring", choices=list(SCORING_RULES), default=DEFAULT_SCORING,
                    help="how open answers (HotpotQA, TriviaQA, text .jsonl) are judged; " + "; ".join(
                        f"{name}: {text}" for name, text in SCORING_RULES.items())
@@ -82,14 +140,16 @@ def add_generation_args(p: argparse.ArgumentParser, max_new_tokens: int = 512) -
                    help="auto = vllm where it imports, else transformers (hf)")
     g.add_argument("--base-url", help="OpenAI-compatible server for --backend openai (key: OPENAI_API_KEY); "
                                       "several serving the same model: comma-separated URLs share the questions")
-    g.add_argument("--max-new-tokens", type=int, default=max_new_tokens)
-    g.add_argument("--batch-size", type=int, default=16, help="rows per transformers generate() call")
+    g.add_argument("--max-new-tokens", type=int, default=max_new_tokens, help="tokens generated per answer at most")
+    g.add_argument("--batch-size", type=int, default=16, help="--backend hf: greedy prompts x samples per generate() call "
+                   "(sampled generation runs one question per call)")
     g.add_argument("--chunk-size", type=int, default=None,
                    help="questions per checkpointed chunk (default: 64 on CPU; on GPU about 4096 sequences, "
                         "so vLLM keeps its batch full)")
     g.add_argument("--tensor-parallel-size", type=int, default=1, help="vLLM GPUs per model")
     g.add_argument("--max-model-len", type=int, default=None, help="vLLM context length cap")
-    g.add_argument("--gpu-memory-utilization", type=float, default=None)
+    g.add_argument("--gpu-memory-utilization", type=float, default=None,
+                   help="vLLM: share of the GPU's memory the engine may take (default: vLLM's)")
     g.add_argument("--kv-cache-gb", type=float, default=None,
                    help="vLLM on GPU: a fixed KV cache size instead of profiling free memory; lets several "
                         "jobs share one GPU (memory profiling fails when another process frees memory meanwhile)")
@@ -100,14 +160,16 @@ def add_generation_args(p: argparse.ArgumentParser, max_new_tokens: int = 512) -
                    help="vLLM: batch-invariant kernels, so greedy outputs do not depend on which other prompts "
                         "share the batch (reproducible evaluation; slower)")
     g.add_argument("--concurrency", type=int, default=16, help="parallel requests per server for --backend openai")
-    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--seed", type=int, default=0, help="sampling seed (each question's samples are seeded from it "
+                   "and the question's id)")
     g.add_argument("--skip-long-prompts", action="store_true",
                    help="skip (and count) prompts longer than the context instead of stopping")
 
 
 def add_output_args(p: argparse.ArgumentParser, default: str) -> None:
     p.add_argument("--output", default=default, help="output JSONL (a manifest is written beside it)")
-    p.add_argument("--overwrite", action="store_true", help="replace an output that belongs to another run")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start over: replace this command's outputs instead of resuming them")
 
 
 def task_from_args(args: argparse.Namespace) -> Task:
@@ -135,7 +197,7 @@ def sampling_from_args(args: argparse.Namespace, temperature: float, n: int = 1,
 
 
 # Arguments that change how a run goes, not what it produces: left out of the fingerprint.
-OPERATIONAL = {"overwrite", "batch_size", "chunk_size", "concurrency", "gpu_memory_utilization", "kv_cache_gb",
+OPERATIONAL = {"config", "dry_run", "overwrite", "batch_size", "chunk_size", "concurrency", "gpu_memory_utilization", "kv_cache_gb",
                "tensor_parallel_size", "enforce_eager", "skip_long_prompts", "output", "output_dir", "resume", "limit",
                "base_url", "backend_instance"}
 
@@ -151,6 +213,3 @@ def result_settings(args: argparse.Namespace, refs: dict[str, ModelRef]) -> dict
     settings["models"] = {role: (r.path, r.adapter) for role, r in refs.items()}
     return settings
 
-
-def default_output(name: str) -> str:
-    return str(Path("data") / name)

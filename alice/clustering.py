@@ -1,4 +1,4 @@
-"""Clustering a teacher's K sampled answers to one question (METHOD.md stage 3).
+"""Clustering a teacher's K sampled answers to one question (docs/METHOD.md stage 3).
 
 Two ways to decide that two samples give "the same answer":
 - ``exact``: equal normalized final answers (``Task.cluster_key``: the option label for choice
@@ -34,7 +34,7 @@ from .errors import AliceError
 
 DEFAULT_EMBEDDER = "sentence-transformers/all-MiniLM-L6-v2"
 INSTRUCTOR = "hkunlp/instructor-large"
-# The paper's instruction for instructor-large (wording from METHOD.md).
+# The paper's instruction for instructor-large (wording from docs/METHOD.md).
 INSTRUCTOR_INSTRUCTION = 'Represent the paragraph for the question "{question}":'
 THRESHOLD = 0.9
 
@@ -145,7 +145,7 @@ def default_embedder_path() -> str:
 class Embedder:
     """A sentence-transformers model that embeds a list of texts once, normalized, in batches.
 
-    For instructor-large each text is paired with the paper's instruction for its question.
+    For instructor-large each text is embedded with the paper's instruction for its question.
     """
 
     def __init__(self, name: str | None = None, batch_size: int = 256, device: str | None = None) -> None:
@@ -161,7 +161,12 @@ class Embedder:
 
     def embed(self, texts: Sequence[str], questions: Sequence[str] | None = None,
               show_progress: bool = False) -> np.ndarray:
-        """Unique (instruction, text) pairs are embedded once; duplicates share the row."""
+        """Unique (instruction, text) pairs are embedded once; duplicates share the row.
+
+        An instructor model gets its instruction through sentence-transformers' ``prompt=`` (a
+        prefix the model was trained with, left out of the pooling where its config says so), one
+        call per instruction; a ``[instruction, text]`` list would be read as a text pair.
+        """
         if self.instructor:
             if questions is None:
                 raise AliceError("instructor embedders need the question of every text")
@@ -169,11 +174,16 @@ class Embedder:
         else:
             items = [("", t) for t in texts]
         unique = list(dict.fromkeys(items))
-        position = {item: i for i, item in enumerate(unique)}
-        inputs = [[i, t] for i, t in unique] if self.instructor else [t for _, t in unique]
-        vectors = self.model.encode(inputs, batch_size=self.batch_size, normalize_embeddings=True,
-                                    convert_to_numpy=True, show_progress_bar=show_progress)
-        vectors = np.asarray(vectors, dtype=np.float32)
+        by_instruction: dict[str, list[str]] = {}
+        for instruction, text in unique:
+            by_instruction.setdefault(instruction, []).append(text)
+        position, blocks = {}, []
+        for instruction, group in by_instruction.items():
+            position.update({(instruction, t): len(position) + i for i, t in enumerate(group)})
+            blocks.append(self.model.encode(group, prompt=instruction or None, batch_size=self.batch_size,
+                                            normalize_embeddings=True, convert_to_numpy=True,
+                                            show_progress_bar=show_progress))
+        vectors = np.concatenate([np.asarray(b, dtype=np.float32) for b in blocks])
         return vectors[[position[item] for item in items]]
 
     def describe(self) -> dict:

@@ -32,12 +32,12 @@ from pathlib import Path
 from .backends import cuda_available
 from .cascade import (
     Engines,
+    StageCalls,
     data_argv,
     extra_argv,
     generation_argv,
     revision_argv,
     run_cascade,
-    stage_namespace,
 )
 from .cli import resolve_role, task_from_args
 from .errors import AliceError
@@ -76,6 +76,8 @@ def is_small_default(args: argparse.Namespace) -> bool:
 
 def apply_preset(args: argparse.Namespace) -> argparse.Namespace:
     """Fill every option the user left unset from the preset (demo for the embedded small model)."""
+    if args.model is None and not (args.teacher and args.student):
+        args.model = SMALL_MODEL  # a role left unset is the embedded small model
     preset = args.preset
     if preset == "auto":
         preset = "demo" if is_small_default(args) else "paper"
@@ -146,11 +148,13 @@ class Steps:
     the engines), and the steps used in more than one place. The cascade branch builds its own
     ``Steps`` in its own process when it runs beside the rest (``--parallel-cascade``)."""
 
-    def __init__(self, args: argparse.Namespace, folder: Path, engines: Engines) -> None:
-        self.args, self.folder, self.engines = args, folder, engines
+    def __init__(self, args: argparse.Namespace, folder: Path, engines: Engines, calls: StageCalls) -> None:
+        self.args, self.folder, self.engines, self.calls = args, folder, engines, calls
         self.family = (["--model", args.model] if args.model else []) + revision_argv(args)
+        # --overwrite starts every step over: each replaces its own outputs, nothing else is removed.
+        self.overwrite = ["--overwrite"] if args.overwrite else []
         self.data = data_argv(args)
-        self.gen = self.data + generation_argv(args) + self.family
+        self.gen = self.data + generation_argv(args) + self.family + self.overwrite
         self.train_extra = extra_argv(args.train_args)
         self.eval_limit = ["--limit", str(args.eval_limit)] if args.eval_limit else []
         self.student_name = args.student or args.model
@@ -163,18 +167,22 @@ class Steps:
     def train(self, role_flag: str, model: str, output_dir: str, source: list[str]) -> dict:
         from .training import run_training
 
-        ns = stage_namespace("train", self.data + self.family + [role_flag, model, *source, "--output-dir",
-                                                                 output_dir, "--resume", *self.train_extra])
-        self.engines.before_training()
-        return run_training(ns)
+        def train(ns: argparse.Namespace) -> dict:
+            self.engines.before_training()
+            return run_training(ns)
+
+        return self.calls("train", self.data + self.family + [role_flag, model, *source, "--output-dir", output_dir,
+                                                              *self.overwrite, *self.train_extra], train)
 
     def evaluate_into(self, method: str, role_flag: str, model: str) -> dict:
         from .stages import evaluate
 
-        ns = stage_namespace("eval", self.gen + [role_flag, model, *self.eval_limit, "--output",
-                                                 str(self.folder / f"eval-{method}.jsonl"),
-                                                 *extra_argv(self.args.eval_args)])
-        return evaluate(ns, self.engines.handle(resolve_role(ns, role_flag.lstrip("-"))))
+        # The test split is never shuffled: eval.py takes no --split-seed.
+        argv = (data_argv(self.args, split_seed=False) + generation_argv(self.args) + self.family + self.overwrite
+                + [role_flag, model, *self.eval_limit, "--output", str(self.folder / f"eval-{method}.jsonl"),
+                   *extra_argv(self.args.eval_args)])
+        return self.calls("eval", argv, lambda ns: evaluate(
+            ns, self.engines.handle(resolve_role(ns, role_flag.lstrip("-")))))
 
     def cascade(self, chain: Chain) -> None:
         """Cascade Alice (CoT teacher -> mid -> student, on disjoint parts of the same question budget)
@@ -184,7 +192,7 @@ class Steps:
         def cascade() -> dict:
             stages = 2
             per_stage = max(1, math.ceil(args.student_limit / stages)) if args.student_limit else None
-            argv = self.data + generation_argv(args) + self.family + [
+            argv = self.gen + [
                 "--ladder", self.path["teacher-cot"], args.midlevel, self.student_name, *self.summ,
                 "--k", str(args.k), "--output-dir", self.path["cascade"],
                 # --flag=value: a value that starts with "--" is not taken for an option
@@ -193,7 +201,8 @@ class Steps:
                 f"--generate-args={args.generate_args}", f"--train-args={args.train_args}"]
             if per_stage:
                 argv += ["--limit", str(per_stage)]
-            return run_cascade(stage_namespace("cascade", argv), self.engines)
+            return self.calls("cascade", argv, lambda ns: run_cascade(ns, self.engines),
+                              plan=lambda ns: run_cascade(ns, self.engines, self.calls))
 
         result = chain.run("cascade", cascade, needs=("train teacher-cot",))
         chain.run("eval cascade", lambda: self.evaluate_into("cascade", "--student", result["final_model"]),
@@ -216,7 +225,7 @@ def cascade_process(args: argparse.Namespace, folder: str, result_path: str) -> 
     engines = Engines(args, share_adapters=share_adapters(args))
     chain = Chain(prefix="cascade process ")
     try:
-        Steps(args, Path(folder), engines).cascade(chain)
+        Steps(args, Path(folder), engines, StageCalls()).cascade(chain)
     finally:
         engines.close()
         atomic_write_json(result_path, {"timings_s": chain.timings, "failed": chain.failed,
@@ -255,40 +264,78 @@ class CascadeBranch:
 
 
 def run_experiment(args: argparse.Namespace) -> dict:
-    from .alice_stages import student_generate, uncertainty
-    from .stages import cot_generate_filter
-    from .w2s import w2s_labels
-
     started = time.time()
     args = apply_preset(args)
     folder = run_folder(args)
-    if args.overwrite and folder.exists():
-        import shutil
-
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    calls = StageCalls(dry_run=args.dry_run)
+    if args.dry_run:
+        print(f"dry run: {folder} (nothing is run or written)")
+    else:
+        folder.mkdir(parents=True, exist_ok=True)
     task = task_from_args(args)
     teacher_name, student_name = args.teacher or args.model, args.student or args.model
     if not teacher_name or not student_name:
         raise AliceError("give --model (and --teacher/--student sizes), or --teacher and --student")
     teacher_ref, student_ref = resolve_role(args, "teacher"), resolve_role(args, "student")
-    summ_ref = resolve_role(args, "summarizer") if args.summarizer else None
+    if args.summarizer:
+        resolve_role(args, "summarizer")  # a bad name stops the run before anything is spent
     same_base = teacher_ref == student_ref
     note = ""
     if same_base:
         note = (f"Note: teacher and student are the same base model ({teacher_ref.source or teacher_ref.path}); "
                 "this run checks the pipeline end to end, it does not measure weak-to-strong generalization.")
         print(note, flush=True)
+    if args.dry_run:
+        return plan_experiment(args, folder, task, calls)
     with_cascade = bool(args.cascade and args.midlevel)
     info = {"dataset": task.name, "teacher_label": teacher_name, "student_label": student_name,
             "midlevel": args.midlevel if with_cascade else None, "preset": args.preset, "note": note,
             "run_dir": str(folder)}
     info_path = folder / "experiment.json"
-    attempts = (read_json(info_path).get("attempts", 1) + 1) if info_path.exists() else 1
+    attempts = (read_json(info_path).get("attempts", 1) + 1) if info_path.exists() and not args.overwrite else 1
     atomic_write_json(info_path, {**info, "status": "running", "attempts": attempts})
 
     engines = Engines(args, share_adapters=share_adapters(args))
-    steps = Steps(args, folder, engines)
+    steps = Steps(args, folder, engines, calls)
+    result = run_steps(args, folder, task, steps, with_cascade)
+    report = build_report(folder)
+    wall = round(time.time() - started, 1)
+    chain, branch_result = result["chain"], result["branch"]
+    result = {**info, "status": "complete" if not chain.failed else "incomplete", "cot": chain.results.get("cot"),
+              "failed": chain.failed, "timings_s": chain.timings,
+              "engine_starts": engines.starts + branch_result.get("engine_starts", []),
+              "cascade_process": {"pid": branch_result["pid"]} if branch_result else None,
+              "settings": {k: v for k, v in vars(args).items()}, "wall_s": wall,
+              "report": {k: report[k] for k in ("markdown", "csv", "png")}}
+    result["attempts"] = attempts
+    atomic_write_json(info_path, result)
+    print("\n" + report["text"])
+    if chain.failed:
+        print("not produced: " + "; ".join(f"{k}: {v}" for k, v in chain.failed.items()))
+    print(f"done in {wall} s -> {folder} (report.md, report.csv, report.png)")
+    if note:
+        print(note)
+    return result
+
+
+def plan_experiment(args: argparse.Namespace, folder: Path, task, calls: StageCalls) -> dict:
+    """``--dry-run``: every step's command and settings, printed in order; nothing runs."""
+    engines = Engines(args, share_adapters=False)  # hands out handles only: no engine starts
+    chain = run_steps(args, folder, task, Steps(args, folder, engines, calls), bool(args.cascade and args.midlevel))
+    print(f"dry run: {len(calls.planned)} steps, nothing run")
+    return {"dry_run": True, "run_dir": str(folder), "steps": calls.planned, "failed": chain["chain"].failed}
+
+
+def run_steps(args: argparse.Namespace, folder: Path, task, steps: Steps, with_cascade: bool) -> dict:
+    """Every step of the run in order (each resumes; a dry run prints them instead)."""
+    from .alice_stages import student_generate, uncertainty
+    from .stages import cot_generate_filter
+    from .w2s import w2s_labels
+
+    engines, calls = steps.engines, steps.calls
+    teacher_name, student_name = args.teacher or args.model, args.student or args.model
+    teacher_ref = resolve_role(args, "teacher")
+    summ_ref = resolve_role(args, "summarizer") if args.summarizer else None
     gen, path, train, evaluate_into = steps.gen, steps.path, steps.train, steps.evaluate_into
     teacher_limit = ["--limit", str(args.limit)] if args.limit else []
     student_limit = ["--limit", str(args.student_limit)] if args.student_limit else []
@@ -297,8 +344,8 @@ def run_experiment(args: argparse.Namespace) -> dict:
     branch_result: dict = {}
 
     def labels(teacher_dir: str, output: str) -> dict:
-        ns = stage_namespace("w2s_labels", gen + ["--teacher", teacher_dir, *student_limit, "--output", output])
-        return w2s_labels(ns, engines.handle(resolve_role(ns, "teacher")))
+        return calls("w2s_labels", gen + ["--teacher", teacher_dir, *student_limit, "--output", output],
+                     lambda ns: w2s_labels(ns, engines.handle(resolve_role(ns, "teacher"))))
 
     # The answers-only teacher equals the weak one where the ground truth has no rationales (ARC).
     teacher_examples = task.examples("teacher", args.split_seed, args.limit)
@@ -309,13 +356,15 @@ def run_experiment(args: argparse.Namespace) -> dict:
 
     try:
         # Stage 1 (a bad model or dataset stops the run here, before anything else is spent).
-        cot = cot_generate_filter(stage_namespace("cot_generate_filter", gen + [
-            "--teacher", teacher_name, *teacher_limit, "--output", path["cot.jsonl"]]), engines.handle(teacher_ref))
-        chain.results["cot"] = cot
+        if calls.dry_run:
+            print("== [0] cot_generate_filter")
+        chain.results["cot"] = calls("cot_generate_filter", gen + [
+            "--teacher", teacher_name, *teacher_limit, "--output", path["cot.jsonl"]],
+            lambda ns: cot_generate_filter(ns, engines.handle(teacher_ref)))
         # Trained teachers and the ceiling (no engine needed).
         chain.run("train teacher-cot", lambda: train("--teacher", teacher_name, path["teacher-cot"],
                                                       ["--train-file", path["cot.jsonl"]]))
-        if with_cascade and args.parallel_cascade and "train teacher-cot" not in chain.failed:
+        if with_cascade and args.parallel_cascade and "train teacher-cot" not in chain.failed and not calls.dry_run:
             branch = CascadeBranch(args, folder)
         chain.run("train teacher-gt", lambda: train("--teacher", teacher_name, path["teacher-gt"],
                                                      ["--ground-truth", "--pool", "teacher", *teacher_limit]))
@@ -328,12 +377,14 @@ def run_experiment(args: argparse.Namespace) -> dict:
         # The CoT teacher: its uncertainty (Alice) and its labels (W2S-CoT).
 
         def probe() -> dict:
-            ns = stage_namespace("uncertainty", gen + [
+            def run(ns: argparse.Namespace) -> dict:
+                summ_backend = engines.handle(summ_ref) if summ_ref and not ns.summarizer_base_url else None
+                return uncertainty(ns, engines.handle(resolve_role(ns, "teacher")), summ_backend)
+
+            return calls("uncertainty", gen + [
                 "--teacher", path["teacher-cot"], *steps.summ, *student_limit, "--k", str(args.k),
                 "--summarizer-max-new-tokens", str(args.summarizer_max_new_tokens),
-                "--output", path["uncertainty.jsonl"], *extra_argv(args.uncertainty_args)])
-            summ_backend = engines.handle(summ_ref) if summ_ref and not ns.summarizer_base_url else None
-            return uncertainty(ns, engines.handle(resolve_role(ns, "teacher")), summ_backend)
+                "--output", path["uncertainty.jsonl"], *extra_argv(args.uncertainty_args)], run)
 
         chain.run("w2s-cot labels", lambda: labels(path["teacher-cot"], path["w2s-cot.jsonl"]),
                   needs=("train teacher-cot",))
@@ -343,10 +394,10 @@ def run_experiment(args: argparse.Namespace) -> dict:
         chain.run("eval zero-shot", lambda: evaluate_into("zero-shot", "--student", student_name))
 
         def proactive() -> dict:
-            ns = stage_namespace("student_generate", gen + [
+            return calls("student_generate", gen + [
                 "--student", student_name, "--uncertainty", path["uncertainty.jsonl"], *student_limit,
-                "--output", path["alice.jsonl"], *extra_argv(args.generate_args)])
-            return student_generate(ns, engines.handle(resolve_role(ns, "student")))
+                "--output", path["alice.jsonl"], *extra_argv(args.generate_args)],
+                lambda ns: student_generate(ns, engines.handle(resolve_role(ns, "student"))))
 
         chain.run("student_generate", proactive, needs=("uncertainty",))
         chain.run("eval weak", lambda: evaluate_into("weak", "--teacher", path["teacher-gt"]),
@@ -373,21 +424,4 @@ def run_experiment(args: argparse.Namespace) -> dict:
         engines.close()
         if branch is not None:
             branch.stop()
-
-    report = build_report(folder)
-    wall = round(time.time() - started, 1)
-    result = {**info, "status": "complete" if not chain.failed else "incomplete", "cot": chain.results.get("cot"),
-              "failed": chain.failed, "timings_s": chain.timings,
-              "engine_starts": engines.starts + branch_result.get("engine_starts", []),
-              "cascade_process": {"pid": branch_result["pid"]} if branch_result else None,
-              "settings": {k: v for k, v in vars(args).items()}, "wall_s": wall,
-              "report": {k: report[k] for k in ("markdown", "csv", "png")}}
-    result["attempts"] = attempts
-    atomic_write_json(info_path, result)
-    print("\n" + report["text"])
-    if chain.failed:
-        print("not produced: " + "; ".join(f"{k}: {v}" for k, v in chain.failed.items()))
-    print(f"done in {wall} s -> {folder} (report.md, report.csv, report.png)")
-    if note:
-        print(note)
-    return result
+    return {"chain": chain, "branch": branch_result}

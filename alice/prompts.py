@@ -1,4 +1,4 @@
-"""The Alice prompts (METHOD.md stages 3 and 5), written in this project's own words.
+"""The Alice prompts (docs/METHOD.md stages 3 and 5), written in this project's own words.
 
 - ``summarizer_messages``: a summarizer LLM reads the distinct answers a teacher gave to one
   question and states, in the teacher's voice, what it is unsure about (1-3 sentences) or N/A.

@@ -106,10 +106,6 @@ def read_jsonl(
     return rows
 
 
-def index_by_id(rows: Iterable[dict]) -> dict[str, dict]:
-    return {str(row["id"]): row for row in rows}
-
-
 class JsonlAppender:
     """Append-only JSONL output that resumes: drops a torn last line, knows the ids written."""
 

@@ -1,4 +1,4 @@
-"""Tasks: where each dataset's splits come from, stable ids, the METHOD.md splits, prompts,
+"""Tasks: where each dataset's splits come from, stable ids, the docs/METHOD.md splits, prompts,
 answer extraction and scoring, declared once per task.
 
     task = load_task("arc_challenge")
@@ -30,9 +30,6 @@ class Example:
     gold: str  # normalized gold answer: a label, a number, or the answer text
     aliases: list[str] = field(default_factory=list)
     rationale: str | None = None  # a worked solution when the dataset ships one (GSM8K)
-
-    def to_row(self) -> dict:
-        return {"id": self.id, "question": self.question, "gold": self.gold}
 
 
 class Task:
@@ -84,7 +81,7 @@ class Task:
         return self._cache[split]
 
     def pools(self, split_seed: int | None = None) -> tuple[list[Example], list[Example]]:
-        """METHOD.md: first half of train for the teacher, second half for the student pool
+        """docs/METHOD.md: first half of train for the teacher, second half for the student pool
         (only its first ``student_pool_fraction`` for HotpotQA/TriviaQA). The paper's order by
         default; ``split_seed`` shuffles train first."""
         rows = list(self.load(self.train_split))
@@ -97,7 +94,7 @@ class Task:
         return teacher, student
 
     def examples(self, pool: str, split_seed: int | None = None, limit: int | None = None) -> list[Example]:
-        """pool: 'teacher' or 'student' (METHOD.md halves of train), 'eval', or a split name."""
+        """pool: 'teacher' or 'student' (docs/METHOD.md halves of train), 'eval', or a split name."""
         if pool == "teacher":
             rows = self.pools(split_seed)[0]
         elif pool == "student":

@@ -33,7 +33,7 @@ from .models import ModelRef, resolve_model
 from .records import Manifest, iter_jsonl
 from .tasks import Example, Task
 
-# The paper's recipe (METHOD.md, stage 2): full fine-tuning, 3 epochs, lr 1e-5, AdamW with
+# The paper's recipe (docs/METHOD.md, stage 2): full fine-tuning, 3 epochs, lr 1e-5, AdamW with
 # weight decay 0.01, cosine schedule, effective batch 16, bf16. The paper states 100 warm-up steps,
 # but its code stepped the scheduler per micro-batch, so its runs warmed up for roughly 10-15% of
 # the run; 100 optimizer steps would leave a run of <= 100 steps warming up throughout (the ARC
@@ -434,24 +434,26 @@ def add_training_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-rationale", action="store_true",
                    help="--ground-truth with answers only (the answers-only teacher variant)")
     r = p.add_argument_group("recipe (paper defaults)")
-    r.add_argument("--epochs", type=float, default=PAPER_EPOCHS)
-    r.add_argument("--lr", type=float, default=PAPER_LR)
-    r.add_argument("--weight-decay", type=float, default=PAPER_WEIGHT_DECAY)
+    r.add_argument("--epochs", type=float, default=PAPER_EPOCHS, help="passes over the training rows")
+    r.add_argument("--lr", type=float, default=PAPER_LR, help="peak learning rate (AdamW)")
+    r.add_argument("--weight-decay", type=float, default=PAPER_WEIGHT_DECAY, help="AdamW weight decay")
     r.add_argument("--warmup-ratio", type=float, default=PAPER_WARMUP_RATIO,
                    help="linear warm-up over this share of the run's optimizer steps")
     r.add_argument("--warmup-steps", type=int, default=None,
                    help="a fixed number of warm-up steps instead of --warmup-ratio (the paper states 100)")
-    r.add_argument("--scheduler", default="cosine")
+    r.add_argument("--scheduler", default="cosine", help="learning-rate schedule after the warm-up "
+                   "(a transformers lr_scheduler_type)")
     r.add_argument("--total-batch-size", type=int, default=PAPER_TOTAL_BATCH,
                    help="effective batch = per-device batch x gradient accumulation x processes")
     r.add_argument("--per-device-batch-size", type=int, default=1,
                    help="rows per device per forward pass; gradient accumulation makes up the rest")
     r.add_argument("--max-steps", type=int, default=-1, help="stop after N optimizer steps (quick runs)")
     r.add_argument("--max-length", type=int, default=2048, help="tokens per training row (longer ones are cut)")
-    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--seed", type=int, default=0, help="training seed (initialization of LoRA weights, data order)")
     r.add_argument("--packing", action="store_true", help="pack rows into --max-length blocks (padding-free)")
     r.add_argument("--padding-free", action="store_true", help="flatten each batch into one row, no padding")
-    r.add_argument("--gradient-checkpointing", action=argparse.BooleanOptionalAction, default=True)
+    r.add_argument("--gradient-checkpointing", action=argparse.BooleanOptionalAction, default=True,
+                   help="recompute activations in the backward pass (less memory, slower steps)")
     r.add_argument("--no-bf16", action="store_true", help="train in fp32 even where bf16 is available")
     r.add_argument("--optim", default="adamw_torch",
                    help="transformers optimizer name (adamw_torch_fused: one fused kernel per step on GPU)")
@@ -464,18 +466,20 @@ def add_training_args(p: argparse.ArgumentParser) -> None:
     lo = p.add_argument_group("LoRA")
     lo.add_argument("--lora", action="store_true", help="train a PEFT LoRA adapter instead of all weights")
     lo.add_argument("--qlora", action="store_true", help="LoRA on a 4-bit (bitsandbytes NF4) base; GPU only")
-    lo.add_argument("--lora-rank", type=int, default=16)
-    lo.add_argument("--lora-alpha", type=int, default=32)
-    lo.add_argument("--lora-dropout", type=float, default=0.05)
+    lo.add_argument("--lora-rank", type=int, default=16, help="LoRA rank r")
+    lo.add_argument("--lora-alpha", type=int, default=32, help="LoRA scaling alpha")
+    lo.add_argument("--lora-dropout", type=float, default=0.05, help="dropout on the LoRA inputs")
     lo.add_argument("--lora-target-modules", default="all-linear",
                     help="comma-separated module names, or all-linear")
     lo.add_argument("--merge-adapter", action="store_true", help="write a merged full model (adapter in adapter/)")
     o = p.add_argument_group("output")
     o.add_argument("--output-dir", help="where the model, checkpoints and manifest.json go")
-    o.add_argument("--save-steps", type=int, default=200, help="checkpoint every N steps (for --resume)")
-    o.add_argument("--logging-steps", type=int, default=10)
+    o.add_argument("--save-steps", type=int, default=200, help="checkpoint every N steps (a rerun resumes from "
+                   "the last one)")
+    o.add_argument("--logging-steps", type=int, default=10, help="log the loss every N optimizer steps")
     o.add_argument("--keep-checkpoints", action="store_true", help="keep checkpoint-N folders after success")
-    o.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --output-dir")
+    o.add_argument("--resume", action="store_true",
+                   help="accepted for compatibility: a rerun always continues from the last checkpoint")
     o.add_argument("--overwrite", action="store_true", help="replace the output folder, even a finished one")
 
 
@@ -581,12 +585,11 @@ def run_training(args: argparse.Namespace) -> dict:
         _main_first(state, lambda: manifest.claim(existing, overwrite=True))
     else:
         manifest.claim(existing, overwrite=False)  # read-only here: every process checks
+    # Like every stage, a rerun resumes: an unfinished run of the same training continues from its
+    # last checkpoint (--overwrite has just removed it when asked to start over).
     checkpoint = last_checkpoint(output_dir)
-    if checkpoint and not args.resume:
-        raise AliceError(f"{output_dir} holds an unfinished run of this training (last: {checkpoint.name}); "
-                         "pass --resume to continue it or --overwrite to start over")
-    if args.resume and checkpoint is None and state.is_main_process:
-        print(f"{output_dir}: no checkpoint to resume from; starting from step 0", file=sys.stderr)
+    if checkpoint and state.is_main_process:
+        print(f"{output_dir}: resuming from {checkpoint.name}", file=sys.stderr)
 
     manifest.data["models"]["base"] = ref.describe()
     manifest.data["data"] = {**source, "rows": len(records), "data_hash": fingerprint_settings["data_hash"]}

@@ -32,7 +32,6 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
-sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(BENCH))
 
 from alice.adaptive import AdaptiveRule, compare, replay

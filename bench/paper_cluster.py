@@ -1,6 +1,6 @@
 """The paper's semantic clustering, re-implemented in this project's words for comparison.
 
-The authors' approach, as described in METHOD.md and the issue: samples are visited in order; for
+The authors' approach, as described in docs/METHOD.md and the issue: samples are visited in order; for
 each sample, every existing cluster is tried in order, and the sample and that cluster's first
 member are BOTH embedded again for that comparison; the sample joins the first cluster whose
 cosine similarity exceeds the threshold, else it starts a new cluster. Nothing is cached, so a

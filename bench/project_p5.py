@@ -2,7 +2,7 @@
 
     python bench/project_p5.py            # reads and updates bench/results.json
 
-Stages (METHOD.md): CoT generation on the teacher half, teacher SFT, probing (K samples) of the
+Stages (docs/METHOD.md): CoT generation on the teacher half, teacher SFT, probing (K samples) of the
 student pool, clustering, uncertainty summaries, student zero-shot, proactive generation, student
 SFT, and greedy evaluation of teacher and student on ARC test. Each stage = tokens / throughput
 + one model load. Throughputs come from bench/results.json (P1/P4 measured on the H100 with a
@@ -74,7 +74,7 @@ def project(results: dict, k: int = 100, cot_tokens: int = 256, sft_epochs: int 
         assumed[key] = round(tps)
         return tps
 
-    # ARC clusters by the extracted choice in both the paper's code and ours (METHOD.md): a dict
+    # ARC clusters by the extracted choice in both the paper's code and ours (docs/METHOD.md): a dict
     # lookup. P2's embedding-clustering figures apply to the open-QA datasets, not to this projection.
     cluster_s_per_q = paper_cluster_s_per_q = 0.0
     assumed["cluster_s_per_question"] = "0 for both (ARC clusters by extracted choice; P2 is open QA)"

@@ -28,18 +28,16 @@ import shutil
 import subprocess
 import sys
 import time
+import tomllib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import tomllib
-
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from alice.errors import AliceError, run_main
+from alice.errors import AliceError, run_main  # the installed package (bash install.sh: pip install -e .)
 from alice.models import gguf_to_folder
 from alice.records import atomic_write_json, iter_jsonl, read_json
 from alice.tasks import load_task
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -13,10 +13,7 @@ Needs the optional extra: pip install "lm-eval[hf]==0.4.13"
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from alice.cli import add_revision_arg, with_revision
 from alice.crosscheck import run_crosscheck

@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -27,8 +26,10 @@ def small_model() -> str:
 
 def run_script(script: str, *args: str, check: bool = True, env: dict | None = None,
                timeout: int = 900) -> subprocess.CompletedProcess:
-    """Run a stage script as a user would: a subprocess from the repo root."""
-    full_env = {**os.environ, **(env or {})}
+    """Run a stage script as a user would: a subprocess from the repo root, importing this checkout's
+    ``alice`` (whether or not a copy of the package is installed)."""
+    path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    full_env = {**os.environ, "PYTHONPATH": path, **(env or {})}
     done = subprocess.run([sys.executable, str(REPO / script), *args], check=False, cwd=REPO, capture_output=True,
                           text=True, env=full_env, timeout=timeout)
     if check and done.returncode != 0:

@@ -110,3 +110,23 @@ def test_cascade_argument_errors(tmp_path, small_model):
     assert done.returncode == 2 and "--ladder" in done.stderr
     done = run_script("cascade.py", "--ladder", small_model, small_model, "--pool-part", "3/2", check=False)
     assert done.returncode == 2 and "pool-part" in done.stderr
+
+
+def test_overwrite_starts_the_stages_over_and_keeps_other_files(tmp_path, small_model):
+    data = sums_dataset(tmp_path / "sums.jsonl", train=4, test=1)
+    out = tmp_path / "cascade"
+    args = ["--data", str(data), "--answer-type", "number", "--ladder", small_model, small_model,
+            "--backend", "hf", "--k", "2", "--max-new-tokens", "8",
+            "--uncertainty-args", "--keep-singletons --clustering semantic --summarizer-max-new-tokens 8",
+            "--train-args", TRAIN_ARGS, "--output-dir", str(out)]
+    run_script("cascade.py", *args)
+    model_manifest = out / "stage1" / "model" / "manifest.json"
+    first = model_manifest.stat().st_mtime_ns
+    (out / "notes.txt").write_text("kept")  # not the cascade's: --overwrite leaves it alone
+
+    done = run_script("cascade.py", *args, "--overwrite")
+    assert "finished earlier" not in done.stdout and model_manifest.stat().st_mtime_ns > first
+    assert (out / "notes.txt").read_text() == "kept"
+    assert json.loads((out / "stage1" / "stage.json").read_text())["status"] == "complete"
+    probe = json.loads((out / "stage1" / "uncertainty.manifest.json").read_text())
+    assert probe["status"] == "complete" and "attempts" not in probe  # started over, not resumed

@@ -112,3 +112,20 @@ def test_embedder_embeds_duplicates_once_and_normalizes(embedder):
 def test_text_answers_have_no_exact_key():
     # Open answers cluster by meaning, never by string.
     assert answer_format("text").cluster_key("The answer is Paris.", "q") is None
+
+
+def test_instructor_instruction_goes_in_as_a_prompt_not_a_text_pair(tmp_path, embedder):
+    from alice.clustering import INSTRUCTOR_INSTRUCTION
+
+    # The offline MiniLM under an instructor name: Embedder treats it as an instructor model.
+    folder = tmp_path / "instructor-minilm"
+    folder.symlink_to(embedder.name, target_is_directory=True)
+    instructor = Embedder(str(folder))
+    assert instructor.instructor
+    texts, questions = ["Paris.", "Paris.", "Lyon."], ["Capital of France?", "Largest city of Texas?", "Capital of France?"]
+    vectors = instructor.embed(texts, questions)
+    for vector, text, question in zip(vectors, texts, questions):
+        instruction = INSTRUCTOR_INSTRUCTION.format(question=question)
+        expected = instructor.model.encode([text], prompt=instruction, normalize_embeddings=True)[0]
+        assert np.allclose(vector, expected, atol=1e-5)
+    assert not np.allclose(vectors[0], vectors[1], atol=1e-3)  # same text, other question: other instruction

@@ -21,7 +21,7 @@
 # job.tar.xz.partNN (or .gz) pieces of 15 MiB. `restart` starts the job again (it resumes).
 set -uo pipefail
 KEEP=/tmp/keep FILES=/tmp/keep/files SITE=/tmp/site WORK=/tmp/job
-export PYTHONPATH=$SITE PYTHONUNBUFFERED=1 VLLM_USE_FLASHINFER_SAMPLER=0 VLLM_WORKER_MULTIPROC_METHOD=spawn \
+export PYTHONPATH=$SITE:$PWD PYTHONUNBUFFERED=1 VLLM_USE_FLASHINFER_SAMPLER=0 VLLM_WORKER_MULTIPROC_METHOD=spawn \
   HF_HUB_OFFLINE=1 VLLM_NO_USAGE_STATS=1 TOKENIZERS_PARALLELISM=false
 
 start_job() {
