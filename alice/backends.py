@@ -177,19 +177,16 @@ class HFBackend(Backend):
         return len(self.tokenizer(apply_template(self.tokenizer, conversation), add_special_tokens=False)["input_ids"])
 
     def generate(self, conversations, sampling, ids):
-        if sampling.temperature <= 0:  # greedy: nothing random; prompts x n stays near batch_size rows
-            per_batch = max(1, self.batch_size // max(1, sampling.n))
-            outputs: list[list[str]] = []
-            for start in range(0, len(conversations), per_batch):
-                outputs += self._generate(conversations[start:start + per_batch], sampling)
-            return outputs
-        # Sampled: one question per generate() call (its n samples side by side), the random state
-        # seeded from the run seed and the question's id, so a question's samples depend neither on
-        # --batch-size nor on which questions come before it (a resumed run draws the same ones).
-        outputs = []
-        for conversation, qid in zip(conversations, ids):
-            self._torch.manual_seed(question_seed(sampling.seed, qid))
-            outputs += self._generate([conversation], sampling)
+        # Prompts x n stays near batch_size rows. A sampled batch is seeded from its questions' ids, so a
+        # rerun with the same --batch-size draws the same samples. Seeding each question alone (one
+        # generate() call per question) made sampling several times slower on CPU, where a decoding step
+        # costs one read of the weights whatever the batch; so here --batch-size changes the samples.
+        per_batch = max(1, self.batch_size // max(1, sampling.n))
+        outputs: list[list[str]] = []
+        for start in range(0, len(conversations), per_batch):
+            if sampling.temperature > 0:
+                self._torch.manual_seed(question_seed(sampling.seed, "|".join(ids[start:start + per_batch])))
+            outputs += self._generate(conversations[start:start + per_batch], sampling)
         return outputs
 
     def _generate(self, batch: Sequence[Conversation], sampling: Sampling) -> list[list[str]]:

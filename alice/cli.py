@@ -141,8 +141,8 @@ def add_generation_args(p: argparse.ArgumentParser, max_new_tokens: int = 512) -
     g.add_argument("--base-url", help="OpenAI-compatible server for --backend openai (key: OPENAI_API_KEY); "
                                       "several serving the same model: comma-separated URLs share the questions")
     g.add_argument("--max-new-tokens", type=int, default=max_new_tokens, help="tokens generated per answer at most")
-    g.add_argument("--batch-size", type=int, default=16, help="--backend hf: greedy prompts x samples per generate() call "
-                   "(sampled generation runs one question per call)")
+    g.add_argument("--batch-size", type=int, default=16, help="--backend hf: prompts x samples per generate() call (sampled batches are "
+                   "seeded together, so with this backend it also changes which samples are drawn)")
     g.add_argument("--chunk-size", type=int, default=None,
                    help="questions per checkpointed chunk (default: 64 on CPU; on GPU about 4096 sequences, "
                         "so vLLM keeps its batch full)")
