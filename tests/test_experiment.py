@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 
+import pytest
 from test_cascade import sums_dataset
 
 import experiment
@@ -16,6 +17,7 @@ TRAIN_ARGS = ("--lora --max-steps 1 --total-batch-size 1 --warmup-steps 0 --lr 1
               "--no-gradient-checkpointing --max-length 256 --logging-steps 1")
 
 
+@pytest.mark.slow
 def test_whole_chain_report_and_resume(tmp_path, small_model):
     data = sums_dataset(tmp_path / "sums.jsonl", train=8, test=3)
     run = tmp_path / "run"
