@@ -25,6 +25,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from bench_common import add_results
+
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 LLAMA3_70B = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 8192,
@@ -181,12 +183,7 @@ def main() -> None:
     args = p.parse_args()
     if args.phase == "merge":
         report = json.loads(Path(args.files[0]).read_text())
-        results = BENCH / "results.json"
-        data = json.loads(results.read_text())
-        for key, value in keys(report).items():
-            data[key] = {**value, **report["meta"]}
-        results.write_text(json.dumps(data, indent=1) + "\n")
-        print(json.dumps(report["keys"], indent=2))
+        add_results(keys(report), report["meta"])
         return
     if not args.teacher:
         p.error("give --teacher")

@@ -26,10 +26,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
+
+from bench_common import add_results, run_at_once
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -48,20 +49,8 @@ def manifest_of(output: Path) -> dict:
 
 def run_parts(commands: list[list[str]], logs: list[Path], timeout: float) -> tuple[float, list[int]]:
     """Runs the commands at once; wall seconds and exit codes."""
-    started = time.time()
     env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    procs = []
-    for command, log_file in zip(commands, logs):
-        log(" ".join(command))
-        procs.append(subprocess.Popen(command, cwd=REPO, env=env, stdout=log_file.open("w"), stderr=subprocess.STDOUT))
-    codes = []
-    for proc in procs:
-        try:
-            codes.append(proc.wait(timeout=max(1.0, timeout - (time.time() - started))))
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            codes.append(-9)
-    return round(time.time() - started, 1), codes
+    return run_at_once([(command, env, log_file) for command, log_file in zip(commands, logs)], timeout, REPO)
 
 
 def tail(path: Path, lines: int = 3) -> str:
@@ -185,13 +174,7 @@ def summarize(report: dict) -> dict:
 
 def merge(path: str) -> None:
     report = json.loads(Path(path).read_text())
-    keys = summarize(report)
-    results = BENCH / "results.json"
-    data = json.loads(results.read_text()) if results.is_file() else {}
-    for key, value in keys.items():
-        data[key] = {**value, **report["meta"]}
-    results.write_text(json.dumps(data, indent=1) + "\n")
-    print(json.dumps(keys, indent=2))
+    add_results(summarize(report), report["meta"])
 
 
 def main() -> None:

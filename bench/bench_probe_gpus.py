@@ -29,6 +29,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from bench_common import add_results, run_at_once
+
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 
@@ -55,19 +57,7 @@ def probe_command(args: argparse.Namespace, output: Path, extra: list[str]) -> l
 
 
 def run_all(commands: list[tuple[list[str], dict, Path]], timeout: float) -> tuple[float, list[int]]:
-    started = time.time()
-    procs = []
-    for command, env, log_file in commands:
-        log(" ".join(command), f"(GPUs {env.get('CUDA_VISIBLE_DEVICES')})")
-        procs.append(subprocess.Popen(command, cwd=REPO, env=env, stdout=log_file.open("w"), stderr=subprocess.STDOUT))
-    codes = []
-    for proc in procs:
-        try:
-            codes.append(proc.wait(timeout=max(1.0, timeout - (time.time() - started))))
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            codes.append(124)
-    return round(time.time() - started, 1), codes
+    return run_at_once(commands, timeout, REPO)
 
 
 def summary(outputs: list[Path], wall: float, codes: list[int]) -> dict:
@@ -212,12 +202,7 @@ def main() -> None:
     args = p.parse_args()
     if args.phase == "merge":
         report = json.loads(Path(args.files[0]).read_text())
-        results = BENCH / "results.json"
-        data = json.loads(results.read_text())
-        for key, value in keys(report).items():
-            data[key] = {**value, **report["meta"]} if isinstance(value, dict) else value
-        results.write_text(json.dumps(data, indent=1) + "\n")
-        print(json.dumps(report["keys"], indent=2))
+        add_results(keys(report), report["meta"])
         return
     if not args.teacher:
         p.error("give --teacher")
