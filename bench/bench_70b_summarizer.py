@@ -17,15 +17,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
-from bench_common import add_results
+from bench_common import env_for, log, merge_report, read_manifest, run_at_once, tail, wait_for_servers
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -36,10 +34,6 @@ LLAMA3_70B = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hid
               "attention_bias": False, "mlp_bias": False, "initializer_range": 0.02}
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt", "special_tokens_map.json",
                    "chat_template.jinja", "generation_config.json")
-
-
-def log(*parts: object) -> None:
-    print(time.strftime("%H:%M:%S"), *parts, file=sys.stderr, flush=True)
 
 
 def make_folder(tokenizer_dir: Path, out: Path, layers: int | None = None) -> Path:
@@ -57,35 +51,8 @@ def make_folder(tokenizer_dir: Path, out: Path, layers: int | None = None) -> Pa
     return out
 
 
-def env_for(gpus: str) -> dict:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
-    env.update(CUDA_VISIBLE_DEVICES=gpus, NCCL_NVLS_ENABLE="0")
-    return env
-
-
-def manifest(output: Path) -> dict:
-    path = output.with_name(output.name.removesuffix(".jsonl") + ".manifest.json")
-    return json.loads(path.read_text()) if path.is_file() else {}
-
-
-def run(command: list[str], env: dict, log_file: Path, timeout: float) -> tuple[int, float]:
-    log(" ".join(command))
-    started = time.time()
-    with log_file.open("w") as out:
-        try:
-            code = subprocess.run(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                  timeout=timeout, check=False).returncode
-        except subprocess.TimeoutExpired:
-            code = 124
-    return code, round(time.time() - started, 1)
-
-
-def tail(path: Path, n: int = 3) -> str:
-    return " | ".join(path.read_text(errors="replace").strip().splitlines()[-n:]) if path.is_file() else ""
-
-
 def measures(output: Path, code: int, wall: float, max_tokens: int) -> dict:
-    m = manifest(output)
+    m = read_manifest(output)
     counts, timings = m.get("counts", {}), m.get("timings", {})
     statements = counts.get("uncertain", 0) - counts.get("statements_na", 0)
     summarizing = timings.get("summarizing_s") or 0
@@ -110,7 +77,7 @@ def inprocess(args: argparse.Namespace, folder: Path, work: Path) -> dict:
     output = work / "inprocess.jsonl"
     command = probe_command(args, output, ["--backend", "vllm", "--summarizer", str(folder),
                                            "--summarizer-load-format", "dummy", "--tensor-parallel-size", "2"])
-    code, wall = run(command, env_for("0,1"), output.with_suffix(".log"), args.timeout)
+    wall, (code,) = run_at_once([(command, env_for("0,1"), output.with_suffix(".log"))], args.timeout)
     return {**measures(output, code, wall, args.summarizer_max_new_tokens), "command": " ".join(command)}
 
 
@@ -126,14 +93,7 @@ def served(args: argparse.Namespace, folder: Path, work: Path) -> dict:
     server = subprocess.Popen(command, cwd=REPO, env=env_for("0,1"), stdout=server_log.open("w"),
                               stderr=subprocess.STDOUT)
     try:
-        ready = False
-        while time.time() - started < args.timeout and server.poll() is None:
-            try:
-                urllib.request.urlopen(url + "/models", timeout=2)
-                ready = True
-                break
-            except OSError:
-                time.sleep(2)
+        ready = wait_for_servers([url], [server], args.timeout)
         start_s = round(time.time() - started, 1)
         if not ready:
             return {"error": "server did not start: " + tail(server_log), "waited_s": start_s}
@@ -142,7 +102,7 @@ def served(args: argparse.Namespace, folder: Path, work: Path) -> dict:
         # The teacher on one GPU in process, next to the server's share of it.
         probe = probe_command(args, output, ["--backend", "vllm", "--summarizer", str(folder),
                                              "--summarizer-base-url", url, "--concurrency", str(args.concurrency)])
-        code, wall = run(probe, env_for("0"), output.with_suffix(".log"), args.timeout)
+        wall, (code,) = run_at_once([(probe, env_for("0"), output.with_suffix(".log"))], args.timeout)
         return {**measures(output, code, wall, args.summarizer_max_new_tokens), "engine_start_s": start_s,
                 "server_command": " ".join(command), "command": " ".join(probe)}
     finally:
@@ -182,8 +142,7 @@ def main() -> None:
     p.add_argument("--out", default="out/70b_summarizer")
     args = p.parse_args()
     if args.phase == "merge":
-        report = json.loads(Path(args.files[0]).read_text())
-        add_results(keys(report), report["meta"])
+        merge_report(args.files[0], keys)
         return
     if not args.teacher:
         p.error("give --teacher")

@@ -25,37 +25,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
-from bench_common import add_results, run_at_once
+from bench_common import env_for, log, merge_report, read_manifest, run_at_once, tail
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 GOAL_S = 300.0
 
 
-def log(*parts: object) -> None:
-    print(time.strftime("%H:%M:%S"), *parts, file=sys.stderr, flush=True)
-
-
-def manifest_of(output: Path) -> dict:
-    path = output / "manifest.json" if output.is_dir() else output.with_name(
-        output.name.removesuffix(".jsonl") + ".manifest.json")
-    return json.loads(path.read_text()) if path.is_file() else {}
-
-
 def run_parts(commands: list[list[str]], logs: list[Path], timeout: float) -> tuple[float, list[int]]:
     """Runs the commands at once; wall seconds and exit codes."""
-    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    return run_at_once([(command, env, log_file) for command, log_file in zip(commands, logs)], timeout, REPO)
-
-
-def tail(path: Path, lines: int = 3) -> str:
-    text = path.read_text(errors="replace").strip().splitlines() if path.is_file() else []
-    return " | ".join(text[-lines:])
+    return run_at_once([(command, env_for(), log_file) for command, log_file in zip(commands, logs)], timeout)
 
 
 def stage(args: argparse.Namespace, mode: str, teacher: str, out: Path, report: dict) -> None:
@@ -73,7 +56,7 @@ def stage(args: argparse.Namespace, mode: str, teacher: str, out: Path, report: 
     result: dict = {"parts": {}}
     report["modes"][mode] = result
     wall, codes = run_parts(probe, [o.with_suffix(".log") for o in outputs], args.part_timeout)
-    manifests = [manifest_of(o) for o in outputs]
+    manifests = [read_manifest(o) for o in outputs]
     result["parts"]["probe_and_summarize"] = {
         "wall_s": wall, "exit": codes,
         "probing_s": [m.get("timings", {}).get("probing_s") for m in manifests],
@@ -94,7 +77,7 @@ def stage(args: argparse.Namespace, mode: str, teacher: str, out: Path, report: 
     command = [py, "student_generate.py", *data, "--student", args.student, "--uncertainty", str(uncertainty), *gen,
                "--kv-cache-gb", str(args.kv_cache_gb), "--output", str(alice_data), "--overwrite"]
     wall, codes = run_parts([command], [folder / "student_generate.log"], args.part_timeout)
-    m = manifest_of(alice_data)
+    m = read_manifest(alice_data)
     result["parts"]["student_generate"] = {"wall_s": wall, "exit": codes, "timings": m.get("timings"),
                                            "counts": m.get("counts"), "command": " ".join(command)}
     log(f"{mode}: student generation {wall} s, exit {codes}")
@@ -105,7 +88,7 @@ def stage(args: argparse.Namespace, mode: str, teacher: str, out: Path, report: 
     command = [py, "train.py", *data, "--student", args.student, "--train-file", str(alice_data),
                *args.train_args.split(), "--output-dir", str(model), "--overwrite"]
     wall, codes = run_parts([command], [folder / "train.log"], args.part_timeout)
-    m = manifest_of(model)
+    m = read_manifest(model)
     result["parts"]["train"] = {"wall_s": wall, "exit": codes, "timings": m.get("timings"),
                                 "counts": m.get("counts"), "training": m.get("training"),
                                 "command": " ".join(command)}
@@ -172,11 +155,6 @@ def summarize(report: dict) -> dict:
     return keys
 
 
-def merge(path: str) -> None:
-    report = json.loads(Path(path).read_text())
-    add_results(summarize(report), report["meta"])
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("phase", nargs="?", default="run", choices=["run", "merge"])
@@ -199,7 +177,7 @@ def main() -> None:
     p.add_argument("--out", default="out/p5")
     args = p.parse_args()
     if args.phase == "merge":
-        merge(args.files[0])
+        merge_report(args.files[0], summarize)
         return
     if not (args.teacher and args.student):
         p.error("give --teacher and --student")

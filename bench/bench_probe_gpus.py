@@ -22,32 +22,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
-from bench_common import add_results, run_at_once
+from bench_common import env_for, log, merge_report, read_manifest, run_at_once, wait_for_servers
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
-
-
-def log(*parts: object) -> None:
-    print(time.strftime("%H:%M:%S"), *parts, file=sys.stderr, flush=True)
-
-
-def env_for(gpus: str, **extra: str) -> dict:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
-    env.update(CUDA_VISIBLE_DEVICES=gpus, NCCL_NVLS_ENABLE="0", **extra)
-    return env
-
-
-def manifest(output: Path) -> dict:
-    path = output.with_name(output.name.removesuffix(".jsonl") + ".manifest.json")
-    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def probe_command(args: argparse.Namespace, output: Path, extra: list[str]) -> list[str]:
@@ -56,12 +39,8 @@ def probe_command(args: argparse.Namespace, output: Path, extra: list[str]) -> l
             "--overwrite", *extra]
 
 
-def run_all(commands: list[tuple[list[str], dict, Path]], timeout: float) -> tuple[float, list[int]]:
-    return run_at_once(commands, timeout, REPO)
-
-
 def summary(outputs: list[Path], wall: float, codes: list[int]) -> dict:
-    manifests = [manifest(o) for o in outputs]
+    manifests = [read_manifest(o) for o in outputs]
     samples = sum(m.get("counts", {}).get("samples", 0) for m in manifests)
     probing = [m.get("timings", {}).get("probing_s") or 0 for m in manifests]
     result = {"exit": codes, "wall_s": wall, "samples": samples, "questions":
@@ -75,20 +54,6 @@ def summary(outputs: list[Path], wall: float, codes: list[int]) -> dict:
                  for o in outputs if o.with_suffix(".log").is_file()]
         result["error"] = " | ".join(line for t in tails for line in t)[-600:]
     return result
-
-
-def wait_ready(urls: list[str], proc_list: list[subprocess.Popen], timeout: float) -> bool:
-    deadline = time.time() + timeout
-    pending = list(urls)
-    while pending and time.time() < deadline:
-        if any(p.poll() is not None for p in proc_list):
-            return False
-        try:
-            urllib.request.urlopen(pending[0] + "/models", timeout=2)
-            pending.pop(0)
-        except OSError:
-            time.sleep(2)
-    return not pending
 
 
 def serve_variant(args: argparse.Namespace, name: str, work: Path) -> dict:
@@ -106,7 +71,7 @@ def serve_variant(args: argparse.Namespace, name: str, work: Path) -> dict:
                                         stdout=(work / f"{name}-server{i}.log").open("w"), stderr=subprocess.STDOUT))
         urls.append(f"http://127.0.0.1:{port}/v1")
     try:
-        if not wait_ready(urls, servers, args.timeout):
+        if not wait_for_servers(urls, servers, args.timeout):
             return {"error": "server did not start: " + " | ".join(
                 (work / f"{name}-server{i}.log").read_text(errors="replace").strip().splitlines()[-2:][0]
                 for i in range(len(servers)))}
@@ -114,7 +79,7 @@ def serve_variant(args: argparse.Namespace, name: str, work: Path) -> dict:
         output = work / f"{name}.jsonl"
         command = probe_command(args, output, ["--backend", "openai", "--base-url", ",".join(urls),
                                                "--concurrency", str(args.concurrency)])
-        wall, codes = run_all([(command, env_for(""), output.with_suffix(".log"))], args.timeout)
+        wall, codes = run_at_once([(command, env_for(""), output.with_suffix(".log"))], args.timeout)
         return {**summary([output], wall, codes), "server_start_s": start_s}
     finally:
         for proc in servers:
@@ -143,7 +108,7 @@ def measure(args: argparse.Namespace) -> dict:
         if name in ("v1", "v2"):
             output = work / f"{name}.jsonl"
             env = env_for("0", VLLM_USE_V2_MODEL_RUNNER="1" if name == "v2" else "0")
-            wall, codes = run_all([(probe_command(args, output, args.gen_args.split()), env,
+            wall, codes = run_at_once([(probe_command(args, output, args.gen_args.split()), env,
                                     output.with_suffix(".log"))], args.timeout)
             result = summary([output], wall, codes)
         elif name == "parts2":
@@ -153,7 +118,7 @@ def measure(args: argparse.Namespace) -> dict:
             choice = args.runner or ({"v1": "0", "v2": "1"}[max(measured, key=measured.get)] if measured else None)
             runner = {"VLLM_USE_V2_MODEL_RUNNER": choice} if choice else {}
             report["meta"]["parts2_runner"] = choice
-            wall, codes = run_all([(probe_command(args, o, [*args.gen_args.split(), "--pool-part", f"{i}/2"]),
+            wall, codes = run_at_once([(probe_command(args, o, [*args.gen_args.split(), "--pool-part", f"{i}/2"]),
                                     env_for(str(i - 1), **runner), o.with_suffix(".log"))
                                    for i, o in enumerate(outputs, start=1)], args.timeout)
             result = summary(outputs, wall, codes)
@@ -201,8 +166,7 @@ def main() -> None:
     p.add_argument("--out", default="out/probe")
     args = p.parse_args()
     if args.phase == "merge":
-        report = json.loads(Path(args.files[0]).read_text())
-        add_results(keys(report), report["meta"])
+        merge_report(args.files[0], keys)
         return
     if not args.teacher:
         p.error("give --teacher")
