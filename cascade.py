@@ -15,30 +15,19 @@ Examples:
       --train-args "--lora --max-steps 4"
 """
 
-from alice import cli
-from alice.cascade import Engines, add_passthrough_args, run_cascade
+from alice.cascade import CascadeConfig, run_cascade
+from alice.config import build_parser as config_parser
+from alice.config import parse
+from alice.engines import Engines
 from alice.errors import run_main
 
 
 def build_parser():
-    p = cli.parser(__doc__)
-    cli.add_data_args(p, pool_part=False)  # the cascade splits the student pool itself, one part per stage
-    cli.add_model_args(p, "teacher", "midlevel", "student", "summarizer")
-    p.add_argument("--ladder", nargs="+", metavar="MODEL",
-                   help="the whole ladder, trained teacher first (sizes with --model, or ids/folders)")
-    cli.add_generation_args(p, max_new_tokens=512)
-    p.add_argument("--k", type=int, default=100, help="teacher samples per question (uncertainty probing)")
-    add_passthrough_args(p)
-    p.add_argument("--share-engine", action="store_true",
-                   help="vLLM: serve LoRA adapters on their base model's one engine (use with --train-args --lora)")
-    p.add_argument("--output-dir", default=None, help="default: runs/cascade-<data>-<ladder>")
-    p.add_argument("--overwrite", action="store_true",
-                   help="start every stage over (each replaces its own outputs; other files in the folder stay)")
-    return p
+    return config_parser(CascadeConfig, __doc__)
 
 
 def main(argv=None, engines=None):
-    args = build_parser().parse_args(argv)
+    args = parse(CascadeConfig, argv, __doc__)
     if engines is None and args.share_engine:
         engines = Engines(args, share_adapters=True)
         try:

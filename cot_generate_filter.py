@@ -8,23 +8,18 @@ Example:
   python cot_generate_filter.py --data arc_challenge --teacher smollm2 --limit 20 --backend hf
 """
 
-from alice import cli
+from alice.config import build_parser as config_parser
+from alice.config import parse
 from alice.errors import run_main
-from alice.stages import cot_generate_filter
+from alice.stages import CotConfig, cot_generate_filter
 
 
 def build_parser():
-    p = cli.parser(__doc__)
-    cli.add_data_args(p, pool_part=False)  # the teacher's half: no student pool here
-    cli.add_model_args(p, "teacher")
-    cli.add_generation_args(p, max_new_tokens=512)
-    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
-    cli.add_output_args(p, default=None)
-    return p
+    return config_parser(CotConfig, __doc__)
 
 
 def main(argv=None, backend=None):
-    return cot_generate_filter(build_parser().parse_args(argv), backend)
+    return cot_generate_filter(parse(CotConfig, argv, __doc__), backend)
 
 
 if __name__ == "__main__":

@@ -9,24 +9,18 @@ Examples:
   python eval.py --data arc_challenge --predictions data/eval-arc_challenge-model.jsonl
 """
 
-from alice import cli
+from alice.config import build_parser as config_parser
+from alice.config import parse
 from alice.errors import run_main
-from alice.stages import evaluate
+from alice.stages import EvalConfig, evaluate
 
 
 def build_parser():
-    p = cli.parser(__doc__)
-    cli.add_data_args(p, split_seed=False, pool_part=False)  # the test split: never shuffled or split
-    cli.add_model_args(p, "teacher", "student")
-    cli.add_generation_args(p, max_new_tokens=512)
-    p.add_argument("--split", default=None, help="split to evaluate (default: the task's test split)")
-    p.add_argument("--predictions", help="re-score a JSONL of saved responses (id, response); loads no model")
-    cli.add_output_args(p, default=None)
-    return p
+    return config_parser(EvalConfig, __doc__)
 
 
 def main(argv=None, backend=None):
-    return evaluate(build_parser().parse_args(argv), backend)
+    return evaluate(parse(EvalConfig, argv, __doc__), backend)
 
 
 if __name__ == "__main__":

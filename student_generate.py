@@ -12,28 +12,18 @@ Examples:
       --uncertainty data/uncertainty-arc_challenge-teacher-arc.jsonl
 """
 
-from alice import cli
-from alice.alice_stages import student_generate
+from alice.alice_stages import StudentGenerateConfig, student_generate
+from alice.config import build_parser as config_parser
+from alice.config import parse
 from alice.errors import run_main
 
 
 def build_parser():
-    p = cli.parser(__doc__)
-    cli.add_data_args(p)
-    cli.add_model_args(p, "student")
-    cli.add_generation_args(p, max_new_tokens=512)
-    p.add_argument("--uncertainty", required=True, help="uncertainty.py output (JSONL keyed by id)")
-    p.add_argument("--temperature", type=float, default=0.9, help="zero-shot sampling temperature")
-    p.add_argument("--proactive-temperature", type=float, default=0.9, help="proactive answer sampling temperature")
-    p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling of both answers")
-    p.add_argument("--no-statement", action="store_true",
-                   help="control: the proactive prompt shows the teacher's answer but not its uncertainty statement")
-    cli.add_output_args(p, default=None)
-    return p
+    return config_parser(StudentGenerateConfig, __doc__)
 
 
 def main(argv=None, backend=None):
-    return student_generate(build_parser().parse_args(argv), backend)
+    return student_generate(parse(StudentGenerateConfig, argv, __doc__), backend)
 
 
 if __name__ == "__main__":

@@ -20,21 +20,18 @@ last checkpoint (as every stage resumes; --resume is accepted and changes nothin
 starts over. manifest.json in --output-dir records the run.
 """
 
-from alice import cli
+from alice.config import build_parser as config_parser
+from alice.config import parse
 from alice.errors import run_main
-from alice.training import add_training_args, run_training
+from alice.training import TrainConfig, run_training
 
 
 def build_parser():
-    p = cli.parser(__doc__)
-    cli.add_data_args(p)
-    cli.add_model_args(p, "teacher", "student")
-    add_training_args(p)
-    return p
+    return config_parser(TrainConfig, __doc__)
 
 
 def main(argv=None):
-    return run_training(build_parser().parse_args(argv))
+    return run_training(parse(TrainConfig, argv, __doc__))
 
 
 if __name__ == "__main__":

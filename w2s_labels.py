@@ -10,24 +10,18 @@ Examples:
       --output-dir runs/student-w2s-cot
 """
 
-from alice import cli
+from alice.config import build_parser as config_parser
+from alice.config import parse
 from alice.errors import run_main
-from alice.w2s import w2s_labels
+from alice.w2s import W2SLabelsConfig, w2s_labels
 
 
 def build_parser():
-    p = cli.parser(__doc__)
-    cli.add_data_args(p)
-    cli.add_model_args(p, "teacher")
-    cli.add_generation_args(p, max_new_tokens=512)
-    p.add_argument("--temperature", type=float, default=0.6, help="the paper's label temperature")
-    p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling of the labels")
-    cli.add_output_args(p, default=None)
-    return p
+    return config_parser(W2SLabelsConfig, __doc__)
 
 
 def main(argv=None, backend=None):
-    return w2s_labels(build_parser().parse_args(argv), backend)
+    return w2s_labels(parse(W2SLabelsConfig, argv, __doc__), backend)
 
 
 if __name__ == "__main__":

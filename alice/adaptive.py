@@ -31,7 +31,6 @@ draws the same ones.
 
 from __future__ import annotations
 
-import argparse
 import math
 import time
 from collections import Counter
@@ -124,18 +123,7 @@ def compare(keys: Keys, drawn: int, keep_singletons: bool = False) -> dict[str, 
 # ----------------------------------------------------------------------------- generation
 
 
-def add_adaptive_args(group: argparse._ArgumentGroup) -> None:
-    rule = AdaptiveRule()
-    group.add_argument("--adaptive", action="store_true", help="draw the K samples in waves and stop a question "
-                       "early when more samples cannot change its status or answer (alice/adaptive.py; exact "
-                       "clustering only; default: all K, as in the paper)")
-    group.add_argument("--min-samples", type=int, default=rule.min_samples, help="--adaptive: the first wave")
-    group.add_argument("--wave-size", type=int, default=rule.wave, help="--adaptive: samples per later wave")
-    group.add_argument("--lead-z", type=float, default=rule.z, help="--adaptive: stop when the largest cluster "
-                       "leads the runner-up by z * sqrt((c1 + c2) * (1 - n/K))")
-
-
-def rule_from_args(args: argparse.Namespace) -> AdaptiveRule:
+def rule_from_args(args) -> AdaptiveRule:
     rule = AdaptiveRule(wave=args.wave_size, min_samples=args.min_samples, z=args.lead_z)
     rule.check()
     return rule
@@ -179,7 +167,7 @@ def probe_in_waves(backend: Backend, examples: Sequence[Example], conversation: 
 
 def adaptive_stage(output: Path, backend_get: Callable[[], Backend], examples: list[Example],
                    conversation: Callable[[Example], list[dict]], key: Callable[[str, Example], str | None],
-                   sampling: Sampling, rule: AdaptiveRule, args: argparse.Namespace) -> tuple[list[dict], dict]:
+                   sampling: Sampling, rule: AdaptiveRule, args) -> tuple[list[dict], dict]:
     """Resume-or-probe into ``output`` (rows: id, samples, stop); like ``stages.generate_stage``.
 
     Questions are probed a chunk at a time (``--chunk-size``, default 64 on CPU, 16384 / min_samples on a

@@ -22,12 +22,24 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-from .adaptive import ADAPTIVE_ARGS, adaptive_stage, describe_run, rule_from_args
-from .backends import Backend, Sampling
-from .cli import resolve_role, result_settings, sampling_from_args, task_from_args
-from .clustering import Embedder, ProbeResult, cluster_by_key, cluster_many_semantic
+from .adaptive import ADAPTIVE_ARGS, AdaptiveRule, adaptive_stage, describe_run, rule_from_args
+from .backends import BACKENDS, Backend, Sampling
+from .cli import (
+    DataSettings,
+    GenerationSettings,
+    ModelSettings,
+    OutputSettings,
+    resolve_role,
+    result_settings,
+    role,
+    sampling_from_args,
+    task_from_args,
+)
+from .clustering import THRESHOLD, Embedder, ProbeResult, cluster_by_key, cluster_many_semantic
+from .config import setting
 from .errors import AliceError
 from .models import ModelRef
 from .prompts import (
@@ -40,13 +52,65 @@ from .records import JsonlAppender, Manifest, read_jsonl
 from .stages import LazyBackend, generate_stage, slug
 from .tasks import Example, Task
 
+SUMMARIZER = "summarizer (default: the teacher itself, sharing its backend)"
+
+
+@dataclass(kw_only=True)
+class UncertaintyConfig(OutputSettings, GenerationSettings, ModelSettings, DataSettings):
+    """uncertainty.py."""
+
+    teacher: str | None = role("teacher")
+    summarizer: str | None = role("summarizer")
+    k: int = setting(100, "samples per question (one request with n=K)", group="probing")
+    temperature: float = setting(0.9, "sampling temperature of the K samples", group="probing")
+    top_p: float = setting(0.95, "nucleus sampling of the K samples", group="probing")
+    save_samples: bool = setting(False, "keep the raw K samples (in each row and in <output>.samples.jsonl)",
+                                 group="probing")
+    adaptive: bool = setting(False, "draw the K samples in waves and stop a question early when more samples "
+                             "cannot change its status or answer (alice/adaptive.py; exact clustering only; "
+                             "default: all K, as in the paper)", group="probing")
+    min_samples: int = setting(AdaptiveRule.min_samples, "--adaptive: the first wave", group="probing")
+    wave_size: int = setting(AdaptiveRule.wave, "--adaptive: samples per later wave", group="probing")
+    lead_z: float = setting(AdaptiveRule.z, "--adaptive: stop when the largest cluster leads the runner-up by "
+                            "z * sqrt((c1 + c2) * (1 - n/K))", group="probing")
+    clustering: str = setting("auto", "auto: exact final answers for choice/number tasks, semantic for text tasks",
+                              choices=["auto", "exact", "semantic"], group="clustering")
+    embedder: str | None = setting(None, "sentence-transformers model for semantic clustering (default "
+                                   "all-MiniLM-L6-v2; hkunlp/instructor-large uses the paper's instruction)",
+                                   group="clustering")
+    similarity_threshold: float = setting(THRESHOLD, "cosine above which two samples agree", group="clustering")
+    embed_batch_size: int = setting(256, "texts per embedder batch", group="clustering")
+    keep_singletons: bool = setting(False, "keep clusters of one sample (paper drops them)", group="clustering")
+    summarizer_backend: str | None = setting(None, "default: --backend, or openai with --summarizer-base-url",
+                                             choices=BACKENDS, group=SUMMARIZER)
+    summarizer_base_url: str | None = setting(None, "OpenAI-compatible server running --summarizer",
+                                              group=SUMMARIZER)
+    summarizer_max_new_tokens: int = setting(256, "tokens per uncertainty statement at most", group=SUMMARIZER)
+    summarizer_load_format: str = setting(
+        "auto", "vLLM: dummy = random weights of the summarizer's architecture, for measuring speed and memory of "
+        "a model whose weights are not at hand (its statements are noise)", choices=["auto", "dummy"],
+        group=SUMMARIZER)
+
+
+@dataclass(kw_only=True)
+class StudentGenerateConfig(OutputSettings, GenerationSettings, ModelSettings, DataSettings):
+    """student_generate.py."""
+
+    student: str | None = role("student")
+    uncertainty: str | None = setting(None, "uncertainty.py output (JSONL keyed by id)", required=True)
+    temperature: float = setting(0.9, "zero-shot sampling temperature")
+    proactive_temperature: float = setting(0.9, "proactive answer sampling temperature")
+    top_p: float = setting(1.0, "nucleus sampling of both answers")
+    no_statement: bool = setting(False, "control: the proactive prompt shows the teacher's answer but not its "
+                                 "uncertainty statement")
+
 
 def sibling(output: Path, suffix: str) -> Path:
     """``data/x.jsonl`` -> ``data/x.<suffix>.jsonl`` (a phase file beside the final output)."""
     return output.with_name(output.name.removesuffix(".jsonl") + f".{suffix}.jsonl")
 
 
-def clustering_mode(args: argparse.Namespace, task: Task) -> str:
+def clustering_mode(args: UncertaintyConfig, task: Task) -> str:
     if args.clustering != "auto":
         return args.clustering
     return "semantic" if task.format.kind == "text" else "exact"
@@ -55,7 +119,7 @@ def clustering_mode(args: argparse.Namespace, task: Task) -> str:
 # ----------------------------------------------------------------------------- stage 3
 
 
-def summarizer_setup(args: argparse.Namespace, teacher: ModelRef) -> tuple[ModelRef | None, argparse.Namespace, bool]:
+def summarizer_setup(args: UncertaintyConfig, teacher: ModelRef) -> tuple[ModelRef | None, argparse.Namespace, bool]:
     """(summarizer model, arguments for its backend, whether it is the teacher's backend)."""
     backend_kind = args.summarizer_backend or ("openai" if args.summarizer_base_url else args.backend)
     if args.summarizer_base_url:
@@ -114,7 +178,7 @@ def cluster_pending(task: Task, examples: list[Example], samples: dict[str, list
     return results
 
 
-def uncertainty(args: argparse.Namespace, backend: Backend | None = None,
+def uncertainty(args: UncertaintyConfig, backend: Backend | None = None,
                 summarizer_backend: Backend | None = None) -> dict:
     """Stage 3: probe the trained teacher on the student pool, cluster, state its uncertainty."""
     if args.k < 1:
@@ -135,7 +199,7 @@ def uncertainty(args: argparse.Namespace, backend: Backend | None = None,
     settings = {**result_settings(args, refs), "clustering_mode": mode}
     if not adaptive_rule:  # full K: the fingerprint of runs made before --adaptive existed, so they resume
         settings = {key: value for key, value in settings.items() if key not in ADAPTIVE_ARGS}
-    manifest = Manifest(output, "uncertainty", vars(args), settings)
+    manifest = Manifest(output, "uncertainty", args, settings)
     manifest.claim([output, samples_path], args.overwrite)
     manifest.data["models"] = {"teacher": teacher.describe(),
                                "summarizer": summ_ref.describe() if summ_ref else {"served": args.summarizer,
@@ -228,7 +292,7 @@ def uncertainty(args: argparse.Namespace, backend: Backend | None = None,
 # ----------------------------------------------------------------------------- stages 4-5
 
 
-def load_uncertainty(path: str, task: Task, args: argparse.Namespace) -> tuple[list[Example], dict[str, dict]]:
+def load_uncertainty(path: str, task: Task, args: StudentGenerateConfig) -> tuple[list[Example], dict[str, dict]]:
     """The uncertainty rows joined with the task's student pool by id (pool order, --limit)."""
     rows = read_jsonl(path, required=("id", "status"))
     pool = task.examples("student", args.split_seed)
@@ -247,14 +311,14 @@ def load_uncertainty(path: str, task: Task, args: argparse.Namespace) -> tuple[l
     return (examples[:args.limit] if args.limit else examples), by_id
 
 
-def student_generate(args: argparse.Namespace, backend: Backend | None = None) -> dict:
+def student_generate(args: StudentGenerateConfig, backend: Backend | None = None) -> dict:
     """Stages 4-5: zero-shot answers, then proactive answers; writes the student's training JSONL."""
     task = task_from_args(args)
     examples, teacher_rows = load_uncertainty(args.uncertainty, task, args)
     student = resolve_role(args, "student")
     output = Path(args.output or f"data/student-{slug(task.name)}-{slug(student.adapter or student.path)}.jsonl")
     zeroshot_path = sibling(output, "zeroshot")
-    manifest = Manifest(output, "student_generate", vars(args), result_settings(args, {"student": student}))
+    manifest = Manifest(output, "student_generate", args, result_settings(args, {"student": student}))
     manifest.claim([output, zeroshot_path], args.overwrite)
     manifest.data["models"]["student"] = student.describe()
     manifest.save()

@@ -11,110 +11,79 @@ the same files and manifests the scripts write by hand, and a ``stage.json`` mar
 finished; a rerun skips finished stages and resumes the one that was interrupted (each stage
 resumes itself: JSONL appenders, training checkpoints).
 
-``Engines`` hands out generation backends for the models of a run. With vLLM and LoRA-trained
-models every adapter of a base model is served on that base's one engine (``LoRARequest``), so a
-CPU run starts one engine in all. Otherwise one engine lives at a time (GPU memory).
+Each stage is three steps (uncertainty, student_generate, train), each with its stage config built
+from the cascade's own (``stage_steps``); no argument strings pass between them. Engines are shared
+through ``alice.engines``.
 """
 
 from __future__ import annotations
 
-import argparse
-import importlib
-import json
-import shlex
-import sys
 import time
-from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 
-from .answers import DEFAULT_SCORING
-from .backends import Backend, VLLMBackend, cuda_available, vllm_available
-from .cli import OPERATIONAL, add_generation_args, backend_from_args, resolve_role
+from .cli import GenerationSettings, ModelSettings, TeacherDataSettings, TestDataSettings, resolve_role, role
+from .config import fingerprint_settings, overrides, setting
+from .engines import Engines
 from .errors import AliceError
 from .models import ModelRef
 from .records import Manifest, atomic_write_json, fingerprint, read_json
 from .stages import slug
-from .tasks import REPO_ROOT
+from .steps import Executor, Step
 
-# ----------------------------------------------------------------------------- stage arguments
-
-
-def stage_namespace(script: str, argv: Sequence[str]) -> argparse.Namespace:
-    """Parse ``argv`` with a stage script's own parser, so every stage gets exactly the defaults
-    and checks it has when run by hand (and the argv doubles as the command to rerun it)."""
-    if str(REPO_ROOT) not in sys.path:
-        sys.path.insert(0, str(REPO_ROOT))
-    module = importlib.import_module(script)
-    try:
-        return module.build_parser().parse_args([str(a) for a in argv])
-    except SystemExit as stop:  # argparse already printed why
-        raise AliceError(f"bad arguments for {script}.py: {shlex.join(map(str, argv))}") from stop
+PASSTHROUGH = "settings passed on to the stages' configs"
 
 
-class StageCalls:
-    """Runs a stage from the argv its script would get, or, for ``--dry-run``, prints the command
-    and every setting the stage would run with, and runs nothing."""
+@dataclass(kw_only=True)
+class StagePassthrough:
+    """Extra settings for one kind of step, written as that script's flags; checked against its config
+    once, at the start (``stage_overrides``)."""
 
-    def __init__(self, dry_run: bool = False) -> None:
-        self.dry_run = dry_run
-        self.planned: list[dict] = []
-
-    def __call__(self, script: str, argv: Sequence[str], run: Callable[[argparse.Namespace], object],
-                 plan: Callable[[argparse.Namespace], object] | None = None) -> object:
-        """``run(namespace)`` for real; in a dry run ``plan(namespace)`` (default: nothing) instead."""
-        ns = stage_namespace(script, argv)
-        if not self.dry_run:
-            return run(ns)
-        settings = {k: v for k, v in sorted(vars(ns).items())}
-        self.planned.append({"script": f"{script}.py", "argv": [str(a) for a in argv], "settings": settings})
-        print(f"   python {script}.py {shlex.join(map(str, argv))}")
-        print(f"   settings: {json.dumps(settings, default=str)}", flush=True)
-        return plan(ns) if plan else None
+    uncertainty_args: str = setting("", 'extra uncertainty.py settings, e.g. "--embedder X"', group=PASSTHROUGH)
+    generate_args: str = setting("", "extra student_generate.py settings", group=PASSTHROUGH)
+    train_args: str = setting("", 'extra train.py settings, e.g. "--lora --max-steps 4"', group=PASSTHROUGH)
 
 
-def data_argv(args: argparse.Namespace, split_seed: bool = True) -> list[str]:
-    """The data flags of ``args`` (``split_seed=False`` for eval.py: the test split is never shuffled)."""
-    out = ["--data", args.data]
-    if args.answer_type:
-        out += ["--answer-type", args.answer_type]
-    if split_seed and args.split_seed is not None:
-        out += ["--split-seed", args.split_seed]
-    if getattr(args, "scoring", DEFAULT_SCORING) != DEFAULT_SCORING:
-        out += ["--scoring", args.scoring]
-    return [str(x) for x in out]
+@dataclass(kw_only=True)
+class CascadeConfig(StagePassthrough, GenerationSettings, ModelSettings, TeacherDataSettings):
+    """cascade.py (the cascade splits the student pool itself, one part per stage: no --pool-part)."""
+
+    teacher: str | None = role("teacher")
+    midlevel: str | None = role("midlevel")
+    student: str | None = role("student")
+    summarizer: str | None = role("summarizer")
+    ladder: list[str] | None = setting(None, "the whole ladder, trained teacher first (sizes with --model, or "
+                                       "ids/folders)", metavar="MODEL", group="models")
+    k: int = setting(100, "teacher samples per question (uncertainty probing)")
+    share_engine: bool = setting(False, "vLLM: serve LoRA adapters on their base model's one engine (use with "
+                                 "--train-args --lora)", operational=True)
+    output_dir: str | None = setting(None, "default: runs/cascade-<data>-<ladder>", operational=True)
+    overwrite: bool = setting(False, "start every stage over (each replaces its own outputs; other files in the "
+                              "folder stay)", operational=True)
 
 
-def generation_argv(args: argparse.Namespace) -> list[str]:
-    """Every generation flag (``cli.add_generation_args``) with its value in ``args``: read off the
-    parser itself, so a flag added there reaches every stage."""
-    reference = argparse.ArgumentParser(add_help=False)
-    add_generation_args(reference)
-    out: list[str] = []
-    for action in reference._actions:
-        value = getattr(args, action.dest, action.default)
-        if action.nargs == 0:  # an on/off flag
-            out += [action.option_strings[0]] if value else []
-        elif value is not None:
-            out += [action.option_strings[0], str(value)]
-    return out
+# The setting groups a step takes over from the run it belongs to, where its config has the group
+# (a training step has no generation settings: the run's sampling --seed is not its training seed).
+SHARED_GROUPS = (TestDataSettings, TeacherDataSettings, ModelSettings, GenerationSettings)
 
 
-def revision_argv(args: argparse.Namespace) -> list[str]:
-    """--revision passed on to the stages that load models."""
-    return ["--revision", args.revision] if getattr(args, "revision", None) else []
+def derive(cls: type, source: Any, **values: Any) -> Any:
+    """A stage config with ``source``'s data, model and generation settings (the groups ``cls`` has;
+    the question budget excepted: each step gets its own), and ``values`` over them."""
+    names = {f.name for group in SHARED_GROUPS if issubclass(cls, group) for f in fields(group)} - {"config", "limit"}
+    return cls(**{**{name: getattr(source, name) for name in names}, **values})
 
 
-def extra_argv(text: str | None) -> list[str]:
-    """Options passed through to one stage, as a user would type them: "--k 20 --embedder X"."""
-    return shlex.split(text) if text else []
+def stage_overrides(args: StagePassthrough) -> dict[str, dict]:
+    """--uncertainty-args, --generate-args and --train-args as settings of those stages' configs (a
+    flag the stage does not have stops the run here, before anything is spent)."""
+    from .alice_stages import StudentGenerateConfig, UncertaintyConfig
+    from .training import TrainConfig
 
-
-def add_passthrough_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("options passed through to the stage scripts")
-    g.add_argument("--uncertainty-args", default="", help='extra uncertainty.py options, e.g. "--embedder X"')
-    g.add_argument("--generate-args", default="", help="extra student_generate.py options")
-    g.add_argument("--train-args", default="", help='extra train.py options, e.g. "--lora --max-steps 4"')
-    g.add_argument("--eval-args", default="", help="extra eval.py options")
+    return {"uncertainty": overrides(UncertaintyConfig, args.uncertainty_args, "--uncertainty-args"),
+            "student_generate": overrides(StudentGenerateConfig, args.generate_args, "--generate-args"),
+            "train": overrides(TrainConfig, args.train_args, "--train-args")}
 
 
 def model_arg(ref_or_name: str | ModelRef) -> str:
@@ -126,116 +95,9 @@ def model_arg(ref_or_name: str | ModelRef) -> str:
 
 def resolve_name(model_family: str | None, value: str, revision: str | None = None) -> ModelRef:
     """A ladder entry: a size with --model (1.5B), or any model id / folder / adapter."""
-    return resolve_role(argparse.Namespace(model=model_family, rung=value, revision=revision), "rung")
+    from types import SimpleNamespace
 
-
-# ----------------------------------------------------------------------------- engines
-
-
-class EngineHandle(Backend):
-    """A backend for one model that starts (or reuses) an engine only when asked to generate."""
-
-    def __init__(self, engines: Engines, ref: ModelRef):
-        self.engines, self.ref = engines, ref
-
-    def _ready(self) -> Backend:
-        return self.engines.ready(self.ref)
-
-    @property
-    def max_context(self) -> int | None:  # type: ignore[override]
-        return self._ready().max_context
-
-    def prompt_tokens(self, conversation):
-        return self._ready().prompt_tokens(conversation)
-
-    def generate(self, conversations, sampling, ids):
-        return self._ready().generate(conversations, sampling, ids)
-
-    def describe(self) -> dict:
-        return self.engines.describe(self.ref)
-
-    def close(self) -> None:  # the engine belongs to Engines
-        pass
-
-
-class _AdapterView(Backend):
-    """One adapter (or the base) on a shared vLLM engine: the engine's LoRA request is swapped
-    for the duration of each call."""
-
-    def __init__(self, engine: VLLMBackend, request):
-        self.engine, self.request = engine, request
-        self.max_context = engine.max_context
-
-    def prompt_tokens(self, conversation):
-        return self.engine.prompt_tokens(conversation)
-
-    def generate(self, conversations, sampling, ids):
-        saved, self.engine.lora = self.engine.lora, self.request
-        try:
-            return self.engine.generate(conversations, sampling, ids)
-        finally:
-            self.engine.lora = saved
-
-
-class Engines:
-    """Generation backends for every model of a run; see the module docstring."""
-
-    def __init__(self, args: argparse.Namespace, share_adapters: bool, max_lora_rank: int = 64):
-        self.args = args
-        kind = args.backend
-        if kind == "auto":
-            kind = "openai" if args.base_url else ("vllm" if vllm_available() else "hf")
-        self.share = share_adapters and kind == "vllm"
-        self.max_lora_rank = max_lora_rank
-        self.current: tuple[tuple, Backend] | None = None  # (key, backend): one engine at a time
-        self.lora_ids: dict[str, int] = {}
-        self.starts: list[dict] = []
-
-    def handle(self, ref: ModelRef) -> EngineHandle:
-        return EngineHandle(self, ref)
-
-    def _key(self, ref: ModelRef) -> tuple:
-        return (ref.path,) if self.share else (ref.path, ref.adapter)
-
-    def ready(self, ref: ModelRef) -> Backend:
-        key = self._key(ref)
-        if self.current is None or self.current[0] != key:
-            self.close()
-            started = time.time()
-            if self.share:  # the base model's engine, serving every adapter trained on it
-                backend = backend_from_args(self.args, ModelRef(ref.path, source=ref.path), enable_lora=True,
-                                            max_lora_rank=self.max_lora_rank)
-            else:
-                backend = backend_from_args(self.args, ref)
-            self.starts.append({"model": ref.adapter or ref.path, "load_s": round(time.time() - started, 1)})
-            self.current = (key, backend)
-        backend = self.current[1]
-        if not self.share:
-            return backend
-        request = None
-        if ref.adapter:
-            from vllm.lora.request import LoRARequest
-
-            lora_id = self.lora_ids.setdefault(ref.adapter, len(self.lora_ids) + 1)
-            request = LoRARequest(f"adapter{lora_id}", lora_id, ref.adapter)
-        return _AdapterView(backend, request)
-
-    def describe(self, ref: ModelRef) -> dict:
-        info = {"backend": "vllm" if self.share else self.args.backend, "model": ref.adapter or ref.path,
-                "shared_engine": self.share}
-        if self.current is not None and self.current[0] == self._key(ref):
-            info.update(self.current[1].describe())
-        return info
-
-    def before_training(self) -> None:
-        """Training needs the GPU's memory: close the engine there (on CPU it stays loaded)."""
-        if cuda_available():
-            self.close()
-
-    def close(self) -> None:
-        if self.current is not None:
-            self.current[1].close()
-            self.current = None
+    return resolve_role(SimpleNamespace(model=model_family, rung=value, revision=revision), "rung")
 
 
 # ----------------------------------------------------------------------------- cascade
@@ -250,7 +112,7 @@ def planned_rung(model_family: str | None, value: str) -> ModelRef | str:
         return value
 
 
-def ladder_from_args(args: argparse.Namespace) -> list[str]:
+def ladder_from_args(args: CascadeConfig) -> list[str]:
     """--ladder A B C ..., or the paper's --teacher / --midlevel / --student (with --model)."""
     if args.ladder:
         if args.teacher or args.midlevel or args.student:
@@ -265,34 +127,71 @@ def ladder_from_args(args: argparse.Namespace) -> list[str]:
     return ladder
 
 
-def stage_fingerprint(args: argparse.Namespace, stage: int, stages: int, teacher: str, student: str) -> str:
-    keys = ("data", "answer_type", "split_seed", "limit", "k", "max_new_tokens", "seed", "summarizer",
-            "uncertainty_args", "generate_args", "train_args")
+def stage_fingerprint(args: CascadeConfig, stage: int, stages: int, teacher: str, student: str) -> str:
+    """What a finished stage's marker must match to be skipped: the cascade's settings (the question
+    budget too: a larger --limit gives every stage more questions) and the stage's own models."""
     return fingerprint({"stage": stage, "stages": stages, "teacher": teacher, "student": student,
-                        **{k: getattr(args, k, None) for k in keys}})
+                        "limit": args.limit, **fingerprint_settings(args)})
 
 
-def run_cascade(args: argparse.Namespace, engines: Engines | None = None, calls: StageCalls | None = None) -> dict:
+def stage_steps(args: CascadeConfig, stage: int, stages: int, teacher: str, student: str, folder: Path,
+                engines: Engines, extra: dict[str, dict]) -> list[Step]:
+    """Stage ``stage``'s three steps, each with its full config: probe ``teacher`` on part ``stage`` of
+    the student pool, let ``student`` answer, train ``student`` on the answers."""
+    from .alice_stages import StudentGenerateConfig, UncertaintyConfig, student_generate, uncertainty
+    from .training import TrainConfig, run_training
+
+    part = {"pool_part": f"{stage}/{stages}", "limit": args.limit, "overwrite": args.overwrite}
+
+    def probe(config: UncertaintyConfig) -> dict:
+        summ_ref = resolve_role(config, "summarizer") if config.summarizer and not config.summarizer_base_url else None
+        return uncertainty(config, engines.handle(resolve_role(config, "teacher")),
+                           engines.handle(summ_ref) if summ_ref else None)
+
+    def answer(config: StudentGenerateConfig) -> dict:
+        counts = student_generate(config, engines.handle(resolve_role(config, "student")))
+        if counts["rows"] == 0:
+            raise AliceError(f"cascade stage {stage}: no training rows (the teacher had no answer on any "
+                             f"of {counts['questions']} questions); use more questions or a larger --k")
+        return counts
+
+    def train(config: TrainConfig) -> dict:
+        engines.before_training()
+        return run_training(config)
+
+    return [
+        Step("uncertainty", "uncertainty", derive(
+            UncertaintyConfig, args, **part, teacher=teacher, summarizer=args.summarizer, k=args.k,
+            output=str(folder / "uncertainty.jsonl"), **extra["uncertainty"]), probe),
+        Step("student_generate", "student_generate", derive(
+            StudentGenerateConfig, args, **part, student=student, uncertainty=str(folder / "uncertainty.jsonl"),
+            output=str(folder / "alice.jsonl"), **extra["student_generate"]), answer),
+        Step("train", "train", derive(
+            TrainConfig, args, overwrite=args.overwrite, student=student, train_file=str(folder / "alice.jsonl"),
+            output_dir=str(folder / "model"), **extra["train"]), train),
+    ]
+
+
+def run_cascade(args: CascadeConfig, engines: Engines | None = None, executor: Executor | None = None,
+                extra: dict[str, dict] | None = None) -> dict:
     """Run (or resume) every stage of the ladder; returns the cascade's summary. ``--overwrite``
     starts every stage over (each replaces its own outputs; nothing else in the folder is removed);
-    ``calls``: how each stage is run (a dry run prints them)."""
-    from .alice_stages import student_generate, uncertainty
-    from .training import run_training
-
-    calls = calls or StageCalls()
+    ``executor``: how each step is run (a dry run prints them); ``extra``: settings for every step of
+    a kind (default: the config's --uncertainty-args, --generate-args, --train-args)."""
+    executor = executor or Executor()
+    extra = extra if extra is not None else stage_overrides(args)
     ladder = ladder_from_args(args)
-    refs = [planned_rung(args.model, name) if calls.dry_run else resolve_name(args.model, name, getattr(args, "revision", None))
+    refs = [planned_rung(args.model, name) if executor.dry_run else resolve_name(args.model, name, args.revision)
             for name in ladder]
     stages = len(ladder) - 1
     out = Path(args.output_dir or Path("runs") / "-".join(
         ["cascade", slug(args.data)] + [slug(model_arg(r)) for r in refs]))
-    if calls.dry_run:
+    if executor.dry_run:
         print(f"   cascade of {stages} stages in {out}")
     else:
         out.mkdir(parents=True, exist_ok=True)
-        manifest = Manifest(out, "cascade", vars(args), {"ladder": [(r.path, r.adapter) for r in refs],
-                                                          **{k: v for k, v in vars(args).items()
-                                                             if k not in OPERATIONAL | {"share_engine"}}})
+        manifest = Manifest(out, "cascade", args, {"ladder": [(r.path, r.adapter) for r in refs],
+                                                   **fingerprint_settings(args)})
         manifest.claim([], overwrite=args.overwrite)
         manifest.data["models"] = {f"rung{i}": r.describe() for i, r in enumerate(refs)}
         manifest.save()
@@ -300,62 +199,32 @@ def run_cascade(args: argparse.Namespace, engines: Engines | None = None, calls:
     if own_engines:
         engines = Engines(args, share_adapters=False)
     teacher = model_arg(refs[0])
-    overwrite = ["--overwrite"] if args.overwrite else []
     results = []
     try:
         for stage in range(1, stages + 1):
             student = model_arg(refs[stage])
             folder = out / f"stage{stage}"
             marker_path = folder / "stage.json"
-            print_ = f"cascade stage {stage}/{stages}: {teacher} -> {student}"
+            title = f"cascade stage {stage}/{stages}: {teacher} -> {student}"
             mark = stage_fingerprint(args, stage, stages, teacher, student)
-            if args.overwrite and not calls.dry_run:
+            if args.overwrite and not executor.dry_run:
                 marker_path.unlink(missing_ok=True)  # this stage is started over
             if marker_path.exists() and not args.overwrite:
                 marker = read_json(marker_path)
                 if marker.get("fingerprint") == mark and marker.get("status") == "complete":
-                    print(f"{print_}: finished earlier, skipped")
+                    print(f"{title}: finished earlier, skipped")
                     results.append(marker)
                     teacher = marker["trained_model"]
                     continue
-            print(print_, flush=True)
+            print(title, flush=True)
             started = time.time()
-            part = ["--pool-part", f"{stage}/{stages}"]
-            limit = ["--limit", str(args.limit)] if args.limit else []
-            common = data_argv(args) + part + limit
-            family = (["--model", args.model] if args.model else []) + revision_argv(args)
-            summ = ["--summarizer", args.summarizer] if args.summarizer else []
-
-            def probe(ns: argparse.Namespace) -> dict:
-                summ_ref = resolve_role(ns, "summarizer") if ns.summarizer and not ns.summarizer_base_url else None
-                return uncertainty(ns, engines.handle(resolve_role(ns, "teacher")),
-                                   engines.handle(summ_ref) if summ_ref else None)
-
-            def answer(ns: argparse.Namespace, stage: int = stage) -> dict:
-                counts = student_generate(ns, engines.handle(resolve_role(ns, "student")))
-                if counts["rows"] == 0:
-                    raise AliceError(f"cascade stage {stage}: no training rows (the teacher had no answer on any "
-                                     f"of {counts['questions']} questions); use more questions or a larger --k")
-                return counts
-
-            def train(ns: argparse.Namespace) -> dict:
-                engines.before_training()
-                return run_training(ns)
-
-            u_counts = calls("uncertainty", common + generation_argv(args) + family + [
-                "--teacher", teacher, *summ, "--k", str(args.k), "--output", str(folder / "uncertainty.jsonl"),
-                *overwrite, *extra_argv(args.uncertainty_args)], probe)
-            s_counts = calls("student_generate", common + generation_argv(args) + family + [
-                "--student", student, "--uncertainty", str(folder / "uncertainty.jsonl"),
-                "--output", str(folder / "alice.jsonl"), *overwrite, *extra_argv(args.generate_args)], answer)
-            trained = calls("train", data_argv(args) + family + [
-                "--student", student, "--train-file", str(folder / "alice.jsonl"),
-                "--output-dir", str(folder / "model"), *overwrite, *extra_argv(args.train_args)], train)
+            u_counts, s_counts, trained = (executor.call(step) for step in stage_steps(
+                args, stage, stages, teacher, student, folder, engines, extra))
             marker = {"status": "complete", "fingerprint": mark, "stage": stage, "stages": stages,
                       "teacher": teacher, "student": student, "pool_part": f"{stage}/{stages}",
                       "trained_model": str(folder / "model"), "uncertainty": u_counts, "student_generate": s_counts,
                       "training": (trained or {}).get("counts", {}), "wall_s": round(time.time() - started, 1)}
-            if not calls.dry_run:
+            if not executor.dry_run:
                 atomic_write_json(marker_path, marker)
             results.append(marker)
             teacher = marker["trained_model"]
@@ -363,7 +232,7 @@ def run_cascade(args: argparse.Namespace, engines: Engines | None = None, calls:
         if own_engines:
             engines.close()
     summary = {"ladder": ladder, "stages": results, "final_model": teacher, "output_dir": str(out)}
-    if not calls.dry_run:
+    if not executor.dry_run:
         manifest.complete({"stages": stages}, final_model=teacher, engine_starts=engines.starts)
         print(f"cascade done: final model {teacher}")
     return summary

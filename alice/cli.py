@@ -1,15 +1,15 @@
-"""Arguments shared by the stage scripts, declared once, with the paper's flag names."""
+"""The setting groups the stage configs share (data, models, generation, output), declared once with
+the paper's flag names, and what the stages read off them (task, models, backend, sampling)."""
 
 from __future__ import annotations
 
 import argparse
 import re
-import sys
-from dataclasses import replace
-from pathlib import Path
+from dataclasses import dataclass, replace
 
 from .answers import DEFAULT_SCORING, SCORING_RULES
 from .backends import BACKENDS, Backend, Sampling, make_backend
+from .config import Parser, Settings, field_map, fingerprint_settings, setting
 from .errors import AliceError
 from .models import ModelRef, resolve_model
 from .tasks import Task, load_task, parse_pool_part
@@ -17,110 +17,114 @@ from .tasks import Task, load_task, parse_pool_part
 SIZE = re.compile(r"^\d+(\.\d+)?[bBmM]$")
 
 
-class HelpFormatter(argparse.RawDescriptionHelpFormatter):
-    """Shows each flag's default once: appended as "(default: X)" unless the help already says
-    what the default is; unset (None) and off (False) defaults are not shown."""
-
-    def _get_help_string(self, action: argparse.Action) -> str:
-        text = action.help or ""
-        if (not action.option_strings or "default" in text.lower() or "%(default)" in text
-                or action.default is None or action.default is False or action.default is argparse.SUPPRESS):
-            return text
-        return f"{text} (default: %(default)s)".strip()
+# ----------------------------------------------------------------------------- shared setting groups
 
 
-class Parser(argparse.ArgumentParser):
-    """argparse with ``--config recipe.yaml``: the recipe's keys are the flags' names (``max_new_tokens``
-    for --max-new-tokens) and set their values; flags given on the command line override the recipe.
-    A key the script has no flag for is refused, like an unknown flag."""
+@dataclass(kw_only=True)
+class TestDataSettings(Settings):
+    """The data settings of a stage on the test split (eval.py: never shuffled or split)."""
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.add_argument("--config", metavar="RECIPE.yaml",
-                          help="settings from a YAML recipe (configs/recipes/); flags override them")
-
-    def parse_known_args(self, args=None, namespace=None):
-        args = sys.argv[1:] if args is None else [str(a) for a in args]
-        pre = argparse.ArgumentParser(add_help=False)
-        pre.add_argument("--config")
-        recipe = pre.parse_known_args(args)[0].config
-        if recipe:  # a namespace's values come before the defaults; the command line still wins
-            namespace = namespace or argparse.Namespace()
-            for key, value in self._recipe_values(recipe).items():
-                setattr(namespace, key, value)
-        return super().parse_known_args(args, namespace)
-
-    def _recipe_values(self, recipe: str) -> dict:
-        import yaml
-
-        try:
-            values = yaml.safe_load(Path(recipe).read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as err:
-            self.error(f"--config {recipe}: {err}")
-        if not isinstance(values, dict):
-            self.error(f"--config {recipe}: expected a mapping of settings")
-        actions = {a.dest: a for a in self._actions if a.option_strings and a.dest not in ("help", "config")}
-        out = {}
-        for key, value in values.items():
-            action = actions.get(str(key).replace("-", "_"))
-            if action is None:
-                self.error(f"--config {recipe}: {key!r} is not a setting of this script")
-            if isinstance(value, str) and action.type is not None:
-                value = action.type(value)  # YAML reads 1e-5 as a string
-            if action.choices is not None and value not in action.choices:
-                self.error(f"--config {recipe}: {key}: {value!r} is not one of {list(action.choices)}")
-            action.required = False  # the recipe gives it
-            out[action.dest] = value
-        return out
+    data: str = setting("arc_challenge", "arc_challenge, gsm8k, hotpotqa, triviaqa, a saved ARC folder, or a "
+                        "custom .jsonl", group="data")
+    answer_type: str | None = setting(None, "answer type of a custom .jsonl dataset",
+                                      choices=["number", "choice", "text"], group="data")
+    limit: int | None = setting(None, "use only the first N questions", group="data", operational=True)
+    scoring: str = setting(DEFAULT_SCORING, "how open answers (HotpotQA, TriviaQA, text .jsonl) are judged; " + "; ".join(
+        f"{name}: {text}" for name, text in SCORING_RULES.items()) + ". Choice and number answers score the same "
+        "under both", choices=list(SCORING_RULES), group="data", later_default=DEFAULT_SCORING)
 
 
-def parser(doc: str | None) -> argparse.ArgumentParser:
-    return Parser(description=doc, formatter_class=HelpFormatter)
+@dataclass(kw_only=True)
+class TeacherDataSettings(TestDataSettings):
+    """The data settings of a stage on the train split's halves (no --pool-part: stage 1 works on the
+    teacher's half; the cascade and the experiment split the student pool themselves)."""
+
+    split_seed: int | None = setting(None, "shuffle train before the teacher/student halves (default: the "
+                                     "paper's order)", group="data")
 
 
-def add_data_args(p: argparse.ArgumentParser, split_seed: bool = True, pool_part: bool = True) -> None:
-    """The data flags; a script that does not use --split-seed or --pool-part leaves them out, so
-    they are refused there instead of silently ignored."""
-    g = p.add_argument_group("data")
-    g.add_argument("--data", default="arc_challenge",
-                   help="arc_challenge, gsm8k, hotpotqa, triviaqa, a saved ARC folder, or a custom .jsonl")
-    g.add_argument("--answer-type", choices=["number", "choice", "text"],
-                   help="answer type of a custom .jsonl dataset")
-    if split_seed:
-        g.add_argument("--split-seed", type=int, default=None,
-                       help="shuffle train before the teacher/student halves (default: the paper's order)")
-    g.add_argument("--limit", type=int, default=None, help="use only the first N questions")
-    if pool_part:
-        g.add_argument("--pool-part", default=None, metavar="K/N",
-                       help="use only part K of N of the student pool (cascade stages: disjoint, contiguous parts)")
-    g.add_argument("--scoring", choices=list(SCORING_RULES), default=DEFAULT_SCORING,
-                   help="how open answers (HotpotQA, TriviaQA, text .jsonl) are judged; " + "; ".join(
-                       f"{name}: {text}" for name, text in SCORING_RULES.items())
-                   + ". Choice and number answers score the same under both")
+@dataclass(kw_only=True)
+class DataSettings(TeacherDataSettings):
+    pool_part: str | None = setting(None, "use only part K of N of the student pool (cascade stages: disjoint, "
+                                    "contiguous parts)", metavar="K/N", group="data")
 
 
-def add_model_args(p: argparse.ArgumentParser, *roles: str) -> None:
-    g = p.add_argument_group("models")
-    g.add_argument("--model", help="model family shortcut (qwen2.5, llama3) used with sizes in the role "
-                                   "flags, or a hub id / local folder / .gguf / 'smollm2'")
-    for role in roles:
-        g.add_argument(f"--{role}", help=f"{role} size for --model (e.g. 1.5B), or a hub id / folder / .gguf")
-    add_revision_arg(g)
+@dataclass(kw_only=True)
+class ModelSettings(Settings):
+    model: str | None = setting(None, "model family shortcut (qwen2.5, llama3) used with sizes in the role flags, "
+                                "or a hub id / local folder / .gguf / 'smollm2'", group="models")
+    revision: str | None = setting(None, "hub revision (branch, tag or commit sha) of every hub model this script "
+                                   "loads (default: main); local folders ignore it. Manifests record each hub "
+                                   "model's commit sha either way", group="models", later_default=None)
+
+
+def role(name: str) -> str | None:
+    """A model role's setting (--teacher, --student, ...): a size for --model, or a model."""
+    return setting(None, f"{name} size for --model (e.g. 1.5B), or a hub id / folder / .gguf", group="models")
+
+
+@dataclass(kw_only=True)
+class GenerationSettings(Settings):
+    backend: str = setting("auto", "auto = vllm where it imports, else transformers (hf)", choices=BACKENDS,
+                           group="generation")
+    base_url: str | None = setting(None, "OpenAI-compatible server for --backend openai (key: OPENAI_API_KEY); "
+                                   "several serving the same model: comma-separated URLs share the questions",
+                                   group="generation", operational=True)
+    max_new_tokens: int = setting(512, "tokens generated per answer at most", group="generation")
+    batch_size: int = setting(16, "--backend hf: prompts x samples per generate() call (sampled batches are "
+                              "seeded together, so with this backend it also changes which samples are drawn)",
+                              group="generation", operational=True)
+    chunk_size: int | None = setting(None, "questions per checkpointed chunk (default: 64 on CPU; on GPU about "
+                                     "4096 sequences, so vLLM keeps its batch full)", group="generation",
+                                     operational=True)
+    tensor_parallel_size: int = setting(1, "vLLM GPUs per model", group="generation", operational=True)
+    max_model_len: int | None = setting(None, "vLLM context length cap", group="generation")
+    gpu_memory_utilization: float | None = setting(None, "vLLM: share of the GPU's memory the engine may take "
+                                                   "(default: vLLM's)", group="generation", operational=True)
+    kv_cache_gb: float | None = setting(None, "vLLM on GPU: a fixed KV cache size instead of profiling free "
+                                        "memory; lets several jobs share one GPU (memory profiling fails when "
+                                        "another process frees memory meanwhile)", group="generation",
+                                        operational=True)
+    enforce_eager: bool = setting(False, "vLLM on GPU: skip CUDA-graph capture and compilation (engine starts "
+                                  "~20 s sooner, decodes slower; for quick runs)", group="generation",
+                                  operational=True)
+    batch_invariant: bool = setting(False, "vLLM: batch-invariant kernels, so greedy outputs do not depend on "
+                                    "which other prompts share the batch (reproducible evaluation; slower)",
+                                    group="generation")
+    concurrency: int = setting(16, "parallel requests per server for --backend openai", group="generation",
+                               operational=True)
+    seed: int = setting(0, "sampling seed (each question's samples are seeded from it and the question's id)",
+                        group="generation")
+    skip_long_prompts: bool = setting(False, "skip (and count) prompts longer than the context instead of "
+                                      "stopping", group="generation", operational=True)
+
+
+@dataclass(kw_only=True)
+class OutputSettings(Settings):
+    output: str | None = setting(None, "output JSONL (a manifest is written beside it)", group="output",
+                                 operational=True)
+    overwrite: bool = setting(False, "start over: replace this command's outputs instead of resuming them",
+                              group="output", operational=True)
+
+
+def parser(doc: str | None) -> Parser:
+    """The parser of a script that has no stage config (report.py)."""
+    return Parser(description=doc)
 
 
 def add_revision_arg(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
-    p.add_argument("--revision", default=None,
-                   help="hub revision (branch, tag or commit sha) of every hub model this script loads (default: "
-                        "main); local folders ignore it. Manifests record each hub model's commit sha either way")
+    """--revision for a script outside the stage configs (scripts/lm_eval_arc.py)."""
+    meta = field_map(ModelSettings)["revision"].metadata
+    p.add_argument("--revision", default=None, help=meta["help"])
 
 
-def with_revision(ref: ModelRef, args: argparse.Namespace) -> ModelRef:
+def with_revision(ref: ModelRef, args) -> ModelRef:
     """``ref`` at ``--revision`` (hub ids only; a local folder is what it is)."""
     revision = getattr(args, "revision", None)
     return replace(ref, revision=revision) if revision and ref.on_hub else ref
 
 
-def resolve_role(args: argparse.Namespace, role: str | None) -> ModelRef:
+def resolve_role(args, role: str | None) -> ModelRef:
     """--model qwen2.5 --teacher 1.5B, or --teacher <id/folder>, or --model <id/folder>."""
     value = getattr(args, role, None) if role else None
     if value and SIZE.match(value):
@@ -132,44 +136,6 @@ def resolve_role(args: argparse.Namespace, role: str | None) -> ModelRef:
     if args.model:
         return with_revision(resolve_model(args.model), args)
     raise AliceError(f"give --{role} (a size with --model, or a model id/folder)" if role else "give --model")
-
-
-def add_generation_args(p: argparse.ArgumentParser, max_new_tokens: int = 512) -> None:
-    g = p.add_argument_group("generation")
-    g.add_argument("--backend", choices=BACKENDS, default="auto",
-                   help="auto = vllm where it imports, else transformers (hf)")
-    g.add_argument("--base-url", help="OpenAI-compatible server for --backend openai (key: OPENAI_API_KEY); "
-                                      "several serving the same model: comma-separated URLs share the questions")
-    g.add_argument("--max-new-tokens", type=int, default=max_new_tokens, help="tokens generated per answer at most")
-    g.add_argument("--batch-size", type=int, default=16, help="--backend hf: prompts x samples per generate() call (sampled batches are "
-                   "seeded together, so with this backend it also changes which samples are drawn)")
-    g.add_argument("--chunk-size", type=int, default=None,
-                   help="questions per checkpointed chunk (default: 64 on CPU; on GPU about 4096 sequences, "
-                        "so vLLM keeps its batch full)")
-    g.add_argument("--tensor-parallel-size", type=int, default=1, help="vLLM GPUs per model")
-    g.add_argument("--max-model-len", type=int, default=None, help="vLLM context length cap")
-    g.add_argument("--gpu-memory-utilization", type=float, default=None,
-                   help="vLLM: share of the GPU's memory the engine may take (default: vLLM's)")
-    g.add_argument("--kv-cache-gb", type=float, default=None,
-                   help="vLLM on GPU: a fixed KV cache size instead of profiling free memory; lets several "
-                        "jobs share one GPU (memory profiling fails when another process frees memory meanwhile)")
-    g.add_argument("--enforce-eager", action="store_true",
-                   help="vLLM on GPU: skip CUDA-graph capture and compilation (engine starts ~20 s sooner, "
-                        "decodes slower; for quick runs)")
-    g.add_argument("--batch-invariant", action="store_true",
-                   help="vLLM: batch-invariant kernels, so greedy outputs do not depend on which other prompts "
-                        "share the batch (reproducible evaluation; slower)")
-    g.add_argument("--concurrency", type=int, default=16, help="parallel requests per server for --backend openai")
-    g.add_argument("--seed", type=int, default=0, help="sampling seed (each question's samples are seeded from it "
-                   "and the question's id)")
-    g.add_argument("--skip-long-prompts", action="store_true",
-                   help="skip (and count) prompts longer than the context instead of stopping")
-
-
-def add_output_args(p: argparse.ArgumentParser, default: str) -> None:
-    p.add_argument("--output", default=default, help="output JSONL (a manifest is written beside it)")
-    p.add_argument("--overwrite", action="store_true",
-                   help="start over: replace this command's outputs instead of resuming them")
 
 
 def task_from_args(args: argparse.Namespace) -> Task:
@@ -196,20 +162,8 @@ def sampling_from_args(args: argparse.Namespace, temperature: float, n: int = 1,
     return Sampling(n=n, temperature=temperature, top_p=top_p, max_tokens=args.max_new_tokens, seed=args.seed)
 
 
-# Arguments that change how a run goes, not what it produces: left out of the fingerprint.
-OPERATIONAL = {"config", "dry_run", "overwrite", "batch_size", "chunk_size", "concurrency", "gpu_memory_utilization", "kv_cache_gb",
-               "tensor_parallel_size", "enforce_eager", "skip_long_prompts", "output", "output_dir", "resume", "limit",
-               "base_url", "backend_instance"}
-
-
-# Settings added after outputs existed: at these defaults they stay out of the fingerprint, so those
-# outputs still resume; any other value is part of it (a strict rerun does not reuse paper-rule rows).
-LATER_DEFAULTS = {"scoring": DEFAULT_SCORING, "revision": None}
-
-
-def result_settings(args: argparse.Namespace, refs: dict[str, ModelRef]) -> dict:
-    settings = {k: v for k, v in vars(args).items() if k not in OPERATIONAL
-                and not (k in LATER_DEFAULTS and v == LATER_DEFAULTS[k])}
+def result_settings(config, refs: dict[str, ModelRef]) -> dict:
+    """The settings that define a stage's outputs (for its manifest's fingerprint), with the models."""
+    settings = fingerprint_settings(config)
     settings["models"] = {role: (r.path, r.adapter) for role, r in refs.items()}
     return settings
-

@@ -2,9 +2,11 @@
 report: weak teacher, strong ceiling, zero-shot, original W2S (CoT- and answers-only teachers),
 Alice, and cascade Alice (when a mid model is given).
 
-Every step is the function its script calls, with arguments parsed by that script's own parser
-(``stage_namespace``), so the run folder holds the same JSONL, models and manifests a researcher
-gets running the scripts by hand, and a rerun resumes every step (finished ones cost nothing).
+The run is a table of steps (``experiment_steps``): each is the function its script calls with that
+script's own config, built from this run's config (``alice.cascade.derive``), so the run folder holds
+the same JSONL, models and manifests a researcher gets running the scripts by hand (each manifest
+records the command that reruns its step), and a rerun resumes every step (finished ones cost
+nothing). ``--dry-run`` prints every step's command and full config.
 
 Run folder layout::
 
@@ -21,30 +23,60 @@ Run folder layout::
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import time
-import traceback
-from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from .backends import cuda_available
-from .cascade import (
-    Engines,
-    StageCalls,
-    data_argv,
-    extra_argv,
-    generation_argv,
-    revision_argv,
-    run_cascade,
-)
-from .cli import resolve_role, task_from_args
+from .cascade import PASSTHROUGH, CascadeConfig, StagePassthrough, derive, run_cascade, stage_overrides
+from .cli import GenerationSettings, ModelSettings, TeacherDataSettings, resolve_role, role, task_from_args
+from .config import flag_text, like, overrides, setting, settings_dict
+from .engines import Engines
 from .errors import AliceError
 from .models import SMALL_MODEL, small_model_folder
 from .records import atomic_write_json, read_json
 from .report import build_report
 from .stages import slug
+from .steps import Executor, Step
+
+EXPERIMENT = "experiment (unset values come from the preset)"
+
+
+@dataclass(kw_only=True)
+class ExperimentConfig(StagePassthrough, GenerationSettings, ModelSettings, TeacherDataSettings):
+    """experiment.py. It compares the methods on the whole student pool (the cascade splits it itself):
+    --student-limit makes it smaller, --pool-part is not taken. No models at all: the embedded small one."""
+
+    teacher: str | None = role("teacher")
+    midlevel: str | None = role("midlevel")
+    student: str | None = role("student")
+    summarizer: str | None = role("summarizer")
+    backend: str | None = like(GenerationSettings, "backend", None, help="auto = vllm where it imports, else "
+                               "transformers (hf) (default: the preset's: transformers for the CPU demo, else auto)")
+    max_new_tokens: int | None = like(GenerationSettings, "max_new_tokens", None)
+    preset: str = setting("auto", "auto: demo for the embedded small model, paper for any other",
+                          choices=["auto", "demo", "paper"], group=EXPERIMENT)
+    student_limit: int | None = setting(None, "student-pool questions (0 = all); --limit is the teacher's half",
+                                        group=EXPERIMENT)
+    eval_limit: int | None = setting(None, "test questions to evaluate (0 = all)", group=EXPERIMENT)
+    k: int | None = setting(None, "teacher samples per question (uncertainty)", group=EXPERIMENT)
+    summarizer_max_new_tokens: int | None = setting(None, "tokens per uncertainty statement at most",
+                                                    group=EXPERIMENT)
+    cascade: bool = setting(True, "skip cascade Alice", dest_flag="--no-cascade", group=EXPERIMENT)
+    parallel_cascade: bool = setting(False, "run cascade Alice in a second process beside the other steps once "
+                                     "the CoT teacher is trained (one GPU with room for two jobs; pair with "
+                                     "--kv-cache-gb)", group=EXPERIMENT)
+    uncertainty_args: str | None = like(StagePassthrough, "uncertainty_args", None)
+    train_args: str | None = like(StagePassthrough, "train_args", None)
+    eval_args: str = setting("", "extra eval.py settings", group=PASSTHROUGH)
+    run_dir: str | None = setting(None, "folder for this run (default: runs/<settings>)", operational=True)
+    overwrite: bool = setting(False, "start every step over (each replaces its own outputs; other files in the "
+                              "run folder stay)", operational=True)
+    dry_run: bool = setting(False, "print every step's command and full settings; run nothing, write nothing",
+                            operational=True)
+
 
 # The embedded default (CPU, minutes): small slices, few samples, two training steps per model.
 DEMO = {
@@ -63,7 +95,7 @@ PAPER = {"limit": None, "student_limit": None, "eval_limit": None, "k": 100, "ma
          "summarizer_max_new_tokens": 256, "uncertainty_args": "", "train_args": ""}
 
 
-def is_small_default(args: argparse.Namespace) -> bool:
+def is_small_default(args: ExperimentConfig) -> bool:
     """Every model named is the embedded small model (by name, or its folder)."""
     def small(name: str) -> bool:
         if name.lower() == SMALL_MODEL:
@@ -74,7 +106,7 @@ def is_small_default(args: argparse.Namespace) -> bool:
     return all(n is None or small(n) for n in names)
 
 
-def apply_preset(args: argparse.Namespace) -> argparse.Namespace:
+def apply_preset(args: ExperimentConfig) -> ExperimentConfig:
     """Fill every option the user left unset from the preset (demo for the embedded small model)."""
     if args.model is None and not (args.teacher and args.student):
         args.model = SMALL_MODEL  # a role left unset is the embedded small model
@@ -99,7 +131,7 @@ def apply_preset(args: argparse.Namespace) -> argparse.Namespace:
     return args
 
 
-def run_folder(args: argparse.Namespace) -> Path:
+def run_folder(args: ExperimentConfig) -> Path:
     if args.run_dir:
         return Path(args.run_dir)
     parts = [args.data, args.model, args.teacher, args.midlevel if args.cascade else None, args.student,
@@ -107,135 +139,149 @@ def run_folder(args: argparse.Namespace) -> Path:
     return Path("runs") / "-".join(slug(str(x)) for x in parts if x)
 
 
-class Chain:
-    """Runs named steps in order; a failed step is recorded and the steps that need it are skipped,
-    so one empty filter result does not lose the other methods (the report lists what is missing)."""
 
-    def __init__(self, prefix: str = "") -> None:
-        self.prefix = prefix
-        self.timings: dict[str, float] = {}
-        self.failed: dict[str, str] = {}
-        self.results: dict[str, object] = {}
-        self.count = 0
-
-    def run(self, name: str, fn: Callable[[], object], needs: tuple[str, ...] = ()) -> object:
-        self.count += 1
-        blocked = [n for n in needs if n in self.failed]
-        if blocked:
-            self.failed[name] = f"needs {', '.join(blocked)}"
-            print(f"== {self.prefix}[{self.count}] {name}: skipped ({self.failed[name]})", flush=True)
-            return None
-        print(f"== {self.prefix}[{self.count}] {name}", flush=True)
-        started = time.time()
-        try:
-            result = fn()
-        except AliceError as err:
-            self.failed[name] = str(err)
-            print(f"== {self.prefix}[{self.count}] {name} failed: {err}", flush=True)
-            return None
-        except Exception as err:  # noqa: BLE001 - keep the other methods going, report at the end
-            self.failed[name] = f"{type(err).__name__}: {err}"
-            traceback.print_exc()
-            return None
-        finally:
-            self.timings[name] = round(time.time() - started, 1)
-        self.results[name] = result
-        return result
+PATHS = ("cot.jsonl", "teacher-cot", "teacher-gt", "teacher-qa", "student-ceiling", "uncertainty.jsonl", "alice.jsonl",
+         "w2s-cot.jsonl", "w2s-qa.jsonl", "student-alice", "student-w2s-cot", "student-w2s-qa", "cascade")
+CASCADE_STAGES = 2  # CoT teacher -> mid -> student
 
 
-class Steps:
-    """What every step of one run needs (its folder, the argv fragments passed to the stage scripts,
-    the engines), and the steps used in more than one place. The cascade branch builds its own
-    ``Steps`` in its own process when it runs beside the rest (``--parallel-cascade``)."""
-
-    def __init__(self, args: argparse.Namespace, folder: Path, engines: Engines, calls: StageCalls) -> None:
-        self.args, self.folder, self.engines, self.calls = args, folder, engines, calls
-        self.family = (["--model", args.model] if args.model else []) + revision_argv(args)
-        # --overwrite starts every step over: each replaces its own outputs, nothing else is removed.
-        self.overwrite = ["--overwrite"] if args.overwrite else []
-        self.data = data_argv(args)
-        self.gen = self.data + generation_argv(args) + self.family + self.overwrite
-        self.train_extra = extra_argv(args.train_args)
-        self.eval_limit = ["--limit", str(args.eval_limit)] if args.eval_limit else []
-        self.student_name = args.student or args.model
-        self.summ = ["--summarizer", args.summarizer] if args.summarizer else []
-        self.path = {name: str(folder / name) for name in (
-            "cot.jsonl", "teacher-cot", "teacher-gt", "teacher-qa", "student-ceiling", "uncertainty.jsonl",
-            "alice.jsonl", "w2s-cot.jsonl", "w2s-qa.jsonl", "student-alice", "student-w2s-cot", "student-w2s-qa",
-            "cascade")}
-
-    def train(self, role_flag: str, model: str, output_dir: str, source: list[str]) -> dict:
-        from .training import run_training
-
-        def train(ns: argparse.Namespace) -> dict:
-            self.engines.before_training()
-            return run_training(ns)
-
-        return self.calls("train", self.data + self.family + [role_flag, model, *source, "--output-dir", output_dir,
-                                                              *self.overwrite, *self.train_extra], train)
-
-    def evaluate_into(self, method: str, role_flag: str, model: str) -> dict:
-        from .stages import evaluate
-
-        # The test split is never shuffled: eval.py takes no --split-seed.
-        argv = (data_argv(self.args, split_seed=False) + generation_argv(self.args) + self.family + self.overwrite
-                + [role_flag, model, *self.eval_limit, "--output", str(self.folder / f"eval-{method}.jsonl"),
-                   *extra_argv(self.args.eval_args)])
-        return self.calls("eval", argv, lambda ns: evaluate(
-            ns, self.engines.handle(resolve_role(ns, role_flag.lstrip("-")))))
-
-    def cascade(self, chain: Chain) -> None:
-        """Cascade Alice (CoT teacher -> mid -> student, on disjoint parts of the same question budget)
-        and its evaluation."""
-        args = self.args
-
-        def cascade() -> dict:
-            stages = 2
-            per_stage = max(1, math.ceil(args.student_limit / stages)) if args.student_limit else None
-            argv = self.gen + [
-                "--ladder", self.path["teacher-cot"], args.midlevel, self.student_name, *self.summ,
-                "--k", str(args.k), "--output-dir", self.path["cascade"],
-                # --flag=value: a value that starts with "--" is not taken for an option
-                (f"--uncertainty-args=--summarizer-max-new-tokens {args.summarizer_max_new_tokens} "
-                 f"{args.uncertainty_args}"),
-                f"--generate-args={args.generate_args}", f"--train-args={args.train_args}"]
-            if per_stage:
-                argv += ["--limit", str(per_stage)]
-            return self.calls("cascade", argv, lambda ns: run_cascade(ns, self.engines),
-                              plan=lambda ns: run_cascade(ns, self.engines, self.calls))
-
-        result = chain.run("cascade", cascade, needs=("train teacher-cot",))
-        chain.run("eval cascade", lambda: self.evaluate_into("cascade", "--student", result["final_model"]),
-                  needs=("cascade",))
-
-
-def share_adapters(args: argparse.Namespace) -> bool:
+def share_adapters(args: ExperimentConfig) -> bool:
     # LoRA adapters share their base model's engine on GPU; on CPU vLLM's LoRA path is too slow.
-    train_extra = extra_argv(args.train_args)
-    return ("--lora" in train_extra or "--qlora" in train_extra) and cuda_available()
+    train = stage_overrides(args)["train"]
+    return bool(train.get("lora") or train.get("qlora")) and cuda_available()
 
 
-def cascade_process(args: argparse.Namespace, folder: str, result_path: str) -> None:
-    """The cascade branch in its own process (``--parallel-cascade``): own engines, own chain; what
+def experiment_steps(args: ExperimentConfig, folder: Path, task, engines: Engines, executor: Executor) -> list[Step]:
+    """The whole run as a table: every step with its stage config, in the order they run. Steps marked
+    ``beside`` (the cascade and its evaluation) may run in a second process (--parallel-cascade)."""
+    from .alice_stages import StudentGenerateConfig, UncertaintyConfig, student_generate, uncertainty
+    from .stages import CotConfig, EvalConfig, cot_generate_filter, evaluate
+    from .training import TrainConfig, run_training
+    from .w2s import W2SLabelsConfig, w2s_labels
+
+    extra = stage_overrides(args)
+    eval_extra = overrides(EvalConfig, args.eval_args, "--eval-args")
+    path = {name: str(folder / name) for name in PATHS}
+    teacher_name, student_name = args.teacher or args.model, args.student or args.model
+    teacher_ref = resolve_role(args, "teacher")
+    summ_ref = resolve_role(args, "summarizer") if args.summarizer else None
+    again = {"overwrite": args.overwrite}  # --overwrite: each step replaces its own outputs, nothing else
+
+    def run_train(config: TrainConfig) -> dict:
+        engines.before_training()
+        return run_training(config)
+
+    def train(name: str, role_: str, model: str, output_dir: str, needs: tuple[str, ...] = (), **source) -> Step:
+        return Step(f"train {name}", "train", derive(TrainConfig, args, **again, **{role_: model},
+                                                     output_dir=path[output_dir], **source, **extra["train"]),
+                    run_train, needs)
+
+    def evaluation(method: str, role_: str, model: str, needs: tuple[str, ...] = (), beside: bool = False) -> Step:
+        # The test split is never shuffled: EvalConfig has no --split-seed.
+        config = derive(EvalConfig, args, **again, **{role_: model}, limit=args.eval_limit,
+                        output=str(folder / f"eval-{method}.jsonl"), **eval_extra)
+        return Step(f"eval {method}", "eval", config,
+                    lambda c: evaluate(c, engines.handle(resolve_role(c, role_))), needs, beside=beside)
+
+    def labels(name: str, teacher_dir: str, output: str, needs: tuple[str, ...]) -> Step:
+        config = derive(W2SLabelsConfig, args, **again, teacher=teacher_dir, limit=args.student_limit,
+                        output=path[output])
+        return Step(name, "w2s_labels", config,
+                    lambda c: w2s_labels(c, engines.handle(resolve_role(c, "teacher"))), needs)
+
+    def probe(config: UncertaintyConfig) -> dict:
+        summ_backend = engines.handle(summ_ref) if summ_ref and not config.summarizer_base_url else None
+        return uncertainty(config, engines.handle(resolve_role(config, "teacher")), summ_backend)
+
+    # The answers-only teacher equals the weak one where the ground truth has no rationales (ARC).
+    teacher_examples = task.examples("teacher", args.split_seed, args.limit)
+    qa_is_weak = all(task.ground_truth_response(ex, True) == task.ground_truth_response(ex, False)
+                     for ex in teacher_examples)
+    qa_teacher, qa_step = ("teacher-gt", "train teacher-gt") if qa_is_weak else ("teacher-qa", "train teacher-qa")
+
+    steps = [
+        # Stage 1 (a bad model or dataset stops the run here, before anything else is spent).
+        Step("cot_generate_filter", "cot_generate_filter",
+             derive(CotConfig, args, **again, teacher=teacher_name, limit=args.limit, output=path["cot.jsonl"]),
+             lambda c: cot_generate_filter(c, engines.handle(teacher_ref))),
+        # Trained teachers and the ceiling (no engine needed).
+        train("teacher-cot", "teacher", teacher_name, "teacher-cot", train_file=path["cot.jsonl"]),
+        train("teacher-gt", "teacher", teacher_name, "teacher-gt", ground_truth=True, pool="teacher",
+              limit=args.limit),
+    ]
+    if not qa_is_weak:
+        steps.append(train("teacher-qa", "teacher", teacher_name, "teacher-qa", ground_truth=True, no_rationale=True,
+                           pool="teacher", limit=args.limit))
+    steps += [
+        train("student-ceiling", "student", student_name, "student-ceiling", ground_truth=True, pool="student",
+              limit=args.student_limit),
+        # The CoT teacher: its labels (W2S-CoT) and its uncertainty (Alice).
+        labels("w2s-cot labels", path["teacher-cot"], "w2s-cot.jsonl", ("train teacher-cot",)),
+        Step("uncertainty", "uncertainty", derive(
+            UncertaintyConfig, args, **again, teacher=path["teacher-cot"], summarizer=args.summarizer,
+            limit=args.student_limit, k=args.k, summarizer_max_new_tokens=args.summarizer_max_new_tokens,
+            output=path["uncertainty.jsonl"], **extra["uncertainty"]), probe, ("train teacher-cot",)),
+        # The untrained student (often also the summarizer, whose engine is still up): zero-shot
+        # baseline, then Alice's proactive answers.
+        evaluation("zero-shot", "student", student_name),
+        Step("student_generate", "student_generate", derive(
+            StudentGenerateConfig, args, **again, student=student_name, uncertainty=path["uncertainty.jsonl"],
+            limit=args.student_limit, output=path["alice.jsonl"], **extra["student_generate"]),
+            lambda c: student_generate(c, engines.handle(resolve_role(c, "student"))), ("uncertainty",)),
+        evaluation("weak", "teacher", path["teacher-gt"], ("train teacher-gt",)),
+        labels("w2s-qa labels", path[qa_teacher], "w2s-qa.jsonl", (qa_step,)),
+    ]
+    # Trained students, then their evaluation.
+    for method, source, needs in (("alice", "alice.jsonl", "student_generate"),
+                                  ("w2s-cot", "w2s-cot.jsonl", "w2s-cot labels"),
+                                  ("w2s-qa", "w2s-qa.jsonl", "w2s-qa labels")):
+        steps.append(train(f"student-{method}", "student", student_name, f"student-{method}", (needs,),
+                           train_file=path[source]))
+    for method in ("ceiling", "alice", "w2s-cot", "w2s-qa"):
+        steps.append(evaluation(method, "student", path[f"student-{method}"], (f"train student-{method}",)))
+    if args.cascade and args.midlevel:
+        # Cascade Alice (CoT teacher -> mid -> student, on disjoint parts of the same question budget).
+        per_stage = max(1, math.ceil(args.student_limit / CASCADE_STAGES)) if args.student_limit else None
+        cascade_extra = {**extra, "uncertainty": {"summarizer_max_new_tokens": args.summarizer_max_new_tokens,
+                                                  **extra["uncertainty"]}}
+        config = derive(CascadeConfig, args, **again, ladder=[path["teacher-cot"], args.midlevel, student_name],
+                        summarizer=args.summarizer, k=args.k, output_dir=path["cascade"], limit=per_stage,
+                        uncertainty_args=flag_text(UncertaintyConfig, cascade_extra["uncertainty"]),
+                        generate_args=flag_text(StudentGenerateConfig, cascade_extra["student_generate"]),
+                        train_args=flag_text(TrainConfig, cascade_extra["train"]))
+        final_model = str(Path(path["cascade"]) / f"stage{CASCADE_STAGES}" / "model")
+        steps += [
+            Step("cascade", "cascade", config, lambda c: run_cascade(c, engines, extra=cascade_extra),
+                 ("train teacher-cot",), plan=lambda c: run_cascade(c, engines, executor, extra=cascade_extra),
+                 beside=True),
+            evaluation("cascade", "student", final_model, ("cascade",), beside=True),
+        ]
+    return steps
+
+
+def cascade_process(args: ExperimentConfig, folder: str, result_path: str) -> None:
+    """The cascade steps in their own process (``--parallel-cascade``): own engines, own executor; what
     happened goes to ``result_path`` for the main process to merge."""
     import signal
     import sys
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind, so the engines shut down
     engines = Engines(args, share_adapters=share_adapters(args))
-    chain = Chain(prefix="cascade process ")
+    executor = Executor(prefix="cascade process ")
     try:
-        Steps(args, Path(folder), engines, StageCalls()).cascade(chain)
+        for step in experiment_steps(args, Path(folder), task_from_args(args), engines, executor):
+            if step.beside:
+                executor.run(step)
     finally:
         engines.close()
-        atomic_write_json(result_path, {"timings_s": chain.timings, "failed": chain.failed,
+        atomic_write_json(result_path, {"timings_s": executor.timings, "failed": executor.failed,
                                         "engine_starts": engines.starts, "pid": os.getpid()})
 
 
 class CascadeBranch:
-    """Runs ``cascade_process`` beside the main chain once the CoT teacher exists."""
+    """Runs ``cascade_process`` beside the main steps once the CoT teacher exists."""
 
-    def __init__(self, args: argparse.Namespace, folder: Path) -> None:
+    def __init__(self, args: ExperimentConfig, folder: Path) -> None:
         import multiprocessing
 
         self.result_path = folder / "cascade-process.json"
@@ -246,15 +292,15 @@ class CascadeBranch:
         self.process.start()
         print(f"== cascade runs beside the other steps (process {self.process.pid})", flush=True)
 
-    def join(self, chain: Chain) -> dict:
+    def join(self, executor: Executor) -> dict:
         self.process.join()
         if self.result_path.exists():
             result = read_json(self.result_path)
         else:
             result = {"timings_s": {}, "engine_starts": [], "pid": self.process.pid,
                       "failed": {"cascade": f"cascade process exited with code {self.process.exitcode}"}}
-        chain.timings.update({f"{k} (parallel)": v for k, v in result["timings_s"].items()})
-        chain.failed.update(result["failed"])
+        executor.timings.update({f"{k} (parallel)": v for k, v in result["timings_s"].items()})
+        executor.failed.update(result["failed"])
         return result
 
     def stop(self) -> None:
@@ -263,11 +309,49 @@ class CascadeBranch:
             self.process.join(60)
 
 
-def run_experiment(args: argparse.Namespace) -> dict:
+def execute(args: ExperimentConfig, folder: Path, steps: list[Step], executor: Executor, engines: Engines) -> dict:
+    """Every step of the table in order. The first one's failure stops the run (nothing else could
+    work); with --parallel-cascade the ``beside`` steps start in a second process as soon as what they
+    need is done."""
+    branch: CascadeBranch | None = None
+    branch_result: dict = {}
+    parallel = args.parallel_cascade and not executor.dry_run
+    beside = [s for s in steps if s.beside] if parallel else []
+    try:
+        if executor.dry_run:
+            print("== [0] " + steps[0].name)
+        executor.results["cot"] = executor.call(steps[0])
+        for step in steps[1:]:
+            if step in beside:
+                continue
+            if step.beside and step is next(s for s in steps if s.beside):
+                engines.close()  # free the GPU for the cascade's steps
+            executor.run(step)
+            if beside and branch is None:
+                needs = beside[0].needs
+                if all(n in executor.results for n in needs):
+                    branch = CascadeBranch(args, folder)
+                elif any(n in executor.failed for n in needs):
+                    for waiting in beside:
+                        executor.failed[waiting.name] = f"needs {', '.join(needs)}"
+                    beside = []
+        engines.close()
+        if branch is not None:
+            branch_result = branch.join(executor)
+        elif not (args.cascade and args.midlevel):
+            executor.failed["cascade"] = "no --midlevel (cascade Alice needs a mid model)"
+    finally:
+        engines.close()
+        if branch is not None:
+            branch.stop()
+    return branch_result
+
+
+def run_experiment(args: ExperimentConfig) -> dict:
     started = time.time()
     args = apply_preset(args)
     folder = run_folder(args)
-    calls = StageCalls(dry_run=args.dry_run)
+    executor = Executor(dry_run=args.dry_run)
     if args.dry_run:
         print(f"dry run: {folder} (nothing is run or written)")
     else:
@@ -279,14 +363,16 @@ def run_experiment(args: argparse.Namespace) -> dict:
     teacher_ref, student_ref = resolve_role(args, "teacher"), resolve_role(args, "student")
     if args.summarizer:
         resolve_role(args, "summarizer")  # a bad name stops the run before anything is spent
-    same_base = teacher_ref == student_ref
     note = ""
-    if same_base:
+    if teacher_ref == student_ref:
         note = (f"Note: teacher and student are the same base model ({teacher_ref.source or teacher_ref.path}); "
                 "this run checks the pipeline end to end, it does not measure weak-to-strong generalization.")
         print(note, flush=True)
     if args.dry_run:
-        return plan_experiment(args, folder, task, calls)
+        engines = Engines(args, share_adapters=False)  # hands out handles only: no engine starts
+        execute(args, folder, experiment_steps(args, folder, task, engines, executor), executor, engines)
+        print(f"dry run: {len(executor.planned)} steps, nothing run")
+        return {"dry_run": True, "run_dir": str(folder), "steps": executor.planned, "failed": executor.failed}
     with_cascade = bool(args.cascade and args.midlevel)
     info = {"dataset": task.name, "teacher_label": teacher_name, "student_label": student_name,
             "midlevel": args.midlevel if with_cascade else None, "preset": args.preset, "note": note,
@@ -296,132 +382,21 @@ def run_experiment(args: argparse.Namespace) -> dict:
     atomic_write_json(info_path, {**info, "status": "running", "attempts": attempts})
 
     engines = Engines(args, share_adapters=share_adapters(args))
-    steps = Steps(args, folder, engines, calls)
-    result = run_steps(args, folder, task, steps, with_cascade)
+    branch_result = execute(args, folder, experiment_steps(args, folder, task, engines, executor), executor, engines)
     report = build_report(folder)
     wall = round(time.time() - started, 1)
-    chain, branch_result = result["chain"], result["branch"]
-    result = {**info, "status": "complete" if not chain.failed else "incomplete", "cot": chain.results.get("cot"),
-              "failed": chain.failed, "timings_s": chain.timings,
+    result = {**info, "status": "complete" if not executor.failed else "incomplete",
+              "cot": executor.results.get("cot"), "failed": executor.failed, "timings_s": executor.timings,
               "engine_starts": engines.starts + branch_result.get("engine_starts", []),
               "cascade_process": {"pid": branch_result["pid"]} if branch_result else None,
-              "settings": {k: v for k, v in vars(args).items()}, "wall_s": wall,
+              "settings": settings_dict(args), "wall_s": wall,
               "report": {k: report[k] for k in ("markdown", "csv", "png")}}
     result["attempts"] = attempts
     atomic_write_json(info_path, result)
     print("\n" + report["text"])
-    if chain.failed:
-        print("not produced: " + "; ".join(f"{k}: {v}" for k, v in chain.failed.items()))
+    if executor.failed:
+        print("not produced: " + "; ".join(f"{k}: {v}" for k, v in executor.failed.items()))
     print(f"done in {wall} s -> {folder} (report.md, report.csv, report.png)")
     if note:
         print(note)
     return result
-
-
-def plan_experiment(args: argparse.Namespace, folder: Path, task, calls: StageCalls) -> dict:
-    """``--dry-run``: every step's command and settings, printed in order; nothing runs."""
-    engines = Engines(args, share_adapters=False)  # hands out handles only: no engine starts
-    chain = run_steps(args, folder, task, Steps(args, folder, engines, calls), bool(args.cascade and args.midlevel))
-    print(f"dry run: {len(calls.planned)} steps, nothing run")
-    return {"dry_run": True, "run_dir": str(folder), "steps": calls.planned, "failed": chain["chain"].failed}
-
-
-def run_steps(args: argparse.Namespace, folder: Path, task, steps: Steps, with_cascade: bool) -> dict:
-    """Every step of the run in order (each resumes; a dry run prints them instead)."""
-    from .alice_stages import student_generate, uncertainty
-    from .stages import cot_generate_filter
-    from .w2s import w2s_labels
-
-    engines, calls = steps.engines, steps.calls
-    teacher_name, student_name = args.teacher or args.model, args.student or args.model
-    teacher_ref = resolve_role(args, "teacher")
-    summ_ref = resolve_role(args, "summarizer") if args.summarizer else None
-    gen, path, train, evaluate_into = steps.gen, steps.path, steps.train, steps.evaluate_into
-    teacher_limit = ["--limit", str(args.limit)] if args.limit else []
-    student_limit = ["--limit", str(args.student_limit)] if args.student_limit else []
-    chain = Chain()
-    branch: CascadeBranch | None = None
-    branch_result: dict = {}
-
-    def labels(teacher_dir: str, output: str) -> dict:
-        return calls("w2s_labels", gen + ["--teacher", teacher_dir, *student_limit, "--output", output],
-                     lambda ns: w2s_labels(ns, engines.handle(resolve_role(ns, "teacher"))))
-
-    # The answers-only teacher equals the weak one where the ground truth has no rationales (ARC).
-    teacher_examples = task.examples("teacher", args.split_seed, args.limit)
-    qa_is_weak = all(task.ground_truth_response(ex, True) == task.ground_truth_response(ex, False)
-                     for ex in teacher_examples)
-    qa_teacher = path["teacher-gt"] if qa_is_weak else path["teacher-qa"]
-    qa_step = "train teacher-gt" if qa_is_weak else "train teacher-qa"
-
-    try:
-        # Stage 1 (a bad model or dataset stops the run here, before anything else is spent).
-        if calls.dry_run:
-            print("== [0] cot_generate_filter")
-        chain.results["cot"] = calls("cot_generate_filter", gen + [
-            "--teacher", teacher_name, *teacher_limit, "--output", path["cot.jsonl"]],
-            lambda ns: cot_generate_filter(ns, engines.handle(teacher_ref)))
-        # Trained teachers and the ceiling (no engine needed).
-        chain.run("train teacher-cot", lambda: train("--teacher", teacher_name, path["teacher-cot"],
-                                                      ["--train-file", path["cot.jsonl"]]))
-        if with_cascade and args.parallel_cascade and "train teacher-cot" not in chain.failed and not calls.dry_run:
-            branch = CascadeBranch(args, folder)
-        chain.run("train teacher-gt", lambda: train("--teacher", teacher_name, path["teacher-gt"],
-                                                     ["--ground-truth", "--pool", "teacher", *teacher_limit]))
-        if not qa_is_weak:
-            chain.run("train teacher-qa", lambda: train("--teacher", teacher_name, path["teacher-qa"],
-                                                         ["--ground-truth", "--no-rationale", "--pool", "teacher",
-                                                          *teacher_limit]))
-        chain.run("train student-ceiling", lambda: train("--student", student_name, path["student-ceiling"],
-                                                          ["--ground-truth", "--pool", "student", *student_limit]))
-        # The CoT teacher: its uncertainty (Alice) and its labels (W2S-CoT).
-
-        def probe() -> dict:
-            def run(ns: argparse.Namespace) -> dict:
-                summ_backend = engines.handle(summ_ref) if summ_ref and not ns.summarizer_base_url else None
-                return uncertainty(ns, engines.handle(resolve_role(ns, "teacher")), summ_backend)
-
-            return calls("uncertainty", gen + [
-                "--teacher", path["teacher-cot"], *steps.summ, *student_limit, "--k", str(args.k),
-                "--summarizer-max-new-tokens", str(args.summarizer_max_new_tokens),
-                "--output", path["uncertainty.jsonl"], *extra_argv(args.uncertainty_args)], run)
-
-        chain.run("w2s-cot labels", lambda: labels(path["teacher-cot"], path["w2s-cot.jsonl"]),
-                  needs=("train teacher-cot",))
-        chain.run("uncertainty", probe, needs=("train teacher-cot",))
-        # The untrained student (often also the summarizer, whose engine is still up): zero-shot
-        # baseline, then Alice's proactive answers.
-        chain.run("eval zero-shot", lambda: evaluate_into("zero-shot", "--student", student_name))
-
-        def proactive() -> dict:
-            return calls("student_generate", gen + [
-                "--student", student_name, "--uncertainty", path["uncertainty.jsonl"], *student_limit,
-                "--output", path["alice.jsonl"], *extra_argv(args.generate_args)],
-                lambda ns: student_generate(ns, engines.handle(resolve_role(ns, "student"))))
-
-        chain.run("student_generate", proactive, needs=("uncertainty",))
-        chain.run("eval weak", lambda: evaluate_into("weak", "--teacher", path["teacher-gt"]),
-                  needs=("train teacher-gt",))
-        chain.run("w2s-qa labels", lambda: labels(qa_teacher, path["w2s-qa.jsonl"]), needs=(qa_step,))
-        # Trained students.
-        for method, source, needs in (("alice", path["alice.jsonl"], "student_generate"),
-                                      ("w2s-cot", path["w2s-cot.jsonl"], "w2s-cot labels"),
-                                      ("w2s-qa", path["w2s-qa.jsonl"], "w2s-qa labels")):
-            chain.run(f"train student-{method}",
-                      lambda m=method, s=source: train("--student", student_name, path[f"student-{m}"],
-                                                       ["--train-file", s]), needs=(needs,))
-        for method in ("ceiling", "alice", "w2s-cot", "w2s-qa"):
-            chain.run(f"eval {method}", lambda m=method: evaluate_into(m, "--student", path[f"student-{m}"]),
-                      needs=(f"train student-{method}",))
-        engines.close()  # free the GPU for the cascade branch's last steps
-        if branch is not None:
-            branch_result = branch.join(chain)
-        elif with_cascade:
-            steps.cascade(chain)
-        else:
-            chain.failed["cascade"] = "no --midlevel (cascade Alice needs a mid model)"
-    finally:
-        engines.close()
-        if branch is not None:
-            branch.stop()
-    return {"chain": chain, "branch": branch_result}

@@ -12,11 +12,13 @@ Rules every stage follows:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
 import platform
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -204,12 +206,19 @@ class Manifest:
     def __init__(self, output: str | Path, script: str, args: dict, settings: dict):
         self.path = manifest_path(output)
         self.started = time.time()
+        rerun = None
+        if dataclasses.is_dataclass(args):  # a stage config: record the command that reruns this step
+            from .config import settings_dict, to_argv
+
+            rerun = shlex.join(_scrub_argv(["python", f"{script}.py", *to_argv(args)]))
+            args = settings_dict(args)
         self.data: dict[str, Any] = {
             "script": script,
             "status": "running",
             "fingerprint": fingerprint(settings),
             "args": scrub(args),
             "command": " ".join(_scrub_argv(sys.argv)),
+            "rerun": rerun,
             "git_commit": git_commit(),
             "versions": library_versions(),
             "host": platform.node(),

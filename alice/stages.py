@@ -3,13 +3,26 @@ ready backend, so tests and cascades can share one engine) and writes its output
 
 from __future__ import annotations
 
-import argparse
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from .backends import Backend
-from .cli import backend_from_args, resolve_role, result_settings, sampling_from_args, task_from_args
+from .cli import (
+    GenerationSettings,
+    ModelSettings,
+    OutputSettings,
+    TeacherDataSettings,
+    TestDataSettings,
+    backend_from_args,
+    resolve_role,
+    result_settings,
+    role,
+    sampling_from_args,
+    task_from_args,
+)
+from .config import setting
 from .errors import AliceError
 from .metrics import summarize_scores
 from .models import ModelRef
@@ -32,7 +45,7 @@ def summary_path(output: str | Path) -> Path:
 class LazyBackend:
     """Starts the model only when there is something to generate (a finished rerun loads nothing)."""
 
-    def __init__(self, args: argparse.Namespace, ref: ModelRef | None, ready: Backend | None = None):
+    def __init__(self, args: GenerationSettings, ref: ModelRef | None, ready: Backend | None = None):
         self.args, self.ref, self.backend = args, ref, ready
         self.owned = ready is None
 
@@ -53,7 +66,7 @@ def generate_stage(
     conversation: Callable[[Example], list[dict]],
     make_row: Callable[[Example, list[str]], dict],
     sampling,
-    args: argparse.Namespace,
+    args: GenerationSettings,
     desc: str,
 ) -> tuple[list[dict], dict]:
     """Resume-or-generate into ``output``; returns this run's rows in example order and stats."""
@@ -66,7 +79,7 @@ def generate_stage(
     return rows, stats
 
 
-def generate_once(manifest: Manifest, args: argparse.Namespace, ref: ModelRef | None, backend: Backend | None,
+def generate_once(manifest: Manifest, args: GenerationSettings, ref: ModelRef | None, backend: Backend | None,
                   output: Path, examples: list[Example], conversation: Callable[[Example], list[dict]],
                   make_row: Callable[[Example, list[str]], dict], sampling, desc: str) -> tuple[list[dict], dict]:
     """One model, one pass over the examples: start it only if needed, close it if we started it,
@@ -85,14 +98,22 @@ def generate_once(manifest: Manifest, args: argparse.Namespace, ref: ModelRef | 
 # ----------------------------------------------------------------------------- stage 1
 
 
-def cot_generate_filter(args: argparse.Namespace, backend: Backend | None = None) -> dict:
+@dataclass(kw_only=True)
+class CotConfig(OutputSettings, GenerationSettings, ModelSettings, TeacherDataSettings):
+    """cot_generate_filter.py (the teacher's half: no student pool here)."""
+
+    teacher: str | None = role("teacher")
+    temperature: float = setting(0.0, "0 = greedy")
+
+
+def cot_generate_filter(args: CotConfig, backend: Backend | None = None) -> dict:
     """Stage 1: the base teacher answers its own half step by step; keep the correct ones."""
     task = task_from_args(args)
     examples = task.examples("teacher", args.split_seed, args.limit)
     use_rationales = any(ex.rationale for ex in examples)
     ref = None if use_rationales else resolve_role(args, "teacher")
     output = Path(args.output or f"data/cot-{slug(task.name)}-{slug(ref.path if ref else 'rationales')}.jsonl")
-    manifest = Manifest(output, "cot_generate_filter", vars(args), result_settings(args, {"teacher": ref} if ref else {}))
+    manifest = Manifest(output, "cot_generate_filter", args, result_settings(args, {"teacher": ref} if ref else {}))
     manifest.claim([output], args.overwrite)
     if ref:
         manifest.data["models"]["teacher"] = ref.describe()
@@ -124,6 +145,16 @@ def cot_generate_filter(args: argparse.Namespace, backend: Backend | None = None
 # ----------------------------------------------------------------------------- evaluation
 
 
+@dataclass(kw_only=True)
+class EvalConfig(OutputSettings, GenerationSettings, ModelSettings, TestDataSettings):
+    """eval.py (the test split: never shuffled or split)."""
+
+    teacher: str | None = role("teacher")
+    student: str | None = role("student")
+    split: str | None = setting(None, "split to evaluate (default: the task's test split)")
+    predictions: str | None = setting(None, "re-score a JSONL of saved responses (id, response); loads no model")
+
+
 def score_rows(task: Task, examples: list[Example], responses: dict[str, str]) -> list[dict]:
     """Scored rows: ``correct`` under the task's rule, plus ``correct_by_rule`` where the rules can differ."""
     rows = []
@@ -137,7 +168,7 @@ def score_rows(task: Task, examples: list[Example], responses: dict[str, str]) -
     return rows
 
 
-def evaluate(args: argparse.Namespace, backend: Backend | None = None) -> dict:
+def evaluate(args: EvalConfig, backend: Backend | None = None) -> dict:
     """Greedy accuracy on the task's evaluation split; unparsable counts as wrong."""
     task = task_from_args(args)
     split = args.split or task.eval_split
@@ -147,7 +178,7 @@ def evaluate(args: argparse.Namespace, backend: Backend | None = None) -> dict:
     role = next((r for r in ("student", "teacher") if getattr(args, r, None)), None)
     ref = resolve_role(args, role)
     output = Path(args.output or f"data/eval-{slug(task.name)}-{slug(ref.adapter or ref.path)}.jsonl")
-    manifest = Manifest(output, "eval", vars(args), result_settings(args, {"model": ref}))
+    manifest = Manifest(output, "eval", args, result_settings(args, {"model": ref}))
     manifest.claim([output, summary_path(output)], args.overwrite)
     manifest.data["models"]["model"] = ref.describe()
     manifest.data["scoring"] = task.scoring
@@ -183,7 +214,7 @@ def write_summary(output: Path, rows: list[dict], task: Task, split: str, model,
     return summary
 
 
-def rescore(args: argparse.Namespace, task: Task, split: str, examples: list[Example]) -> dict:
+def rescore(args: EvalConfig, task: Task, split: str, examples: list[Example]) -> dict:
     """Score saved responses (rows with id and response) without loading a model."""
     saved = read_jsonl(args.predictions, required=("id", "response"))
     by_id = {ex.id: ex for ex in task.load(split)}

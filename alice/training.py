@@ -17,7 +17,6 @@ trained on the same context it is evaluated in and the loss falls only on the as
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import re
@@ -28,6 +27,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .cli import DataSettings, ModelSettings, role
+from .config import setting
 from .errors import AliceError
 from .models import ModelRef, resolve_model
 from .records import Manifest, iter_jsonl
@@ -423,72 +424,73 @@ def training_summary(trainer) -> dict:
 # ----------------------------------------------------------------------------- the train.py stage
 
 
-def add_training_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("training data")
-    g.add_argument("--train-file", help="JSONL of (id, question, response) rows from any stage; "
-                                        "rows with \"kept\": false are skipped")
-    g.add_argument("--ground-truth", action="store_true",
-                   help="train on the task's gold answers/rationales (weak and strong-ceiling baselines)")
-    g.add_argument("--pool", choices=["teacher", "student"],
-                   help="pool for --ground-truth (default: student with --student, else teacher)")
-    g.add_argument("--no-rationale", action="store_true",
-                   help="--ground-truth with answers only (the answers-only teacher variant)")
-    r = p.add_argument_group("recipe (paper defaults)")
-    r.add_argument("--epochs", type=float, default=PAPER_EPOCHS, help="passes over the training rows")
-    r.add_argument("--lr", type=float, default=PAPER_LR, help="peak learning rate (AdamW)")
-    r.add_argument("--weight-decay", type=float, default=PAPER_WEIGHT_DECAY, help="AdamW weight decay")
-    r.add_argument("--warmup-ratio", type=float, default=PAPER_WARMUP_RATIO,
-                   help="linear warm-up over this share of the run's optimizer steps")
-    r.add_argument("--warmup-steps", type=int, default=None,
-                   help="a fixed number of warm-up steps instead of --warmup-ratio (the paper states 100)")
-    r.add_argument("--scheduler", default="cosine", help="learning-rate schedule after the warm-up "
-                   "(a transformers lr_scheduler_type)")
-    r.add_argument("--total-batch-size", type=int, default=PAPER_TOTAL_BATCH,
-                   help="effective batch = per-device batch x gradient accumulation x processes")
-    r.add_argument("--per-device-batch-size", type=int, default=1,
-                   help="rows per device per forward pass; gradient accumulation makes up the rest")
-    r.add_argument("--max-steps", type=int, default=-1, help="stop after N optimizer steps (quick runs)")
-    r.add_argument("--max-length", type=int, default=2048, help="tokens per training row (longer ones are cut)")
-    r.add_argument("--seed", type=int, default=0, help="training seed (initialization of LoRA weights, data order)")
-    r.add_argument("--packing", action="store_true", help="pack rows into --max-length blocks (padding-free)")
-    r.add_argument("--padding-free", action="store_true", help="flatten each batch into one row, no padding")
-    r.add_argument("--gradient-checkpointing", action=argparse.BooleanOptionalAction, default=True,
-                   help="recompute activations in the backward pass (less memory, slower steps)")
-    r.add_argument("--no-bf16", action="store_true", help="train in fp32 even where bf16 is available")
-    r.add_argument("--optim", default="adamw_torch",
-                   help="transformers optimizer name (adamw_torch_fused: one fused kernel per step on GPU)")
-    r.add_argument("--torch-compile", action="store_true", help="compile the model with torch.compile")
-    r.add_argument("--use-liger-kernel", action="store_true",
-                   help="Liger's fused Triton kernels (pip install liger-kernel; GPU)")
-    r.add_argument("--attn-implementation", default=None,
-                   help="sdpa, flash_attention_2, eager (default: the model's); padding-free and packing "
-                        "are fastest with flash_attention_2")
-    lo = p.add_argument_group("LoRA")
-    lo.add_argument("--lora", action="store_true", help="train a PEFT LoRA adapter instead of all weights")
-    lo.add_argument("--qlora", action="store_true", help="LoRA on a 4-bit (bitsandbytes NF4) base; GPU only")
-    lo.add_argument("--lora-rank", type=int, default=16, help="LoRA rank r")
-    lo.add_argument("--lora-alpha", type=int, default=32, help="LoRA scaling alpha")
-    lo.add_argument("--lora-dropout", type=float, default=0.05, help="dropout on the LoRA inputs")
-    lo.add_argument("--lora-target-modules", default="all-linear",
-                    help="comma-separated module names, or all-linear")
-    lo.add_argument("--merge-adapter", action="store_true", help="write a merged full model (adapter in adapter/)")
-    o = p.add_argument_group("output")
-    o.add_argument("--output-dir", help="where the model, checkpoints and manifest.json go")
-    o.add_argument("--save-steps", type=int, default=200, help="checkpoint every N steps (a rerun resumes from "
-                   "the last one)")
-    o.add_argument("--logging-steps", type=int, default=10, help="log the loss every N optimizer steps")
-    o.add_argument("--keep-checkpoints", action="store_true", help="keep checkpoint-N folders after success")
-    o.add_argument("--resume", action="store_true",
-                   help="accepted for compatibility: a rerun always continues from the last checkpoint")
-    o.add_argument("--overwrite", action="store_true", help="replace the output folder, even a finished one")
+TRAINING_DATA, RECIPE, LORA, OUTPUT = "training data", "recipe (paper defaults)", "LoRA", "output"
 
 
-# Flags that change how a run goes, not the model it produces: not part of the run's identity.
-TRAIN_OPERATIONAL = {"per_device_batch_size", "save_steps", "logging_steps", "keep_checkpoints",
-                     "gradient_checkpointing", "resume", "overwrite", "output_dir", "attn_implementation"}
+@dataclass(kw_only=True)
+class TrainConfig(ModelSettings, DataSettings):
+    """train.py: its settings, declared once (flags, recipes, manifests)."""
+
+    teacher: str | None = role("teacher")
+    student: str | None = role("student")
+    train_file: str | None = setting(None, "JSONL of (id, question, response) rows from any stage; rows with "
+                                     "\"kept\": false are skipped", group=TRAINING_DATA)
+    ground_truth: bool = setting(False, "train on the task's gold answers/rationales (weak and strong-ceiling "
+                                 "baselines)", group=TRAINING_DATA)
+    pool: str | None = setting(None, "pool for --ground-truth (default: student with --student, else teacher)",
+                               choices=["teacher", "student"], group=TRAINING_DATA)
+    no_rationale: bool = setting(False, "--ground-truth with answers only (the answers-only teacher variant)",
+                                 group=TRAINING_DATA)
+    epochs: float = setting(PAPER_EPOCHS, "passes over the training rows", group=RECIPE)
+    lr: float = setting(PAPER_LR, "peak learning rate (AdamW)", group=RECIPE)
+    weight_decay: float = setting(PAPER_WEIGHT_DECAY, "AdamW weight decay", group=RECIPE)
+    warmup_ratio: float = setting(PAPER_WARMUP_RATIO, "linear warm-up over this share of the run's optimizer "
+                                  "steps", group=RECIPE)
+    warmup_steps: int | None = setting(None, "a fixed number of warm-up steps instead of --warmup-ratio (the "
+                                       "paper states 100)", group=RECIPE)
+    scheduler: str = setting("cosine", "learning-rate schedule after the warm-up (a transformers "
+                             "lr_scheduler_type)", group=RECIPE)
+    total_batch_size: int = setting(PAPER_TOTAL_BATCH, "effective batch = per-device batch x gradient "
+                                    "accumulation x processes", group=RECIPE)
+    per_device_batch_size: int = setting(1, "rows per device per forward pass; gradient accumulation makes up "
+                                         "the rest", group=RECIPE, operational=True)
+    max_steps: int = setting(-1, "stop after N optimizer steps (quick runs)", group=RECIPE)
+    max_length: int = setting(2048, "tokens per training row (longer ones are cut)", group=RECIPE)
+    seed: int = setting(0, "training seed (initialization of LoRA weights, data order)", group=RECIPE)
+    packing: bool = setting(False, "pack rows into --max-length blocks (padding-free)", group=RECIPE)
+    padding_free: bool = setting(False, "flatten each batch into one row, no padding", group=RECIPE)
+    gradient_checkpointing: bool = setting(True, "recompute activations in the backward pass (less memory, "
+                                           "slower steps)", negatable=True, group=RECIPE, operational=True)
+    no_bf16: bool = setting(False, "train in fp32 even where bf16 is available", group=RECIPE)
+    optim: str = setting("adamw_torch", "transformers optimizer name (adamw_torch_fused: one fused kernel per "
+                         "step on GPU)", group=RECIPE)
+    torch_compile: bool = setting(False, "compile the model with torch.compile", group=RECIPE)
+    use_liger_kernel: bool = setting(False, "Liger's fused Triton kernels (pip install liger-kernel; GPU)",
+                                     group=RECIPE)
+    attn_implementation: str | None = setting(None, "sdpa, flash_attention_2, eager (default: the model's); "
+                                              "padding-free and packing are fastest with flash_attention_2",
+                                              group=RECIPE, operational=True)
+    lora: bool = setting(False, "train a PEFT LoRA adapter instead of all weights", group=LORA)
+    qlora: bool = setting(False, "LoRA on a 4-bit (bitsandbytes NF4) base; GPU only", group=LORA)
+    lora_rank: int = setting(16, "LoRA rank r", group=LORA)
+    lora_alpha: int = setting(32, "LoRA scaling alpha", group=LORA)
+    lora_dropout: float = setting(0.05, "dropout on the LoRA inputs", group=LORA)
+    lora_target_modules: str = setting("all-linear", "comma-separated module names, or all-linear", group=LORA)
+    merge_adapter: bool = setting(False, "write a merged full model (adapter in adapter/)", group=LORA)
+    output_dir: str | None = setting(None, "where the model, checkpoints and manifest.json go", group=OUTPUT,
+                                     operational=True)
+    save_steps: int = setting(200, "checkpoint every N steps (a rerun resumes from the last one)", group=OUTPUT,
+                              operational=True)
+    logging_steps: int = setting(10, "log the loss every N optimizer steps", group=OUTPUT, operational=True)
+    keep_checkpoints: bool = setting(False, "keep checkpoint-N folders after success", group=OUTPUT,
+                                     operational=True)
+    resume: bool = setting(False, "accepted for compatibility: a rerun always continues from the last checkpoint",
+                           group=OUTPUT, operational=True)
+    overwrite: bool = setting(False, "replace the output folder, even a finished one", group=OUTPUT,
+                              operational=True)
 
 
-def settings_from_args(args: argparse.Namespace, output_dir: Path) -> TrainSettings:
+def settings_from_args(args: TrainConfig, output_dir: Path) -> TrainSettings:
     lora = None
     if args.lora or args.qlora:
         targets = args.lora_target_modules
@@ -506,7 +508,7 @@ def settings_from_args(args: argparse.Namespace, output_dir: Path) -> TrainSetti
     )
 
 
-def _training_data(args: argparse.Namespace, task: Task, role: str | None) -> tuple[list[dict], dict]:
+def _training_data(args: TrainConfig, task: Task, role: str | None) -> tuple[list[dict], dict]:
     if bool(args.train_file) == bool(args.ground_truth):
         raise AliceError("give exactly one of --train-file (a stage's JSONL) or --ground-truth")
     if args.train_file:
@@ -521,7 +523,7 @@ def _training_data(args: argparse.Namespace, task: Task, role: str | None) -> tu
                   "rationale": not args.no_rationale}
 
 
-def _default_output_dir(task: Task, ref: ModelRef, args: argparse.Namespace, source: dict) -> Path:
+def _default_output_dir(task: Task, ref: ModelRef, args: TrainConfig, source: dict) -> Path:
     from .stages import slug
 
     data = f"gt-{source['pool']}" if args.ground_truth else slug(Path(args.train_file).stem)
@@ -536,7 +538,7 @@ def _main_first(state, fn) -> None:
     state.wait_for_everyone()
 
 
-def run_training(args: argparse.Namespace) -> dict:
+def run_training(args: TrainConfig) -> dict:
     """train.py: fine-tune a base model on a stage's rows or on ground truth, resumably."""
     from accelerate import PartialState
 
@@ -568,11 +570,10 @@ def run_training(args: argparse.Namespace) -> dict:
                                                state.num_processes)
     tokenizer = load_tokenizer(ref)  # fails early for a model without a chat template
 
-    fingerprint_settings = {k: v for k, v in result_settings(args, {"base": ref}).items()
-                            if k not in TRAIN_OPERATIONAL}
+    fingerprint_settings = result_settings(args, {"base": ref})
     fingerprint_settings["data_hash"] = data_hash(records)
     output_dir.mkdir(parents=True, exist_ok=True)  # so the manifest goes inside it: dir/manifest.json
-    manifest = Manifest(output_dir, "train", vars(args), fingerprint_settings)
+    manifest = Manifest(output_dir, "train", args, fingerprint_settings)
     previous = manifest.previous()
     if (previous and previous.get("status") == "complete" and not args.overwrite
             and previous.get("fingerprint") == manifest.data["fingerprint"]):

@@ -8,23 +8,43 @@ Both teacher variants of the paper go through here: the teacher trained on its f
 
 from __future__ import annotations
 
-import argparse
+from dataclasses import dataclass
 from pathlib import Path
 
 from .backends import Backend
-from .cli import resolve_role, result_settings, sampling_from_args, task_from_args
+from .cli import (
+    DataSettings,
+    GenerationSettings,
+    ModelSettings,
+    OutputSettings,
+    resolve_role,
+    result_settings,
+    role,
+    sampling_from_args,
+    task_from_args,
+)
+from .config import setting
 from .records import Manifest
 from .stages import generate_once, slug
 from .tasks import Example
 
 
-def w2s_labels(args: argparse.Namespace, backend: Backend | None = None) -> dict:
+@dataclass(kw_only=True)
+class W2SLabelsConfig(OutputSettings, GenerationSettings, ModelSettings, DataSettings):
+    """w2s_labels.py."""
+
+    teacher: str | None = role("teacher")
+    temperature: float = setting(0.6, "the paper's label temperature")
+    top_p: float = setting(1.0, "nucleus sampling of the labels")
+
+
+def w2s_labels(args: W2SLabelsConfig, backend: Backend | None = None) -> dict:
     """The trained teacher labels the student pool; rows keyed by id, resumable."""
     task = task_from_args(args)
     examples = task.examples("student", args.split_seed, args.limit)
     teacher = resolve_role(args, "teacher")
     output = Path(args.output or f"data/w2s-{slug(task.name)}-{slug(teacher.adapter or teacher.path)}.jsonl")
-    manifest = Manifest(output, "w2s_labels", vars(args), result_settings(args, {"teacher": teacher}))
+    manifest = Manifest(output, "w2s_labels", args, result_settings(args, {"teacher": teacher}))
     manifest.claim([output], args.overwrite)
     manifest.data["models"]["teacher"] = teacher.describe()
     manifest.save()

@@ -1,0 +1,292 @@
+"""One declaration per setting: a dataclass field carries a setting's flag, help, default, choices and
+whether it defines the run. The scripts' parsers, the YAML recipes (``--config``), the manifests'
+fingerprints, experiment.py's steps and the commands that rerun a step are all read off these fields.
+
+    @dataclass(kw_only=True)
+    class ProbeConfig(DataSettings, GenerationSettings, OutputSettings):
+        k: int = setting(100, "samples per question", group="probing")
+        chunk: int = setting(64, "questions per checkpoint", operational=True)
+
+    config = parse(ProbeConfig, argv, __doc__)   # argparse underneath: flags --k, --chunk, --config
+    to_argv(config)                              # ["--k", "20"]: the flags that differ from the defaults
+    fingerprint_settings(config)                 # what defines the run's outputs (operational ones left out)
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import types
+import typing
+from collections.abc import Sequence
+from functools import cache
+from pathlib import Path
+from typing import Any, TypeVar
+
+from .errors import AliceError
+
+_UNSET = object()
+Config = TypeVar("Config")
+
+
+def setting(default: Any = None, help: str = "", *, flag: str | None = None, choices: Sequence | None = None,
+            group: str | None = None, operational: bool = False, later_default: Any = _UNSET,
+            metavar: str | None = None, negatable: bool = False, required: bool = False,
+            dest_flag: str | None = None, parse_type: Any = None) -> Any:
+    """A dataclass field declaring one setting.
+
+    flag: the option string (default ``--name-with-dashes``); dest_flag: an on/off flag whose
+    presence stores False (``--no-cascade`` for ``cascade``); choices: the allowed values; group: the
+    ``--help`` section; operational: changes how a run goes, not what it produces (left out of the
+    fingerprint); later_default: a setting added after outputs existed, left out of the fingerprint
+    at this value so those outputs still resume; negatable: an on/off flag with a --no- form;
+    parse_type: how a flag's text becomes a value (default: from the annotation)."""
+    meta = {"help": help, "flag": flag, "choices": list(choices) if choices is not None else None, "group": group,
+            "operational": operational, "metavar": metavar, "negatable": negatable, "required": required,
+            "dest_flag": dest_flag, "parse_type": parse_type}
+    if later_default is not _UNSET:
+        meta["later_default"] = later_default
+    if isinstance(default, list):
+        return dataclasses.field(default_factory=lambda: list(default), metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def like(base: type, name: str, default: Any = _UNSET, **changes: Any) -> Any:
+    """``base``'s setting ``name`` again, with another default or help for a subclass."""
+    old = field_map(base)[name]
+    meta = {**old.metadata, **changes}
+    value = old.default if default is _UNSET else default
+    later = meta.pop("later_default", _UNSET)
+    return setting(value, **{k: v for k, v in meta.items()}, **({} if later is _UNSET else {"later_default": later}))
+
+
+@dataclasses.dataclass(kw_only=True)
+class Settings:
+    """Every stage config: ``--config recipe.yaml`` (which flags override) is itself recorded."""
+
+    config: str | None = setting(None, "settings from a YAML recipe (configs/recipes/); flags override them",
+                                 metavar="RECIPE.yaml", operational=True)
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            allowed = f.metadata.get("choices")
+            value = getattr(self, f.name)
+            if allowed is not None and value is not None and value not in allowed:
+                raise AliceError(f"{flag_of(f)} {value!r} is not one of {allowed}")
+
+
+def field_map(cls: type) -> dict[str, dataclasses.Field]:
+    return {f.name: f for f in dataclasses.fields(cls)}
+
+
+def flag_of(f: dataclasses.Field) -> str:
+    return f.metadata.get("dest_flag") or f.metadata.get("flag") or "--" + f.name.replace("_", "-")
+
+
+@cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _base_type(annotation: Any) -> tuple[Any, bool]:
+    """(the value type, whether it is a list) of an annotation such as ``int | None`` or ``list[str]``."""
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType) and len(args) == 1:
+        annotation = args[0]
+    if typing.get_origin(annotation) is list:
+        return typing.get_args(annotation)[0], True
+    return annotation, False
+
+
+# ----------------------------------------------------------------------------- parsing
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Shows each flag's default once: appended as "(default: X)" unless the help already says
+    what the default is; unset (None) and off (False) defaults are not shown."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if (not action.option_strings or "default" in text.lower() or "%(default)" in text
+                or action.default is None or action.default is False or action.default is argparse.SUPPRESS):
+            return text
+        return f"{text} (default: %(default)s)".strip()
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with ``--config recipe.yaml``: the recipe's keys are the settings' names
+    (``max_new_tokens`` for --max-new-tokens) and set their values; flags given on the command line
+    override the recipe. A key the script has no setting for is refused, like an unknown flag."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+        self.add_argument("--config", metavar="RECIPE.yaml",
+                          help="settings from a YAML recipe (configs/recipes/); flags override them")
+
+    def parse_known_args(self, args=None, namespace=None):
+        args = sys.argv[1:] if args is None else [str(a) for a in args]
+        pre = argparse.ArgumentParser(add_help=False)
+        pre.add_argument("--config")
+        recipe = pre.parse_known_args(args)[0].config
+        if recipe:  # a namespace's values come before the defaults; the command line still wins
+            namespace = namespace or argparse.Namespace()
+            for key, value in self._recipe_values(recipe).items():
+                setattr(namespace, key, value)
+        return super().parse_known_args(args, namespace)
+
+    def _recipe_values(self, recipe: str) -> dict:
+        import yaml
+
+        try:
+            values = yaml.safe_load(Path(recipe).read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as err:
+            self.error(f"--config {recipe}: {err}")
+        if not isinstance(values, dict):
+            self.error(f"--config {recipe}: expected a mapping of settings")
+        actions = {a.dest: a for a in self._actions if a.option_strings and a.dest not in ("help", "config")}
+        out = {}
+        for key, value in values.items():
+            action = actions.get(str(key).replace("-", "_"))
+            if action is None:
+                self.error(f"--config {recipe}: {key!r} is not a setting of this script")
+            if isinstance(value, str) and action.type is not None:
+                value = action.type(value)  # YAML reads 1e-5 as a string
+            if action.choices is not None and value not in action.choices:
+                self.error(f"--config {recipe}: {key}: {value!r} is not one of {list(action.choices)}")
+            action.required = False  # the recipe gives it
+            out[action.dest] = value
+        return out
+
+
+def add_settings(parser: argparse.ArgumentParser, cls: type, suppress_defaults: bool = False) -> None:
+    """One flag per field of ``cls`` (``config`` excepted: the parser has it), in ``--help`` sections
+    by the fields' groups, "output" last."""
+    hints = _hints(cls)
+    groups: dict[str | None, Any] = {}
+    fields = [f for f in dataclasses.fields(cls) if f.name != "config"]
+    fields.sort(key=lambda f: f.metadata.get("group") == "output")
+    for f in fields:
+        meta = f.metadata
+        name = meta.get("group")
+        if name not in groups:
+            groups[name] = parser if name is None else parser.add_argument_group(name)
+        target = groups[name]
+        value_type, is_list = _base_type(hints[f.name])
+        default = argparse.SUPPRESS if suppress_defaults else (
+            f.default if f.default is not dataclasses.MISSING else f.default_factory())
+        kwargs: dict[str, Any] = {"dest": f.name, "help": meta.get("help") or None, "default": default}
+        if value_type is bool and meta.get("dest_flag"):
+            kwargs["action"] = "store_false"
+        elif value_type is bool and meta.get("negatable"):
+            kwargs["action"] = argparse.BooleanOptionalAction
+        elif value_type is bool:
+            kwargs["action"] = "store_true"
+        else:
+            kwargs["type"] = meta.get("parse_type") or value_type
+            if is_list:
+                kwargs["nargs"] = "+"
+            if meta.get("choices") is not None:
+                kwargs["choices"] = meta["choices"]
+            if meta.get("metavar"):
+                kwargs["metavar"] = meta["metavar"]
+            if meta.get("required") and not suppress_defaults:
+                kwargs["required"] = True
+        target.add_argument(flag_of(f), **kwargs)
+
+
+def build_parser(cls: type, doc: str | None) -> Parser:
+    parser = Parser(description=doc)
+    add_settings(parser, cls)
+    return parser
+
+
+def from_namespace(cls: type[Config], namespace: argparse.Namespace) -> Config:
+    names = field_map(cls)
+    return cls(**{k: v for k, v in vars(namespace).items() if k in names})
+
+
+def parse(cls: type[Config], argv: Sequence[str] | None, doc: str | None = None) -> Config:
+    """A script's settings: flags, over a ``--config`` recipe, over the declared defaults."""
+    parser = build_parser(cls, doc)
+    namespace = parser.parse_args(None if argv is None else [str(a) for a in argv])
+    try:
+        return from_namespace(cls, namespace)
+    except AliceError as err:
+        parser.error(str(err))
+
+
+def overrides(cls: type, text: str | Sequence[str] | None, what: str) -> dict[str, Any]:
+    """The settings a fragment of flags (``"--lora --max-steps 4"``) gives, checked by ``cls``'s own
+    parser: what experiment.py's ``--train-args`` and the like set in every step of that stage."""
+    import shlex
+
+    argv = shlex.split(text) if isinstance(text, str) else list(text or [])
+    if not argv:
+        return {}
+    parser = argparse.ArgumentParser(prog=what, add_help=False, exit_on_error=False, allow_abbrev=False)
+    add_settings(parser, cls, suppress_defaults=True)
+    try:
+        namespace, unknown = parser.parse_known_args(argv)
+    except argparse.ArgumentError as err:
+        raise AliceError(f"{what} {shlex.join(argv)}: {err}") from None
+    if unknown:
+        raise AliceError(f"{what}: {shlex.join(unknown)} is not a setting of that stage")
+    return vars(namespace)
+
+
+# ----------------------------------------------------------------------------- reading settings back
+
+
+def _flag_args(f: dataclasses.Field, value: Any) -> list[str]:
+    flag = flag_of(f)
+    if isinstance(value, bool):
+        if f.metadata.get("dest_flag"):
+            return [flag] if not value else []  # the flag stores False
+        if f.metadata.get("negatable"):
+            return [flag if value else "--no-" + flag[2:]]
+        return [flag] if value else []
+    if isinstance(value, list):
+        return [flag, *map(str, value)]
+    return [] if value is None else [flag, str(value)]
+
+
+def to_argv(config: Any) -> list[str]:
+    """The flags that rebuild ``config`` from the defaults: the command that reruns a step."""
+    out: list[str] = []
+    for f in dataclasses.fields(config):
+        if f.name == "config":
+            continue
+        value = getattr(config, f.name)
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        if value != default or f.metadata.get("required"):
+            out += _flag_args(f, value)
+    return out
+
+
+def flag_text(cls: type, values: dict[str, Any]) -> str:
+    """``values`` (settings of ``cls``) written as its script's flags, e.g. for --train-args."""
+    import shlex
+
+    by_name = field_map(cls)
+    return shlex.join(arg for name, value in values.items() for arg in _flag_args(by_name[name], value))
+
+
+def fingerprint_settings(config: Any, exclude: Sequence[str] = ()) -> dict[str, Any]:
+    """The settings that define what a run produces: every field but the operational ones, and a
+    later-added setting only where it differs from its default."""
+    out = {}
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if f.metadata.get("operational") or f.name in exclude:
+            continue
+        if "later_default" in f.metadata and value == f.metadata["later_default"]:
+            continue
+        out[f.name] = value
+    return out
+
+
+def settings_dict(config: Any) -> dict[str, Any]:
+    """Every setting with its value (manifests record it as the run's arguments)."""
+    return {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}

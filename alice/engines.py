@@ -1,0 +1,118 @@
+"""Generation engines shared by the steps of a run (experiment.py, cascade.py): ``Engines`` hands out a
+backend per model and starts an engine only when a step generates. With vLLM and LoRA-trained models
+every adapter of a base model is served on that base's one engine (``LoRARequest``), so a CPU run
+starts one engine in all. Otherwise one engine lives at a time (GPU memory)."""
+
+from __future__ import annotations
+
+import time
+
+from .backends import Backend, VLLMBackend, cuda_available, vllm_available
+from .cli import GenerationSettings, backend_from_args
+from .models import ModelRef
+
+
+class EngineHandle(Backend):
+    """A backend for one model that starts (or reuses) an engine only when asked to generate."""
+
+    def __init__(self, engines: Engines, ref: ModelRef):
+        self.engines, self.ref = engines, ref
+
+    def _ready(self) -> Backend:
+        return self.engines.ready(self.ref)
+
+    @property
+    def max_context(self) -> int | None:  # type: ignore[override]
+        return self._ready().max_context
+
+    def prompt_tokens(self, conversation):
+        return self._ready().prompt_tokens(conversation)
+
+    def generate(self, conversations, sampling, ids):
+        return self._ready().generate(conversations, sampling, ids)
+
+    def describe(self) -> dict:
+        return self.engines.describe(self.ref)
+
+    def close(self) -> None:  # the engine belongs to Engines
+        pass
+
+
+class _AdapterView(Backend):
+    """One adapter (or the base) on a shared vLLM engine: the engine's LoRA request is swapped
+    for the duration of each call."""
+
+    def __init__(self, engine: VLLMBackend, request):
+        self.engine, self.request = engine, request
+        self.max_context = engine.max_context
+
+    def prompt_tokens(self, conversation):
+        return self.engine.prompt_tokens(conversation)
+
+    def generate(self, conversations, sampling, ids):
+        saved, self.engine.lora = self.engine.lora, self.request
+        try:
+            return self.engine.generate(conversations, sampling, ids)
+        finally:
+            self.engine.lora = saved
+
+
+class Engines:
+    """Generation backends for every model of a run; see the module docstring."""
+
+    def __init__(self, args: GenerationSettings, share_adapters: bool, max_lora_rank: int = 64):
+        self.args = args
+        kind = args.backend
+        if kind == "auto":
+            kind = "openai" if args.base_url else ("vllm" if vllm_available() else "hf")
+        self.share = share_adapters and kind == "vllm"
+        self.max_lora_rank = max_lora_rank
+        self.current: tuple[tuple, Backend] | None = None  # (key, backend): one engine at a time
+        self.lora_ids: dict[str, int] = {}
+        self.starts: list[dict] = []
+
+    def handle(self, ref: ModelRef) -> EngineHandle:
+        return EngineHandle(self, ref)
+
+    def _key(self, ref: ModelRef) -> tuple:
+        return (ref.path,) if self.share else (ref.path, ref.adapter)
+
+    def ready(self, ref: ModelRef) -> Backend:
+        key = self._key(ref)
+        if self.current is None or self.current[0] != key:
+            self.close()
+            started = time.time()
+            if self.share:  # the base model's engine, serving every adapter trained on it
+                backend = backend_from_args(self.args, ModelRef(ref.path, source=ref.path), enable_lora=True,
+                                            max_lora_rank=self.max_lora_rank)
+            else:
+                backend = backend_from_args(self.args, ref)
+            self.starts.append({"model": ref.adapter or ref.path, "load_s": round(time.time() - started, 1)})
+            self.current = (key, backend)
+        backend = self.current[1]
+        if not self.share:
+            return backend
+        request = None
+        if ref.adapter:
+            from vllm.lora.request import LoRARequest
+
+            lora_id = self.lora_ids.setdefault(ref.adapter, len(self.lora_ids) + 1)
+            request = LoRARequest(f"adapter{lora_id}", lora_id, ref.adapter)
+        return _AdapterView(backend, request)
+
+    def describe(self, ref: ModelRef) -> dict:
+        info = {"backend": "vllm" if self.share else self.args.backend, "model": ref.adapter or ref.path,
+                "shared_engine": self.share}
+        if self.current is not None and self.current[0] == self._key(ref):
+            info.update(self.current[1].describe())
+        return info
+
+    def before_training(self) -> None:
+        """Training needs the GPU's memory: close the engine there (on CPU it stays loaded)."""
+        if cuda_available():
+            self.close()
+
+    def close(self) -> None:
+        if self.current is not None:
+            self.current[1].close()
+            self.current = None

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Issue 19's measurements on an offline 2-GPU machine, started by job.sh once the first wheels are in
+# (transfer in pieces; see job.sh). w.tar holds what training needs (TRL, datasets, DeepSpeed); v.tar
+# (vLLM and the rest) and the 0.5B teacher's GGUF arrive later in /tmp/keep/files while training runs.
+# Each item waits for what it needs, runs under a time limit, and a failure moves on; the GPUs are
+# checked free before each. Results: /tmp/job/out (packed by `job.sh wait`).
+set -uo pipefail
+export ALICE_CACHE=/tmp/alice-cache PYTHONPATH=/tmp/job/repo:${PYTHONPATH:-} PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True
+O=/tmp/job/out F=/tmp/keep/files M=/tmp/alice-cache/models SITE=/tmp/site
+T=$M/Qwen2.5-Coder-0.5B-Instruct L70=/tmp/llama70b GSM=reasoning-gym-0.1.25-instance-train24-test4-held0-seed0.json
+mkdir -p "$O" "$ALICE_CACHE/gsm_symbolic"
+say() { echo "$(date -u +%T) $*"; }
+free_gpus() {  # leftovers of an item that was cut short must not hold memory for the next one
+  pkill -f "[v]llm.entrypoints" ; pkill -f "[u]ncertainty.py" ; pkill -f "[t]rain.py" ; sleep 3
+  nvidia-smi --query-gpu=index,memory.used --format=csv,noheader | tr '\n' ' '; echo
+}
+item() {  # name timeout command...: logs to $O/name.log
+  local name=$1 limit=$2; shift 2
+  free_gpus; say "start $name"
+  timeout "$limit" "$@" >"$O/$name.log" 2>&1
+  say "end $name: exit $?"
+}
+wait_for() { until [ -e "$1" ]; do sleep 3; done; }
+
+# The 70B-architecture folder (config + the small model's tokenizer, no weights) and the GSM rows.
+wait_for "$F/tok.tar"; mkdir -p /tmp/tok && tar -xf "$F/tok.tar" -C /tmp/tok
+wait_for "$F/$GSM"; cp "$F/$GSM" "$ALICE_CACHE/gsm_symbolic/"
+python3 bench/bench_70b.py folder "$L70" --tokenizer /tmp/tok >"$O/folder.log" 2>&1; say "70B folder: $(ls $L70 | tr '\n' ' ')"
+TRAIN=(train.py --data gsm_symbolic --student "$L70" --random-init --lora --ground-truth --pool student --limit 256
+       --max-steps 8 --total-batch-size 8 --max-length 512 --lr 5e-4 --warmup-steps 0 --logging-steps 1 --save-steps 1000)
+
+# vLLM and the rest install in the background as soon as they are in.
+(wait_for "$F/v.tar"; mkdir -p /tmp/keep/vw && tar -xf "$F/v.tar" -C /tmp/keep/vw &&
+   python3 -m pip install -q --no-index --no-deps --no-compile --target "$SITE" /tmp/keep/vw/*.whl && touch "$SITE/.vllm"
+ say "vllm wheels installed") &
+(wait_for "$SITE/.vllm"; wait_for "$F/qwen2.5-coder-0.5b-instruct.gguf"
+ python3 scripts/fair.py convert "$F/qwen2.5-coder-0.5b-instruct.gguf" Qwen2.5-Coder-0.5B-Instruct >"$O/convert.log" 2>&1
+ say "teacher converted") &
+
+# 1. 70B LoRA through train.py: DeepSpeed ZeRO-3, then FSDP2, both over 2 GPUs (random weights).
+item 70b_zero3 330 accelerate launch --config_file configs/accelerate/deepspeed_zero3.yaml --num_processes 2 \
+  "${TRAIN[@]}" --output-dir "$O/70b_zero3"
+item 70b_fsdp 330 accelerate launch --config_file configs/accelerate/fsdp.yaml --num_processes 2 \
+  "${TRAIN[@]}" --output-dir "$O/70b_fsdp"
+rm -f "$O"/70b_*/*.safetensors "$O"/70b_*/*/*.safetensors
+
+# 2. The 70B-architecture summarizer at TP=2, in process (teacher: the 0.5B model).
+wait_for "$T/config.json"
+item 70b_summarizer 300 python3 bench/bench_70b_summarizer.py --teacher "$T" --modes inprocess --timeout 280 \
+  --out "$O/70b_summarizer"
+
+# 3. Probing on one GPU and on two (the pool split in two processes; one data-parallel server).
+item probe_gpus 420 python3 bench/bench_probe_gpus.py --teacher "$T" --limit 400 --variants v2,parts2,serve_dp2 \
+  --runner 1 --timeout 200 --out "$O/probe"
+
+# 4. The summarizer served at TP=2 (the paper's setup).
+item 70b_served 300 python3 bench/bench_70b_summarizer.py --teacher "$T" --modes served --timeout 280 \
+  --out "$O/70b_served"
+say "all done"
