@@ -543,7 +543,9 @@ def run_training(args: argparse.Namespace) -> dict:
     from .backends import load_tokenizer
     from .cli import resolve_role, result_settings, task_from_args
 
-    state = PartialState()
+    # cpu=True on a machine without CUDA: otherwise processes started by accelerate launch / torchrun each
+    # count one process here until the TrainingArguments set the state up again (with cpu=True).
+    state = PartialState(cpu=not _cuda())
     if args.merge_adapter and not (args.lora or args.qlora):
         raise AliceError("--merge-adapter needs --lora or --qlora")
     if args.qlora and not _cuda():
@@ -602,9 +604,12 @@ def run_training(args: argparse.Namespace) -> dict:
               f"effective batch {args.total_batch_size} = {args.per_device_batch_size} per device x "
               f"{accumulation} accumulation x {state.num_processes} process(es) -> {output_dir}", file=sys.stderr)
 
-    sft_config(settings, state.num_processes)  # before the model, so DeepSpeed ZeRO-3 loads it sharded
+    # Before the model, and kept alive while it is built: under DeepSpeed ZeRO-3 the TrainingArguments hold
+    # the only reference to the config transformers reads (a weak reference) to create the model partitioned.
+    training_args = sft_config(settings, state.num_processes)
     try:
         model = load_base_model(ref, settings, args.attn_implementation)
+        del training_args
         trainer = make_trainer(model, tokenizer, records, settings, state.num_processes)
         trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
         summary = training_summary(trainer)
