@@ -2,9 +2,9 @@
 
 No checkpoint is read (none exists on the GPU machine): the model is Llama-3-70B's published shape
 (hidden 8192, 80 layers, 64 heads / 8 KV heads, MLP 28672, vocab 128256, rope theta 5e5) built on
-the meta device and filled with normal(0, 0.02) weights. So this measures memory, speed and whether
-the pieces fit together (sharding, LoRA, gradient checkpointing, adapter saving and reloading), not
-quality. The LoRA recipe is train.py's --lora default (alice.training.LoraSettings: r 16, alpha 32,
+the meta device and filled with normal(0, 0.02) weights (alice.random_init, which train.py
+--random-init shares). So this measures memory, speed and whether the pieces fit together (sharding,
+LoRA, gradient checkpointing, adapter saving and reloading), not quality. The LoRA recipe is train.py's --lora default (alice.training.LoraSettings: r 16, alpha 32,
 dropout 0.05, all linear layers but lm_head).
 
 fsdp   two GPUs, FSDP2 (fully_shard per decoder layer, then the root; bf16 params, fp32 gradient
@@ -50,6 +50,13 @@ import torch.distributed as dist
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from alice.random_init import (
+    build_on_meta,
+    fully_shard_by_layer,
+    materialize_random_,
+    rebuild_rotary,
+    trainable_full_state_dict,
+)
 from alice.training import LoraSettings, lora_config
 
 PEAK_FLOPS = 989e12  # dense bf16 FLOP/s of one H200 (SXM)
@@ -92,17 +99,7 @@ def llama_config(args: argparse.Namespace):
 
 
 def build_meta(cfg):
-    from transformers import AutoModelForCausalLM
-
-    with torch.device("meta"):
-        return AutoModelForCausalLM.from_config(cfg, dtype=torch.bfloat16)
-
-
-def rebuild_rotary(model, cfg, device: torch.device) -> None:
-    """inv_freq is a non-persistent buffer: to_empty leaves garbage in it, so build the module again."""
-    inner = model.get_base_model().model if hasattr(model, "get_base_model") else model.model
-    with torch.device(device):
-        inner.rotary_emb = type(inner.rotary_emb)(config=cfg).to(device)
+    return build_on_meta(cfg, torch.bfloat16)
 
 
 def frozen_counts(model) -> dict:
@@ -212,10 +209,7 @@ def environment(device: torch.device) -> dict:
 
 def run_fsdp(args: argparse.Namespace, res: Results) -> None:
     from peft import get_peft_model, get_peft_model_state_dict
-    from safetensors.torch import save_file
     from torch.distributed.device_mesh import init_device_mesh
-    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
-    from torch.distributed.tensor import DTensor
 
     world = dist.get_world_size()
     device = torch.device(args.device, int(os.environ.get("LOCAL_RANK", "0")) if args.device == "cuda" else None)
@@ -230,26 +224,9 @@ def run_fsdp(args: argparse.Namespace, res: Results) -> None:
     counts = frozen_counts(model)
     model = get_peft_model(model, lora_config(lora))
     model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    mesh = init_device_mesh(args.device, (world,))
-    mp = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
-    for layer in model.get_base_model().model.layers:
-        fully_shard(layer, mesh=mesh, mp_policy=mp)
-    fully_shard(model, mesh=mesh, mp_policy=mp)
+    fully_shard_by_layer(model, init_device_mesh(args.device, (world,)))  # bf16 params, fp32 gradient reduction
     log("sharded on meta; materialising")
-    model.to_empty(device=device)
-    torch.manual_seed(args.seed + RANK)  # each rank draws its own shard
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            local = p.to_local() if isinstance(p, DTensor) else p
-            if "lora_A" in name:
-                torch.nn.init.kaiming_uniform_(local, a=math.sqrt(5))  # as PEFT; dim 0 (rank r) is the sharded one
-            elif "lora_B" in name:
-                local.zero_()
-            elif name.endswith("norm.weight"):
-                local.fill_(1.0)
-            else:
-                local.normal_(0.0, 0.02)
-    rebuild_rotary(model, cfg, device)
+    materialize_random_(model, cfg, device, args.seed)  # each rank draws its own shard
     sync(device)
     dist.barrier()
     init_s = time.perf_counter() - t0
@@ -265,18 +242,12 @@ def run_fsdp(args: argparse.Namespace, res: Results) -> None:
                                     for m in per_gpu] if device.type == "cuda" else None)
 
     t0 = time.perf_counter()
-    full = {}
-    for name, p in model.named_parameters():  # same order on every rank: full_tensor is a collective
-        if p.requires_grad:
-            t = p.full_tensor() if isinstance(p, DTensor) else p
-            if RANK == 0:
-                full[name] = t.detach().cpu().contiguous()
+    full = trainable_full_state_dict(model)  # a collective; rank 0 gets the tensors
     if RANK == 0:
         adapter_dir = Path(args.out) / "fsdp_adapter"
         adapter_dir.mkdir(parents=True, exist_ok=True)
         saved = get_peft_model_state_dict(model, state_dict=full)
-        save_file(saved, adapter_dir / "adapter_model.safetensors", metadata={"format": "pt"})
-        model.peft_config["default"].save_pretrained(str(adapter_dir))
+        model.save_pretrained(str(adapter_dir), state_dict=full)  # as train.py's Trainer saves under FSDP2
         res.update(save_s=time.perf_counter() - t0, adapter_dir=str(adapter_dir), adapter_mb=adapter_mb(adapter_dir),
                    adapter_files=sorted(p.name for p in adapter_dir.iterdir()))
         log(f"adapter saved ({res.data['adapter_mb']:.1f} MB); reloading")
@@ -336,7 +307,7 @@ def run_qlora(args: argparse.Namespace, res: Results) -> None:
             module.weight.normal_(0.0, 0.02)
         model.model.norm.to_empty(device=device)
         model.model.norm.weight.fill_(1.0)
-    rebuild_rotary(model, cfg, device)
+    rebuild_rotary(model, device)
     left = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
     assert not left, f"still on meta: {left[:5]}"
     model.is_loaded_in_4bit = True  # what PEFT reads to pick its bnb LoRA layers and the k-bit preparation
