@@ -204,7 +204,7 @@ OPERATIONAL = {"config", "dry_run", "overwrite", "batch_size", "chunk_size", "co
 
 # Settings added after outputs existed: at these defaults they stay out of the fingerprint, so those
 # outputs still resume; any other value is part of it (a strict rerun does not reuse paper-rule rows).
-LATER_DEFAULTS = {"scoring": DEFAULT_SCORING, "revision": None}
+LATER_DEFAULTS = {"scoring": DEFAULT_SCORING, "revision": None, "random_init": False}
 
 
 def result_settings(args: argparse.Namespace, refs: dict[str, ModelRef]) -> dict:
