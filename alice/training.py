@@ -164,6 +164,7 @@ class TrainSettings:
     optim: str = "adamw_torch"  # transformers' optimizer name; adamw_torch_fused is one kernel per step
     torch_compile: bool = False
     use_liger_kernel: bool = False  # Liger's fused Triton kernels (RMSNorm, SwiGLU, RoPE, linear + loss)
+    random_init: bool = False  # weights drawn at random from config.json alone (alice.random_init)
 
 
 def world_size() -> int:
@@ -253,12 +254,21 @@ def lora_config(lora: LoraSettings):
 
 def load_base_model(ref: ModelRef, settings: TrainSettings, attn_implementation: str | None = None):
     """The model to train. Full fine-tuning keeps fp32 master weights (bf16 autocast on GPU);
-    LoRA keeps a bf16 base on GPU; QLoRA a 4-bit NF4 base. An adapter folder is merged first."""
+    LoRA keeps a bf16 base on GPU; QLoRA a 4-bit NF4 base. An adapter folder is merged first.
+    ``settings.random_init``: the folder's config.json with random weights (alice.random_init)."""
     import torch
     from transformers import AutoModelForCausalLM
 
     kwargs: dict[str, Any] = {"dtype": torch.float32}
     lora = settings.lora
+    if settings.random_init:
+        if lora and lora.quantize_4bit:
+            raise AliceError("--random-init does not combine with --qlora (bench/bench_70b.py qlora measures that)")
+        from .random_init import random_model
+
+        dtype = torch.bfloat16 if lora and bf16_available() else torch.float32
+        return random_model(ref.path, dtype, settings.seed, lora_config(lora) if lora else None,
+                            attn_implementation, ref.load_revision())
     if lora and lora.quantize_4bit:
         if not _cuda():
             raise AliceError("--qlora needs a CUDA GPU (bitsandbytes 4-bit); use --lora on CPU")
@@ -354,13 +364,42 @@ def make_trainer(model, tokenizer, records: list[dict], settings: TrainSettings,
         if not records:
             raise AliceError(f"every training row is longer than --max-length {settings.max_length}")
     config = sft_config(settings, processes)
-    peft_config = lora_config(settings.lora) if settings.lora else None
+    # A model sharded by alice.random_init under FSDP comes with its LoRA adapter already.
+    peft_config = lora_config(settings.lora) if settings.lora and not hasattr(model, "peft_config") else None
     throughput = throughput_callback()
-    trainer = SFTTrainer(model=model, args=config, train_dataset=Dataset.from_list(records),
-                         processing_class=tokenizer, peft_config=peft_config, callbacks=[throughput])
+    trainer = _adapter_saving_trainer(SFTTrainer)(model=model, args=config, train_dataset=Dataset.from_list(records),
+                                                  processing_class=tokenizer, peft_config=peft_config,
+                                                  callbacks=[throughput])
+    if trainer.is_fsdp_enabled:
+        from .random_init import is_fsdp2_sharded
+
+        if is_fsdp2_sharded(model):
+            # Nothing is left to wrap, and accelerate's wrap policy would look the decoder layer class up by
+            # name, which fully_shard has changed (LlamaDecoderLayer -> FSDPLlamaDecoderLayer), and fail.
+            trainer.accelerator.state.fsdp_plugin.auto_wrap_policy = None
     trainer.alice_throughput = throughput
     trainer.alice_dropped_long = dropped
     return trainer
+
+
+def _adapter_saving_trainer(base):
+    """``base`` (SFTTrainer) saving a LoRA adapter under FSDP2 by gathering the adapter's weights alone:
+    the Trainer gathers the whole model's state dict onto the main process's CPU (141 GB for a 70B
+    base) to keep only the adapter from it, at every checkpoint and at the end."""
+
+    class AdapterSavingTrainer(base):
+        def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+            fsdp2 = self.is_fsdp_enabled and getattr(self.accelerator.state.fsdp_plugin, "fsdp_version", 1) == 2
+            if not (fsdp2 and hasattr(self.model, "peft_config")):
+                return super().save_model(output_dir, _internal_call)
+            from .random_init import trainable_full_state_dict
+
+            state_dict = trainable_full_state_dict(self.model)  # every process: a collective
+            if self.args.should_save:  # the main process writes
+                self._save(output_dir or self.args.output_dir, state_dict=state_dict)
+            return None
+
+    return AdapterSavingTrainer
 
 
 def last_checkpoint(output_dir: str | Path) -> Path | None:
@@ -394,6 +433,14 @@ def _peak_gpu_memory_gb() -> float | None:
     return round(torch.cuda.max_memory_allocated() / 2**30, 3)
 
 
+def _peak_gpu_memory_gb_per_process() -> list[float] | None:
+    """Every process's peak (a collective: all processes call it); None without a GPU."""
+    from accelerate.utils import gather_object
+
+    peak = _peak_gpu_memory_gb()
+    return None if peak is None else [float(x) for x in gather_object([peak])]
+
+
 def training_summary(trainer) -> dict:
     """Steps, losses and throughput for the manifest."""
     state = trainer.state
@@ -417,6 +464,7 @@ def training_summary(trainer) -> dict:
         "steps_this_attempt": state.global_step - callback.start_step,
         "steady_tokens_per_s": steady_tokens_per_s(state.log_history, callback.start_step + 2),
         "peak_gpu_memory_gb": _peak_gpu_memory_gb(),
+        "peak_gpu_memory_gb_per_process": _peak_gpu_memory_gb_per_process(),
         "log_history": state.log_history,
     }
 
@@ -467,6 +515,9 @@ class TrainConfig(ModelSettings, DataSettings):
     torch_compile: bool = setting(False, "compile the model with torch.compile", group=RECIPE)
     use_liger_kernel: bool = setting(False, "Liger's fused Triton kernels (pip install liger-kernel; GPU)",
                                      group=RECIPE)
+    random_init: bool = setting(False, "random weights from the model folder's config.json alone (no weights "
+                                "read): measures speed, memory and plumbing, not quality (sharded at creation "
+                                "under FSDP2 and ZeRO-3)", group=RECIPE, later_default=False)
     attn_implementation: str | None = setting(None, "sdpa, flash_attention_2, eager (default: the model's); "
                                               "padding-free and packing are fastest with flash_attention_2",
                                               group=RECIPE, operational=True)
@@ -505,6 +556,7 @@ def settings_from_args(args: TrainConfig, output_dir: Path) -> TrainSettings:
         gradient_checkpointing=args.gradient_checkpointing, save_steps=args.save_steps,
         logging_steps=args.logging_steps, bf16=False if args.no_bf16 else None,
         optim=args.optim, torch_compile=args.torch_compile, use_liger_kernel=args.use_liger_kernel,
+        random_init=args.random_init,
     )
 
 
@@ -545,11 +597,16 @@ def run_training(args: TrainConfig) -> dict:
     from .backends import load_tokenizer
     from .cli import resolve_role, result_settings, task_from_args
 
-    state = PartialState()
+    # cpu=True on a machine without CUDA: otherwise processes started by accelerate launch / torchrun each
+    # count one process here until the TrainingArguments set the state up again (with cpu=True).
+    state = PartialState(cpu=not _cuda())
     if args.merge_adapter and not (args.lora or args.qlora):
         raise AliceError("--merge-adapter needs --lora or --qlora")
     if args.qlora and not _cuda():
         raise AliceError("--qlora needs a CUDA GPU (bitsandbytes 4-bit); use --lora on CPU")
+    if args.random_init and (args.qlora or args.merge_adapter):
+        raise AliceError("--random-init does not combine with --qlora or --merge-adapter (random weights are "
+                         "for speed, memory and plumbing; merging needs a base with weights)")
     if not 0 <= args.warmup_ratio < 1:
         raise AliceError(f"--warmup-ratio {args.warmup_ratio}: give a share of the run in [0, 1)")
     if args.warmup_steps is not None and args.warmup_steps < 0:
@@ -558,6 +615,8 @@ def run_training(args: TrainConfig) -> dict:
         raise AliceError("choose one of --packing (already padding-free) or --padding-free")
     role = next((r for r in ("student", "teacher") if getattr(args, r, None)), None)
     ref = resolve_role(args, role)
+    if ref.adapter and args.random_init:
+        raise AliceError(f"--random-init needs a model folder with a config.json, not the adapter {ref.adapter}")
     if ref.adapter and (args.lora or args.qlora):
         raise AliceError(f"{ref.adapter} is a LoRA adapter: write a merged model first "
                          "(train.py --merge-adapter) and train a new adapter on that")
@@ -593,6 +652,10 @@ def run_training(args: TrainConfig) -> dict:
         print(f"{output_dir}: resuming from {checkpoint.name}", file=sys.stderr)
 
     manifest.data["models"]["base"] = ref.describe()
+    if args.random_init:
+        from .random_init import RANDOM_WEIGHTS_NOTE
+
+        manifest.data["models"]["base"]["weights"] = RANDOM_WEIGHTS_NOTE
     manifest.data["data"] = {**source, "rows": len(records), "data_hash": fingerprint_settings["data_hash"]}
     manifest.data["recipe"] = {**asdict(settings), "gradient_accumulation_steps": accumulation,
                                "world_size": state.num_processes}
@@ -603,9 +666,12 @@ def run_training(args: TrainConfig) -> dict:
               f"effective batch {args.total_batch_size} = {args.per_device_batch_size} per device x "
               f"{accumulation} accumulation x {state.num_processes} process(es) -> {output_dir}", file=sys.stderr)
 
-    sft_config(settings, state.num_processes)  # before the model, so DeepSpeed ZeRO-3 loads it sharded
+    # Before the model, and kept alive while it is built: under DeepSpeed ZeRO-3 the TrainingArguments hold
+    # the only reference to the config transformers reads (a weak reference) to create the model partitioned.
+    training_args = sft_config(settings, state.num_processes)
     try:
         model = load_base_model(ref, settings, args.attn_implementation)
+        del training_args
         trainer = make_trainer(model, tokenizer, records, settings, state.num_processes)
         trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
         summary = training_summary(trainer)

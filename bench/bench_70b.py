@@ -2,34 +2,54 @@
 
 No checkpoint is read (none exists on the GPU machine): the model is Llama-3-70B's published shape
 (hidden 8192, 80 layers, 64 heads / 8 KV heads, MLP 28672, vocab 128256, rope theta 5e5) built on
-the meta device and filled with normal(0, 0.02) weights. So this measures memory, speed and whether
-the pieces fit together (sharding, LoRA, gradient checkpointing, adapter saving and reloading), not
-quality. The LoRA recipe is train.py's --lora default (alice.training.LoraSettings: r 16, alpha 32,
-dropout 0.05, all linear layers but lm_head).
+the meta device and filled with normal(0, 0.02) weights (alice.random_init, which train.py
+--random-init shares). So this measures memory, speed and whether the pieces fit together
+(sharding, LoRA, gradient checkpointing, adapter saving and reloading), not quality. The LoRA recipe
+is train.py's --lora default (alice.training.LoraSettings: r 16, alpha 32, dropout 0.05, all linear
+layers but lm_head).
 
-fsdp   two GPUs, FSDP2 (fully_shard per decoder layer, then the root; bf16 params, fp32 gradient
-       reduction, fp32 LoRA master weights and AdamW state), bf16 base, gradient checkpointing.
-       The adapter is gathered (full_tensor) and written by rank 0, then reloaded onto a meta
-       base with PeftModel.from_pretrained and compared tensor by tensor. Writes OUT/fsdp.json.
-qlora  one GPU: each decoder layer is materialised, initialised and quantized to bitsandbytes NF4
-       (double quantization, bf16 compute) in turn; embeddings, norms and lm_head stay unquantized;
-       then prepare_model_for_kbit_training, LoRA, the same training loop, save_pretrained and the
-       same reload check. Writes OUT/qlora.json.
+fsdp    two GPUs, FSDP2 (fully_shard per decoder layer, then the root; bf16 params, fp32 gradient
+        reduction, fp32 LoRA master weights and AdamW state), bf16 base, gradient checkpointing.
+        The adapter is gathered (full_tensor) and written by rank 0, then reloaded onto a meta
+        base with PeftModel.from_pretrained and compared tensor by tensor. Writes OUT/fsdp.json.
+qlora   one GPU: each decoder layer is materialised, initialised and quantized to bitsandbytes NF4
+        (double quantization, bf16 compute) in turn; embeddings, norms and lm_head stay unquantized;
+        then prepare_model_for_kbit_training, LoRA, the same training loop, save_pretrained and the
+        same reload check. Writes OUT/qlora.json.
+folder  writes a model folder with no weights for train.py --random-init: the shape's config.json
+        (model_type llama, bf16) and a tokenizer's files. A tokenizer larger than the shape's
+        vocabulary (Qwen's 151,665 tokens) widens it to its size rounded up to a multiple of 128
+        (151,680: +0.38B parameters, 0.5%); README.txt in the folder says so.
 
-Both record per-step loss and time (and the loss a working random init should start at), steady
-tokens/s (first 2 steps skipped), peak memory per GPU over the whole run (init_memory: by the end of
-init), init time and MFU. Model FLOPs per token = 6 N_trainable + 4 N_frozen (forward 2N for every
-weight, backward to activations 2N for every weight, weight gradients 2N for LoRA only; N_frozen
-leaves out the input embedding, a lookup, and attention scores are not counted); "hardware" FLOPs
-add 2N for the decoder layers' forward recomputed by gradient checkpointing. Peak: 989e12 dense
-bf16 FLOP/s per H200.
+fsdp and qlora record per-step loss and time (and the loss a working random init should start at),
+steady tokens/s (first 2 steps skipped), peak memory per GPU over the whole run (init_memory: by the
+end of init), init time and MFU. Model FLOPs per token = 6 N_trainable + 4 N_frozen (forward 2N for
+every weight, backward to activations 2N for every weight, weight gradients 2N for LoRA only;
+N_frozen leaves out the input embedding, a lookup, and attention scores are not counted); "hardware"
+FLOPs add 2N for the decoder layers' forward recomputed by gradient checkpointing. Peak: 989e12
+dense bf16 FLOP/s per H200.
 
 GPU machine (2 x H200):
   torchrun --nproc_per_node 2 bench/bench_70b.py fsdp --out out/
   python bench/bench_70b.py qlora --out out/
-CPU smoke test (tests/test_bench_70b.py):
+The same shape through train.py and the Trainer (FSDP2, and DeepSpeed ZeRO-3, which needs
+`pip install deepspeed`), on the shipped ARC split's gold answers: 8 rows, each seen 4 times in 8
+optimizer steps of 4 rows. manifest.json in the output folder holds the losses (log_history),
+training.steady_tokens_per_s and training.peak_gpu_memory_gb_per_process; the adapter is
+OUT/adapter_model.safetensors, written by one process:
+  python bench/bench_70b.py folder /tmp/llama3-70b-random --tokenizer QWEN2.5_CODER_INSTRUCT_DIR
+  accelerate launch --config_file configs/accelerate/fsdp.yaml --num_processes 2 train.py \
+      --data arc_challenge --ground-truth --limit 8 --student /tmp/llama3-70b-random --random-init --lora \
+      --max-steps 8 --total-batch-size 4 --per-device-batch-size 2 --max-length 512 --lr 5e-4 \
+      --warmup-steps 0 --logging-steps 1 --output-dir runs/llama3-70b-random-fsdp
+  accelerate launch --config_file configs/accelerate/deepspeed_zero3.yaml --num_processes 2 train.py \
+      --data arc_challenge --ground-truth --limit 8 --student /tmp/llama3-70b-random --random-init --lora \
+      --max-steps 8 --total-batch-size 4 --per-device-batch-size 2 --max-length 512 --lr 5e-4 \
+      --warmup-steps 0 --logging-steps 1 --output-dir runs/llama3-70b-random-zero3
+CPU smoke tests (tests/test_bench_70b.py, tests/test_train_random_init.py):
   torchrun --nproc_per_node 2 bench/bench_70b.py fsdp --tiny --device cpu --out /tmp/b70
   python bench/bench_70b.py qlora --tiny --device cpu --out /tmp/b70     # needs bitsandbytes
+  python bench/bench_70b.py folder /tmp/tiny-llama --tiny --tokenizer SMALL_MODEL_DIR
 """
 
 from __future__ import annotations
@@ -50,6 +70,14 @@ import torch.distributed as dist
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from alice.random_init import (
+    RANDOM_WEIGHTS_NOTE,
+    build_on_meta,
+    fully_shard_by_layer,
+    materialize_random_,
+    rebuild_rotary,
+    trainable_full_state_dict,
+)
 from alice.training import LoraSettings, lora_config
 
 PEAK_FLOPS = 989e12  # dense bf16 FLOP/s of one H200 (SXM)
@@ -80,29 +108,19 @@ class Results:
             tmp.replace(self.path)
 
 
-def llama_config(args: argparse.Namespace):
+def llama_config(args: argparse.Namespace, **overrides):
     from transformers import LlamaConfig
 
     shape = dict(TINY if args.tiny else LLAMA3_70B)
     if args.layers:
         shape["num_hidden_layers"] = args.layers
-    cfg = LlamaConfig(**shape)
+    cfg = LlamaConfig(**{**shape, **overrides})
     cfg.dtype, cfg.use_cache = torch.bfloat16, False
     return cfg
 
 
 def build_meta(cfg):
-    from transformers import AutoModelForCausalLM
-
-    with torch.device("meta"):
-        return AutoModelForCausalLM.from_config(cfg, dtype=torch.bfloat16)
-
-
-def rebuild_rotary(model, cfg, device: torch.device) -> None:
-    """inv_freq is a non-persistent buffer: to_empty leaves garbage in it, so build the module again."""
-    inner = model.get_base_model().model if hasattr(model, "get_base_model") else model.model
-    with torch.device(device):
-        inner.rotary_emb = type(inner.rotary_emb)(config=cfg).to(device)
+    return build_on_meta(cfg, torch.bfloat16)
 
 
 def frozen_counts(model) -> dict:
@@ -212,10 +230,7 @@ def environment(device: torch.device) -> dict:
 
 def run_fsdp(args: argparse.Namespace, res: Results) -> None:
     from peft import get_peft_model, get_peft_model_state_dict
-    from safetensors.torch import save_file
     from torch.distributed.device_mesh import init_device_mesh
-    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
-    from torch.distributed.tensor import DTensor
 
     world = dist.get_world_size()
     device = torch.device(args.device, int(os.environ.get("LOCAL_RANK", "0")) if args.device == "cuda" else None)
@@ -230,26 +245,9 @@ def run_fsdp(args: argparse.Namespace, res: Results) -> None:
     counts = frozen_counts(model)
     model = get_peft_model(model, lora_config(lora))
     model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    mesh = init_device_mesh(args.device, (world,))
-    mp = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
-    for layer in model.get_base_model().model.layers:
-        fully_shard(layer, mesh=mesh, mp_policy=mp)
-    fully_shard(model, mesh=mesh, mp_policy=mp)
+    fully_shard_by_layer(model, init_device_mesh(args.device, (world,)))  # bf16 params, fp32 gradient reduction
     log("sharded on meta; materialising")
-    model.to_empty(device=device)
-    torch.manual_seed(args.seed + RANK)  # each rank draws its own shard
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            local = p.to_local() if isinstance(p, DTensor) else p
-            if "lora_A" in name:
-                torch.nn.init.kaiming_uniform_(local, a=math.sqrt(5))  # as PEFT; dim 0 (rank r) is the sharded one
-            elif "lora_B" in name:
-                local.zero_()
-            elif name.endswith("norm.weight"):
-                local.fill_(1.0)
-            else:
-                local.normal_(0.0, 0.02)
-    rebuild_rotary(model, cfg, device)
+    materialize_random_(model, cfg, device, args.seed)  # each rank draws its own shard
     sync(device)
     dist.barrier()
     init_s = time.perf_counter() - t0
@@ -265,18 +263,12 @@ def run_fsdp(args: argparse.Namespace, res: Results) -> None:
                                     for m in per_gpu] if device.type == "cuda" else None)
 
     t0 = time.perf_counter()
-    full = {}
-    for name, p in model.named_parameters():  # same order on every rank: full_tensor is a collective
-        if p.requires_grad:
-            t = p.full_tensor() if isinstance(p, DTensor) else p
-            if RANK == 0:
-                full[name] = t.detach().cpu().contiguous()
+    full = trainable_full_state_dict(model)  # a collective; rank 0 gets the tensors
     if RANK == 0:
         adapter_dir = Path(args.out) / "fsdp_adapter"
         adapter_dir.mkdir(parents=True, exist_ok=True)
         saved = get_peft_model_state_dict(model, state_dict=full)
-        save_file(saved, adapter_dir / "adapter_model.safetensors", metadata={"format": "pt"})
-        model.peft_config["default"].save_pretrained(str(adapter_dir))
+        model.save_pretrained(str(adapter_dir), state_dict=full)  # as train.py's Trainer saves under FSDP2
         res.update(save_s=time.perf_counter() - t0, adapter_dir=str(adapter_dir), adapter_mb=adapter_mb(adapter_dir),
                    adapter_files=sorted(p.name for p in adapter_dir.iterdir()))
         log(f"adapter saved ({res.data['adapter_mb']:.1f} MB); reloading")
@@ -336,7 +328,7 @@ def run_qlora(args: argparse.Namespace, res: Results) -> None:
             module.weight.normal_(0.0, 0.02)
         model.model.norm.to_empty(device=device)
         model.model.norm.weight.fill_(1.0)
-    rebuild_rotary(model, cfg, device)
+    rebuild_rotary(model, device)
     left = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
     assert not left, f"still on meta: {left[:5]}"
     model.is_loaded_in_4bit = True  # what PEFT reads to pick its bnb LoRA layers and the k-bit preparation
@@ -376,21 +368,68 @@ def run_qlora(args: argparse.Namespace, res: Results) -> None:
     log(f"adapter reloads: {res.data['adapter_reloads']}")
 
 
+def write_model_folder(args: argparse.Namespace) -> Path:
+    """A model folder with no weights: the shape's config.json (Llama, bf16) and TOKENIZER's files, for
+    train.py --random-init. The vocabulary must cover the tokenizer: a larger tokenizer than the shape's
+    vocabulary (Qwen's 151,665 tokens against Llama-3's 128,256) widens it to its size rounded up to a
+    multiple of 128, which README.txt in the folder records with the parameter count it gives."""
+    from transformers import AutoTokenizer
+
+    out = Path(args.out_dir)
+    tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
+    if not getattr(tokenizer, "chat_template", None):
+        sys.exit(f"{args.tokenizer}: the tokenizer has no chat template, which train.py needs (use an instruct one)")
+    shape_vocab = (TINY if args.tiny else LLAMA3_70B)["vocab_size"]
+    vocab = shape_vocab if len(tokenizer) <= shape_vocab else -(-len(tokenizer) // 128) * 128
+    special = {f"{name}_token_id": getattr(tokenizer, f"{name}_token_id") for name in ("bos", "eos", "pad")}
+    cfg = llama_config(args, vocab_size=vocab, **special)
+    cfg.architectures = ["LlamaForCausalLM"]
+    params = sum(p.numel() for p in build_meta(cfg).parameters())
+    at_shape_vocab = params - 2 * (vocab - shape_vocab) * cfg.hidden_size  # input embedding and LM head rows
+    out.mkdir(parents=True, exist_ok=True)
+    cfg.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    name = "A tiny Llama shape for tests" if args.tiny else "Llama-3-70B's published shape"
+    vocab_note = (f"vocab_size {vocab}: the tokenizer's {len(tokenizer)} tokens rounded up to a multiple of 128, "
+                  f"instead of the shape's {shape_vocab}; {params:,} parameters instead of {at_shape_vocab:,} "
+                  f"(+{params - at_shape_vocab:,}, {100 * (params / at_shape_vocab - 1):.2f}%).\n"
+                  if vocab != shape_vocab else f"vocab_size {vocab}, as the shape's; {params:,} parameters.\n")
+    (out / "README.txt").write_text(
+        f"{name} ({cfg.num_hidden_layers} layers, hidden {cfg.hidden_size}, "
+        f"{cfg.num_attention_heads} heads / {cfg.num_key_value_heads} KV heads, MLP {cfg.intermediate_size}), "
+        f"bf16, with NO weights, and the tokenizer of {Path(args.tokenizer).resolve()}.\n"
+        f"{vocab_note}"
+        f"For train.py --random-init only ({RANDOM_WEIGHTS_NOTE}). Written by bench/bench_70b.py folder.\n")
+    log(f"{out}: {name}, vocab {vocab}, {params / 1e9:.2f}B parameters, no weights")
+    return out
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("mode", choices=["fsdp", "qlora"])
-    p.add_argument("--out", required=True, help="folder for MODE.json and the adapter")
-    p.add_argument("--steps", type=int, default=12)
-    p.add_argument("--rows", type=int, default=8, help="distinct random rows, cycled")
-    p.add_argument("--seq-len", type=int, default=1024)
-    p.add_argument("--batch", type=int, default=2, help="rows per GPU per step")
-    p.add_argument("--lr", type=float, default=1e-4)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--layers", type=int, help="override the number of decoder layers")
-    p.add_argument("--tiny", action="store_true", help="a tiny Llama (hidden 64, 2 layers) for CPU tests")
-    p.add_argument("--device", choices=["cuda", "cpu"], default="cuda")
-    p.add_argument("--timeout", type=int, default=1800, help="seconds a collective may wait before failing")
+    modes = p.add_subparsers(dest="mode", required=True)
+    shape = argparse.ArgumentParser(add_help=False)
+    shape.add_argument("--layers", type=int, help="override the number of decoder layers")
+    shape.add_argument("--tiny", action="store_true", help="a tiny Llama (hidden 64, 2 layers) for CPU tests")
+    folder = modes.add_parser("folder", parents=[shape], help="write a weightless model folder for train.py "
+                              "--random-init")
+    folder.add_argument("out_dir", help="the folder to write (config.json, tokenizer files, README.txt)")
+    folder.add_argument("--tokenizer", required=True, help="a folder with the tokenizer (and its chat template)")
+    run = argparse.ArgumentParser(add_help=False, parents=[shape])
+    run.add_argument("--out", required=True, help="folder for MODE.json and the adapter")
+    run.add_argument("--steps", type=int, default=12)
+    run.add_argument("--rows", type=int, default=8, help="distinct random rows, cycled")
+    run.add_argument("--seq-len", type=int, default=1024)
+    run.add_argument("--batch", type=int, default=2, help="rows per GPU per step")
+    run.add_argument("--lr", type=float, default=1e-4)
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--device", choices=["cuda", "cpu"], default="cuda")
+    run.add_argument("--timeout", type=int, default=1800, help="seconds a collective may wait before failing")
+    modes.add_parser("fsdp", parents=[run], help="LoRA with FSDP2 over the processes torchrun starts")
+    modes.add_parser("qlora", parents=[run], help="QLoRA (NF4) on one GPU")
     args = p.parse_args()
+    if args.mode == "folder":
+        write_model_folder(args)
+        return 0
     Path(args.out).mkdir(parents=True, exist_ok=True)
     distributed = args.mode == "fsdp"
     res = Results(Path(args.out) / f"{args.mode}.json", write=RANK == 0)

@@ -1,0 +1,116 @@
+"""train.py --random-init on CPU: a tiny Llama-shaped folder with no weights (config.json written by
+bench/bench_70b.py folder, the small model's tokenizer), LoRA on a few repeated ARC rows, in one
+process and in two processes started by accelerate launch with the FSDP2 config. accelerate runs
+FSDP on GPUs only, so on CPU the two processes train data-parallel over gloo (the FSDP2 sharding
+itself runs on CPU in tests/test_bench_70b.py, through the same alice.random_init pieces)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import REPO, run_script
+
+# 4 rows, 6 steps of 2: every row seen 3 times; a high rate so the adapter visibly learns them.
+TRAIN = ["--data", "arc_challenge", "--ground-truth", "--limit", "4", "--random-init", "--lora", "--max-steps", "6",
+         "--total-batch-size", "2", "--per-device-batch-size", "1", "--max-length", "256", "--lr", "1e-2",
+         "--warmup-steps", "0", "--logging-steps", "1", "--no-gradient-checkpointing"]
+
+
+@pytest.fixture(scope="module")
+def tokenizer_dir(small_model, tmp_path_factory) -> Path:
+    """The small model's tokenizer with 3 tokens added: 49,155, not a multiple of 128."""
+    from transformers import AutoTokenizer
+
+    folder = tmp_path_factory.mktemp("tokenizer")
+    tokenizer = AutoTokenizer.from_pretrained(small_model)
+    tokenizer.add_tokens(["<extra_1>", "<extra_2>", "<extra_3>"])
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tiny_folder(tokenizer_dir, tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("models") / "tiny-llama"
+    run_script("bench/bench_70b.py", "folder", str(folder), "--tiny", "--tokenizer", str(tokenizer_dir))
+    return folder
+
+
+def check_run(out: Path, folder: Path, processes: int) -> None:
+    """Complete manifest naming the random weights, a falling loss, one adapter that reloads."""
+    import torch
+    from peft import PeftModel
+    from safetensors.torch import load_file
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "complete" and manifest["counts"]["steps"] == 6
+    assert manifest["recipe"]["random_init"] is True and manifest["args"]["random_init"] is True
+    assert manifest["models"]["base"]["weights"].startswith("random weights")
+    assert manifest["recipe"]["world_size"] == processes
+    assert manifest["recipe"]["gradient_accumulation_steps"] == 2 // processes
+    losses = [e["loss"] for e in manifest["log_history"] if "loss" in e]
+    assert len(losses) == 6 and all(math.isfinite(x) for x in losses)
+    vocab = json.loads((folder / "config.json").read_text())["vocab_size"]
+    assert abs(losses[0] - math.log(vocab)) < 0.3  # the random init took effect (no trained weights)
+    assert sum(losses[-2:]) / 2 < losses[0] - 0.3, losses  # falls on the repeated rows
+    assert manifest["training"]["tokens_per_s"] > 0
+
+    assert [p.relative_to(out) for p in out.rglob("*.safetensors")] == [Path("adapter_model.safetensors")]
+    assert json.loads((out / "adapter_config.json").read_text())["base_model_name_or_path"] == str(folder)
+    saved = load_file(out / "adapter_model.safetensors")
+    assert len(saved) == 2 * 7 * 2  # lora_A and lora_B of 7 linear layers in each of 2 decoder layers
+    assert any(v.abs().sum() > 0 for k, v in saved.items() if "lora_B" in k)  # trained (B starts at zero)
+
+    config = AutoConfig.from_pretrained(folder)
+    base = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    loaded = PeftModel.from_pretrained(base, str(out))
+    state = loaded.state_dict()
+    for key, tensor in saved.items():
+        name = key.replace(".weight", ".default.weight")
+        assert torch.equal(state[name].to(tensor.dtype), tensor), key
+
+
+def test_folder_has_no_weights_and_covers_the_tokenizer(tiny_folder, tokenizer_dir):
+    from transformers import AutoTokenizer
+
+    assert not list(tiny_folder.glob("*.safetensors")) and not list(tiny_folder.glob("*.bin"))
+    config = json.loads((tiny_folder / "config.json").read_text())
+    assert config["model_type"] == "llama" and config["dtype"] == "bfloat16" and config["num_hidden_layers"] == 2
+    assert len(AutoTokenizer.from_pretrained(tokenizer_dir)) == 49155
+    assert config["vocab_size"] == 49280  # the tokenizer's size rounded up to a multiple of 128
+    readme = (tiny_folder / "README.txt").read_text()
+    assert "vocab_size 49280: the tokenizer's 49155 tokens rounded up" in readme and "random weights" in readme
+
+
+def test_one_process(tiny_folder, tmp_path):
+    out = tmp_path / "one"
+    args = [*TRAIN, "--student", str(tiny_folder), "--output-dir", str(out)]
+    done = run_script("train.py", *args, timeout=600)
+    assert "loss" in done.stdout
+    check_run(out, tiny_folder, 1)
+    # --random-init is part of the run's identity: the same folder trained from its (absent) weights is another run.
+    other = run_script("train.py", *[a for a in args if a != "--random-init"], check=False)
+    assert other.returncode == 2 and "different run" in other.stderr and "random_init" in other.stderr
+
+
+def test_two_processes_under_accelerate_launch(tiny_folder, tmp_path):
+    out = tmp_path / "two"
+    path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    with socket.socket() as probe:  # a free port for the processes' rendezvous
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+               str(REPO / "configs" / "accelerate" / "fsdp.yaml"), "--num_processes", "2", "--main_process_port",
+               str(port), "train.py", *TRAIN, "--student", str(tiny_folder), "--output-dir", str(out)]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600, check=False,
+                          env={**os.environ, "PYTHONPATH": path})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "x 2 process(es)" in done.stderr  # both processes counted from the start
+    check_run(out, tiny_folder, 2)
