@@ -225,7 +225,7 @@ class VLLMBackend(Backend):
                  gpu_memory_utilization: float | None = None, seed: int = 0, max_lora_rank: int = 64,
                  enforce_eager: bool | None = None, enable_lora: bool = False,
                  kv_cache_gb: float | None = None, batch_invariant: bool = False,
-                 load_format: str = "auto") -> None:
+                 load_format: str = "auto", disable_custom_all_reduce: bool = False) -> None:
         on_gpu = cuda_available()
         if batch_invariant:
             # Same logits for a prompt whatever else shares its batch (vLLM's batch-invariant kernels):
@@ -264,6 +264,9 @@ class VLLMBackend(Backend):
                 kwargs["kv_cache_memory_bytes"] = int(kv_cache_gb * 2**30)
                 kwargs.setdefault("gpu_memory_utilization", 0.05)
         kwargs["enforce_eager"] = (not on_gpu) if enforce_eager is None else enforce_eager
+        self.custom_all_reduce = tensor_parallel_size > 1 and not disable_custom_all_reduce
+        if disable_custom_all_reduce:
+            kwargs["disable_custom_all_reduce"] = True
         try:
             self.llm = LLM(**kwargs)
         except Exception as err:  # noqa: BLE001 - engine start errors are long; keep the first line
@@ -300,6 +303,7 @@ class VLLMBackend(Backend):
 
     def describe(self):
         return {"backend": self.name, "max_model_len": self.max_context, "load_format": self.load_format,
+                "custom_all_reduce": self.custom_all_reduce,
                 "tensor_parallel_size": self.tensor_parallel_size, "batch_invariant": self.batch_invariant}
 
     def close(self):
@@ -396,7 +400,8 @@ def make_backend(kind: str, ref: ModelRef | None, *, model_name: str | None = No
                  max_model_len: int | None = None, gpu_memory_utilization: float | None = None,
                  seed: int = 0, concurrency: int = 16, enforce_eager: bool | None = None,
                  enable_lora: bool = False, max_lora_rank: int = 64, kv_cache_gb: float | None = None,
-                 batch_invariant: bool = False, load_format: str = "auto") -> Backend:
+                 batch_invariant: bool = False, load_format: str = "auto",
+                 disable_custom_all_reduce: bool = False) -> Backend:
     if kind not in BACKENDS:
         raise AliceError(f"unknown backend {kind!r} (choose from {', '.join(BACKENDS)})")
     if batch_invariant and (kind in ("openai", "hf") or (kind == "auto" and (base_url or not vllm_available()))):
@@ -415,7 +420,8 @@ def make_backend(kind: str, ref: ModelRef | None, *, model_name: str | None = No
         return VLLMBackend(ref, tensor_parallel_size=tensor_parallel_size, max_model_len=max_model_len,
                            gpu_memory_utilization=gpu_memory_utilization, seed=seed, enforce_eager=enforce_eager,
                            enable_lora=enable_lora, max_lora_rank=max_lora_rank, kv_cache_gb=kv_cache_gb,
-                           batch_invariant=batch_invariant, load_format=load_format)
+                           batch_invariant=batch_invariant, load_format=load_format,
+                           disable_custom_all_reduce=disable_custom_all_reduce)
     if load_format != "auto":
         raise AliceError(f"--load-format {load_format} needs the vllm backend")
     print(f"loading {ref.path} with transformers ...", file=sys.stderr)

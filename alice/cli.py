@@ -88,6 +88,10 @@ class GenerationSettings(Settings):
     enforce_eager: bool = setting(False, "vLLM on GPU: skip CUDA-graph capture and compilation (engine starts "
                                   "~20 s sooner, decodes slower; for quick runs)", group="generation",
                                   operational=True)
+    disable_custom_all_reduce: bool = setting(False, "vLLM with --tensor-parallel-size > 1: NCCL's all-reduce instead "
+                                              "of vLLM's custom one, which failed during CUDA-graph capture "
+                                              "('custom_all_reduce.cuh invalid argument') on a 2 x H200 machine",
+                                              group="generation", operational=True)
     batch_invariant: bool = setting(False, "vLLM: batch-invariant kernels, so greedy outputs do not depend on "
                                     "which other prompts share the batch (reproducible evaluation; slower)",
                                     group="generation")
@@ -154,6 +158,7 @@ def backend_from_args(args: argparse.Namespace, ref: ModelRef | None, **vllm_opt
         kv_cache_gb=getattr(args, "kv_cache_gb", None),
         seed=args.seed, concurrency=args.concurrency, enforce_eager=getattr(args, "enforce_eager", False) or None,
         batch_invariant=getattr(args, "batch_invariant", False), load_format=getattr(args, "load_format", "auto"),
+        disable_custom_all_reduce=getattr(args, "disable_custom_all_reduce", False),
         **vllm_options,
     )
 

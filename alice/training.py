@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from .cli import DataSettings, ModelSettings, role
-from .config import setting
+from .config import field_map, setting
 from .errors import AliceError
 from .models import ModelRef, resolve_model
 from .records import Manifest, iter_jsonl
@@ -39,14 +39,89 @@ from .tasks import Example, Task
 # but its code stepped the scheduler per micro-batch, so its runs warmed up for roughly 10-15% of
 # the run; 100 optimizer steps would leave a run of <= 100 steps warming up throughout (the ARC
 # replication's W2S-CoT teacher never passed lr 9e-7). So the warm-up is a share of the run by
-# default; --warmup-steps 100 gives the literal setting.
-PAPER_EPOCHS = 3
-PAPER_LR = 1e-5
-PAPER_WEIGHT_DECAY = 0.01
-PAPER_WARMUP_RATIO = 0.1
-PAPER_TOTAL_BATCH = 16
-
+# default; --warmup-steps 100 gives the literal setting. The recipe's values are TrainConfig's defaults.
 CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+
+# ----------------------------------------------------------------------------- the train.py settings
+
+TRAINING_DATA, RECIPE, LORA, OUTPUT = "training data", "recipe (paper defaults)", "LoRA", "output"
+
+
+@dataclass(kw_only=True)
+class TrainConfig(ModelSettings, DataSettings):
+    """train.py: its settings, declared once (flags, recipes, manifests)."""
+
+    teacher: str | None = role("teacher")
+    student: str | None = role("student")
+    train_file: str | None = setting(None, "JSONL of (id, question, response) rows from any stage; rows with "
+                                     "\"kept\": false are skipped", group=TRAINING_DATA)
+    ground_truth: bool = setting(False, "train on the task's gold answers/rationales (weak and strong-ceiling "
+                                 "baselines)", group=TRAINING_DATA)
+    pool: str | None = setting(None, "pool for --ground-truth (default: student with --student, else teacher)",
+                               choices=["teacher", "student"], group=TRAINING_DATA)
+    no_rationale: bool = setting(False, "--ground-truth with answers only (the answers-only teacher variant)",
+                                 group=TRAINING_DATA)
+    epochs: float = setting(3, "passes over the training rows", group=RECIPE)
+    lr: float = setting(1e-5, "peak learning rate (AdamW)", group=RECIPE)
+    weight_decay: float = setting(0.01, "AdamW weight decay", group=RECIPE)
+    warmup_ratio: float = setting(0.1, "linear warm-up over this share of the run's optimizer "
+                                  "steps", group=RECIPE)
+    warmup_steps: int | None = setting(None, "a fixed number of warm-up steps instead of --warmup-ratio (the "
+                                       "paper states 100)", group=RECIPE)
+    scheduler: str = setting("cosine", "learning-rate schedule after the warm-up (a transformers "
+                             "lr_scheduler_type)", group=RECIPE)
+    total_batch_size: int = setting(16, "effective batch = per-device batch x gradient "
+                                    "accumulation x processes", group=RECIPE)
+    per_device_batch_size: int = setting(1, "rows per device per forward pass; gradient accumulation makes up "
+                                         "the rest", group=RECIPE, operational=True)
+    max_steps: int = setting(-1, "stop after N optimizer steps (quick runs)", group=RECIPE)
+    max_length: int = setting(2048, "tokens per training row (longer ones are cut)", group=RECIPE)
+    seed: int = setting(0, "training seed (initialization of LoRA weights, data order)", group=RECIPE)
+    packing: bool = setting(False, "pack rows into --max-length blocks (padding-free)", group=RECIPE)
+    padding_free: bool = setting(False, "flatten each batch into one row, no padding", group=RECIPE)
+    gradient_checkpointing: bool = setting(True, "recompute activations in the backward pass (less memory, "
+                                           "slower steps)", negatable=True, group=RECIPE, operational=True)
+    no_bf16: bool = setting(False, "train in fp32 even where bf16 is available", group=RECIPE)
+    max_grad_norm: float = setting(1.0, "clip the gradient to this norm before each step (transformers' default)",
+                                   group=RECIPE, later_default=1.0)
+    optim: str = setting("adamw_torch", "transformers optimizer name (adamw_torch_fused: one fused kernel per "
+                         "step on GPU)", group=RECIPE)
+    torch_compile: bool = setting(False, "compile the model with torch.compile", group=RECIPE)
+    use_liger_kernel: bool = setting(False, "Liger's fused Triton kernels (pip install liger-kernel; GPU)",
+                                     group=RECIPE)
+    random_init: bool = setting(False, "random weights from the model folder's config.json alone (no weights "
+                                "read): measures speed, memory and plumbing, not quality (sharded at creation "
+                                "under FSDP2 and ZeRO-3)", group=RECIPE, later_default=False)
+    attn_implementation: str | None = setting(None, "sdpa, flash_attention_2, eager (default: the model's); "
+                                              "padding-free and packing are fastest with flash_attention_2",
+                                              group=RECIPE, operational=True)
+    lora: bool = setting(False, "train a PEFT LoRA adapter instead of all weights", group=LORA)
+    qlora: bool = setting(False, "LoRA on a 4-bit (bitsandbytes NF4) base; GPU only", group=LORA)
+    lora_rank: int = setting(16, "LoRA rank r", group=LORA)
+    lora_alpha: int = setting(32, "LoRA scaling alpha", group=LORA)
+    lora_dropout: float = setting(0.05, "dropout on the LoRA inputs", group=LORA)
+    lora_target_modules: str = setting("all-linear", "comma-separated module names, or all-linear", group=LORA)
+    merge_adapter: bool = setting(False, "write a merged full model (adapter in adapter/)", group=LORA)
+    output_dir: str | None = setting(None, "where the model, checkpoints and manifest.json go", group=OUTPUT,
+                                     operational=True)
+    report_to: list[str] = setting([], "where the losses are logged besides the manifest: tensorboard, wandb, "
+                                   "trackio, ... (transformers' report_to; the default logs nowhere else)",
+                                   group=OUTPUT, operational=True)
+    save_steps: int = setting(200, "checkpoint every N steps (a rerun resumes from the last one)", group=OUTPUT,
+                              operational=True)
+    logging_steps: int = setting(10, "log the loss every N optimizer steps", group=OUTPUT, operational=True)
+    keep_checkpoints: bool = setting(False, "keep checkpoint-N folders after success", group=OUTPUT,
+                                     operational=True)
+    resume: bool = setting(False, "accepted for compatibility: a rerun always continues from the last checkpoint",
+                           group=OUTPUT, operational=True)
+    overwrite: bool = setting(False, "replace the output folder, even a finished one", group=OUTPUT,
+                              operational=True)
+
+
+def recipe_default(name: str) -> Any:
+    """The default of TrainConfig's setting ``name``: the recipe objects below take theirs from there."""
+    return field_map(TrainConfig)[name].default
+
 
 
 # ----------------------------------------------------------------------------- data
@@ -129,10 +204,10 @@ def check_train_file_task(path: str | Path, data: str) -> None:
 
 @dataclass
 class LoraSettings:
-    rank: int = 16
-    alpha: int = 32
-    dropout: float = 0.05
-    target_modules: list[str] | str = "all-linear"
+    rank: int = recipe_default("lora_rank")
+    alpha: int = recipe_default("lora_alpha")
+    dropout: float = recipe_default("lora_dropout")
+    target_modules: list[str] | str = recipe_default("lora_target_modules")
     quantize_4bit: bool = False  # QLoRA
 
 
@@ -141,30 +216,31 @@ class TrainSettings:
     """Everything that shapes a training run; train.py and the bench both build one."""
 
     output_dir: str
-    epochs: float = PAPER_EPOCHS
-    learning_rate: float = PAPER_LR
-    weight_decay: float = PAPER_WEIGHT_DECAY
-    warmup_ratio: float = PAPER_WARMUP_RATIO  # share of the run's optimizer steps
-    warmup_steps: int | None = None  # a fixed count instead of the ratio
-    scheduler: str = "cosine"
-    total_batch_size: int = PAPER_TOTAL_BATCH
-    per_device_batch_size: int = 1
-    max_steps: int = -1
-    max_length: int | None = 2048
-    seed: int = 0
+    epochs: float = recipe_default("epochs")
+    learning_rate: float = recipe_default("lr")
+    weight_decay: float = recipe_default("weight_decay")
+    warmup_ratio: float = recipe_default("warmup_ratio")  # share of the run's optimizer steps
+    warmup_steps: int | None = recipe_default("warmup_steps")  # a fixed count instead of the ratio
+    scheduler: str = recipe_default("scheduler")
+    total_batch_size: int = recipe_default("total_batch_size")
+    per_device_batch_size: int = recipe_default("per_device_batch_size")
+    max_steps: int = recipe_default("max_steps")
+    max_length: int | None = recipe_default("max_length")
+    seed: int = recipe_default("seed")
     lora: LoraSettings | None = None
-    packing: bool = False  # best-fit-decreasing packing into max_length rows (padding-free)
-    padding_free: bool = False  # one flattened row per batch, no padding
-    gradient_checkpointing: bool = True
-    save_steps: int = 200
+    packing: bool = recipe_default("packing")  # best-fit-decreasing packing into max_length rows
+    padding_free: bool = recipe_default("padding_free")  # one flattened row per batch, no padding
+    gradient_checkpointing: bool = recipe_default("gradient_checkpointing")
+    save_steps: int = recipe_default("save_steps")
     save_total_limit: int = 2
-    logging_steps: int = 10
+    logging_steps: int = recipe_default("logging_steps")
     bf16: bool | None = None  # None: where the hardware has it
     report_to: list[str] = field(default_factory=list)
-    optim: str = "adamw_torch"  # transformers' optimizer name; adamw_torch_fused is one kernel per step
-    torch_compile: bool = False
-    use_liger_kernel: bool = False  # Liger's fused Triton kernels (RMSNorm, SwiGLU, RoPE, linear + loss)
-    random_init: bool = False  # weights drawn at random from config.json alone (alice.random_init)
+    max_grad_norm: float = recipe_default("max_grad_norm")
+    optim: str = recipe_default("optim")
+    torch_compile: bool = recipe_default("torch_compile")
+    use_liger_kernel: bool = recipe_default("use_liger_kernel")
+    random_init: bool = recipe_default("random_init")
 
 
 def world_size() -> int:
@@ -208,6 +284,7 @@ def sft_config(settings: TrainSettings, processes: int | None = None):
         learning_rate=settings.learning_rate,
         weight_decay=settings.weight_decay,
         optim=settings.optim,
+        max_grad_norm=settings.max_grad_norm,
         torch_compile=settings.torch_compile,
         use_liger_kernel=settings.use_liger_kernel,
         lr_scheduler_type=settings.scheduler,
@@ -472,75 +549,6 @@ def training_summary(trainer) -> dict:
 # ----------------------------------------------------------------------------- the train.py stage
 
 
-TRAINING_DATA, RECIPE, LORA, OUTPUT = "training data", "recipe (paper defaults)", "LoRA", "output"
-
-
-@dataclass(kw_only=True)
-class TrainConfig(ModelSettings, DataSettings):
-    """train.py: its settings, declared once (flags, recipes, manifests)."""
-
-    teacher: str | None = role("teacher")
-    student: str | None = role("student")
-    train_file: str | None = setting(None, "JSONL of (id, question, response) rows from any stage; rows with "
-                                     "\"kept\": false are skipped", group=TRAINING_DATA)
-    ground_truth: bool = setting(False, "train on the task's gold answers/rationales (weak and strong-ceiling "
-                                 "baselines)", group=TRAINING_DATA)
-    pool: str | None = setting(None, "pool for --ground-truth (default: student with --student, else teacher)",
-                               choices=["teacher", "student"], group=TRAINING_DATA)
-    no_rationale: bool = setting(False, "--ground-truth with answers only (the answers-only teacher variant)",
-                                 group=TRAINING_DATA)
-    epochs: float = setting(PAPER_EPOCHS, "passes over the training rows", group=RECIPE)
-    lr: float = setting(PAPER_LR, "peak learning rate (AdamW)", group=RECIPE)
-    weight_decay: float = setting(PAPER_WEIGHT_DECAY, "AdamW weight decay", group=RECIPE)
-    warmup_ratio: float = setting(PAPER_WARMUP_RATIO, "linear warm-up over this share of the run's optimizer "
-                                  "steps", group=RECIPE)
-    warmup_steps: int | None = setting(None, "a fixed number of warm-up steps instead of --warmup-ratio (the "
-                                       "paper states 100)", group=RECIPE)
-    scheduler: str = setting("cosine", "learning-rate schedule after the warm-up (a transformers "
-                             "lr_scheduler_type)", group=RECIPE)
-    total_batch_size: int = setting(PAPER_TOTAL_BATCH, "effective batch = per-device batch x gradient "
-                                    "accumulation x processes", group=RECIPE)
-    per_device_batch_size: int = setting(1, "rows per device per forward pass; gradient accumulation makes up "
-                                         "the rest", group=RECIPE, operational=True)
-    max_steps: int = setting(-1, "stop after N optimizer steps (quick runs)", group=RECIPE)
-    max_length: int = setting(2048, "tokens per training row (longer ones are cut)", group=RECIPE)
-    seed: int = setting(0, "training seed (initialization of LoRA weights, data order)", group=RECIPE)
-    packing: bool = setting(False, "pack rows into --max-length blocks (padding-free)", group=RECIPE)
-    padding_free: bool = setting(False, "flatten each batch into one row, no padding", group=RECIPE)
-    gradient_checkpointing: bool = setting(True, "recompute activations in the backward pass (less memory, "
-                                           "slower steps)", negatable=True, group=RECIPE, operational=True)
-    no_bf16: bool = setting(False, "train in fp32 even where bf16 is available", group=RECIPE)
-    optim: str = setting("adamw_torch", "transformers optimizer name (adamw_torch_fused: one fused kernel per "
-                         "step on GPU)", group=RECIPE)
-    torch_compile: bool = setting(False, "compile the model with torch.compile", group=RECIPE)
-    use_liger_kernel: bool = setting(False, "Liger's fused Triton kernels (pip install liger-kernel; GPU)",
-                                     group=RECIPE)
-    random_init: bool = setting(False, "random weights from the model folder's config.json alone (no weights "
-                                "read): measures speed, memory and plumbing, not quality (sharded at creation "
-                                "under FSDP2 and ZeRO-3)", group=RECIPE, later_default=False)
-    attn_implementation: str | None = setting(None, "sdpa, flash_attention_2, eager (default: the model's); "
-                                              "padding-free and packing are fastest with flash_attention_2",
-                                              group=RECIPE, operational=True)
-    lora: bool = setting(False, "train a PEFT LoRA adapter instead of all weights", group=LORA)
-    qlora: bool = setting(False, "LoRA on a 4-bit (bitsandbytes NF4) base; GPU only", group=LORA)
-    lora_rank: int = setting(16, "LoRA rank r", group=LORA)
-    lora_alpha: int = setting(32, "LoRA scaling alpha", group=LORA)
-    lora_dropout: float = setting(0.05, "dropout on the LoRA inputs", group=LORA)
-    lora_target_modules: str = setting("all-linear", "comma-separated module names, or all-linear", group=LORA)
-    merge_adapter: bool = setting(False, "write a merged full model (adapter in adapter/)", group=LORA)
-    output_dir: str | None = setting(None, "where the model, checkpoints and manifest.json go", group=OUTPUT,
-                                     operational=True)
-    save_steps: int = setting(200, "checkpoint every N steps (a rerun resumes from the last one)", group=OUTPUT,
-                              operational=True)
-    logging_steps: int = setting(10, "log the loss every N optimizer steps", group=OUTPUT, operational=True)
-    keep_checkpoints: bool = setting(False, "keep checkpoint-N folders after success", group=OUTPUT,
-                                     operational=True)
-    resume: bool = setting(False, "accepted for compatibility: a rerun always continues from the last checkpoint",
-                           group=OUTPUT, operational=True)
-    overwrite: bool = setting(False, "replace the output folder, even a finished one", group=OUTPUT,
-                              operational=True)
-
-
 def settings_from_args(args: TrainConfig, output_dir: Path) -> TrainSettings:
     lora = None
     if args.lora or args.qlora:
@@ -555,7 +563,8 @@ def settings_from_args(args: TrainConfig, output_dir: Path) -> TrainSettings:
         seed=args.seed, lora=lora, packing=args.packing, padding_free=args.padding_free,
         gradient_checkpointing=args.gradient_checkpointing, save_steps=args.save_steps,
         logging_steps=args.logging_steps, bf16=False if args.no_bf16 else None,
-        optim=args.optim, torch_compile=args.torch_compile, use_liger_kernel=args.use_liger_kernel,
+        optim=args.optim, max_grad_norm=args.max_grad_norm, report_to=list(args.report_to),
+        torch_compile=args.torch_compile, use_liger_kernel=args.use_liger_kernel,
         random_init=args.random_init,
     )
 

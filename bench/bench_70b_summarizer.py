@@ -32,6 +32,9 @@ LLAMA3_70B = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hid
               "num_key_value_heads": 8, "max_position_embeddings": 8192, "rope_theta": 500000.0,
               "rms_norm_eps": 1e-5, "hidden_act": "silu", "tie_word_embeddings": False, "torch_dtype": "bfloat16",
               "attention_bias": False, "mlp_bias": False, "initializer_range": 0.02}
+# vLLM's custom all-reduce failed during CUDA-graph capture at TP=2 on the 2 x H200 machine ("custom_all_reduce.cuh:455
+# invalid argument", in process and served alike); NCCL's all-reduce works (bench/RESULTS.md, run 6).
+NO_CUSTOM_ALL_REDUCE = ["--disable-custom-all-reduce"]
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt", "special_tokens_map.json",
                    "chat_template.jinja", "generation_config.json")
 
@@ -76,7 +79,8 @@ def probe_command(args: argparse.Namespace, output: Path, extra: list[str]) -> l
 def inprocess(args: argparse.Namespace, folder: Path, work: Path) -> dict:
     output = work / "inprocess.jsonl"
     command = probe_command(args, output, ["--backend", "vllm", "--summarizer", str(folder),
-                                           "--summarizer-load-format", "dummy", "--tensor-parallel-size", "2"])
+                                           "--summarizer-load-format", "dummy", "--tensor-parallel-size", "2",
+                                           *NO_CUSTOM_ALL_REDUCE])
     wall, (code,) = run_at_once([(command, env_for("0,1"), output.with_suffix(".log"))], args.timeout)
     return {**measures(output, code, wall, args.summarizer_max_new_tokens), "command": " ".join(command)}
 
@@ -86,7 +90,7 @@ def served(args: argparse.Namespace, folder: Path, work: Path) -> dict:
     url = f"http://127.0.0.1:{port}/v1"
     command = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(folder), "--host",
                "127.0.0.1", "--port", str(port), "--tensor-parallel-size", "2", "--load-format", "dummy",
-               "--gpu-memory-utilization", str(args.server_memory), "--max-model-len", "4096"]
+               "--gpu-memory-utilization", str(args.server_memory), "--max-model-len", "4096", *NO_CUSTOM_ALL_REDUCE]
     log(" ".join(command))
     server_log = work / "server.log"
     started = time.time()
