@@ -66,8 +66,11 @@ class Progress:
     def text(self) -> str:
         elapsed = time.time() - self.started
         eta = "?" if not self.done else _duration(elapsed / self.done * (self.total - self.done))
+        # vLLM reports each finished request but its tokens only when the whole chunk returns.
+        tokens = (f"{self.tokens} tokens ({self.rate():.1f} tokens/s)" if self.tokens or not self.done
+                  else "tokens counted when the chunk ends")
         return (f"{self.desc}: {self.done}/{self.total} questions, {self.done * self.samples} samples, "
-                f"{self.tokens} tokens ({self.rate():.1f} tokens/s), elapsed {_duration(elapsed)}, ETA {eta}")
+                f"{tokens}, elapsed {_duration(elapsed)}, ETA {eta}")
 
     def _line(self) -> None:
         print(self.text(), file=self.stream, flush=True)
