@@ -49,7 +49,7 @@ from .prompts import (
     summarizer_messages,
 )
 from .records import JsonlAppender, Manifest, read_jsonl
-from .stages import LazyBackend, generate_stage, slug
+from .stages.common import LazyBackend, generate_stage, slug
 from .tasks import Example, Task
 
 SUMMARIZER = "summarizer (default: the teacher itself, sharing its backend)"

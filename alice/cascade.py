@@ -29,7 +29,7 @@ from .engines import Engines
 from .errors import AliceError
 from .models import ModelRef
 from .records import Manifest, atomic_write_json, fingerprint, read_json
-from .stages import slug
+from .stages.common import slug
 from .steps import Executor, Step
 
 PASSTHROUGH = "settings passed on to the stages' configs"

@@ -38,7 +38,7 @@ from .errors import AliceError
 from .models import SMALL_MODEL, small_model_folder
 from .records import atomic_write_json, read_json
 from .report import build_report
-from .stages import slug
+from .stages.common import slug
 from .steps import Executor, Step
 
 EXPERIMENT = "experiment (unset values come from the preset)"
@@ -155,7 +155,8 @@ def experiment_steps(args: ExperimentConfig, folder: Path, task, engines: Engine
     """The whole run as a table: every step with its stage config, in the order they run. Steps marked
     ``beside`` (the cascade and its evaluation) may run in a second process (--parallel-cascade)."""
     from .alice_stages import StudentGenerateConfig, UncertaintyConfig, student_generate, uncertainty
-    from .stages import CotConfig, EvalConfig, cot_generate_filter, evaluate
+    from .stages.cot_generate_filter import CotConfig, cot_generate_filter
+    from .stages.evaluate import EvalConfig, evaluate
     from .training import TrainConfig, run_training
     from .w2s import W2SLabelsConfig, w2s_labels
 

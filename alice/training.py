@@ -585,7 +585,7 @@ def _training_data(args: TrainConfig, task: Task, role: str | None) -> tuple[lis
 
 
 def _default_output_dir(task: Task, ref: ModelRef, args: TrainConfig, source: dict) -> Path:
-    from .stages import slug
+    from .stages.common import slug
 
     data = f"gt-{source['pool']}" if args.ground_truth else slug(Path(args.train_file).stem)
     kind = "-qlora" if args.qlora else "-lora" if args.lora else ""

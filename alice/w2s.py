@@ -25,7 +25,7 @@ from .cli import (
 )
 from .config import setting
 from .records import Manifest
-from .stages import generate_once, slug
+from .stages.common import generate_once, slug
 from .tasks import Example
 
 

@@ -19,7 +19,8 @@ from alice.config import fingerprint_settings, flag_text, overrides, parse, to_a
 from alice.errors import AliceError
 from alice.experiment import ExperimentConfig
 from alice.records import manifest_path
-from alice.stages import CotConfig, EvalConfig
+from alice.stages.cot_generate_filter import CotConfig
+from alice.stages.evaluate import EvalConfig
 from alice.training import TrainConfig
 from alice.w2s import W2SLabelsConfig
 

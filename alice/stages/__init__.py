@@ -1,0 +1,10 @@
+"""The stages of the method, one module per stage; each script at the top of the checkout parses its
+config and calls its stage function here.
+
+    common               what the stages share: file names, a backend started only when needed, the
+                         resume-or-generate pass over a list of examples
+    cot_generate_filter  stage 1: the base teacher's step-by-step answers, the correct ones kept
+    evaluate             eval.py: greedy accuracy on the evaluation split; re-scoring saved responses
+
+Nothing is imported here, so ``import alice.stages.common`` loads only what that module needs.
+"""
