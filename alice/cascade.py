@@ -78,7 +78,8 @@ def derive(cls: type, source: Any, **values: Any) -> Any:
 def stage_overrides(args: StagePassthrough) -> dict[str, dict]:
     """--uncertainty-args, --generate-args and --train-args as settings of those stages' configs (a
     flag the stage does not have stops the run here, before anything is spent)."""
-    from .alice_stages import StudentGenerateConfig, UncertaintyConfig
+    from .stages.student_generate import StudentGenerateConfig
+    from .stages.uncertainty import UncertaintyConfig
     from .training import TrainConfig
 
     return {"uncertainty": overrides(UncertaintyConfig, args.uncertainty_args, "--uncertainty-args"),
@@ -138,7 +139,8 @@ def stage_steps(args: CascadeConfig, stage: int, stages: int, teacher: str, stud
                 engines: Engines, extra: dict[str, dict]) -> list[Step]:
     """Stage ``stage``'s three steps, each with its full config: probe ``teacher`` on part ``stage`` of
     the student pool, let ``student`` answer, train ``student`` on the answers."""
-    from .alice_stages import StudentGenerateConfig, UncertaintyConfig, student_generate, uncertainty
+    from .stages.student_generate import StudentGenerateConfig, student_generate
+    from .stages.uncertainty import UncertaintyConfig, uncertainty
     from .training import TrainConfig, run_training
 
     part = {"pool_part": f"{stage}/{stages}", "limit": args.limit, "overwrite": args.overwrite}

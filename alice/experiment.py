@@ -154,9 +154,10 @@ def share_adapters(args: ExperimentConfig) -> bool:
 def experiment_steps(args: ExperimentConfig, folder: Path, task, engines: Engines, executor: Executor) -> list[Step]:
     """The whole run as a table: every step with its stage config, in the order they run. Steps marked
     ``beside`` (the cascade and its evaluation) may run in a second process (--parallel-cascade)."""
-    from .alice_stages import StudentGenerateConfig, UncertaintyConfig, student_generate, uncertainty
     from .stages.cot_generate_filter import CotConfig, cot_generate_filter
     from .stages.evaluate import EvalConfig, evaluate
+    from .stages.student_generate import StudentGenerateConfig, student_generate
+    from .stages.uncertainty import UncertaintyConfig, uncertainty
     from .training import TrainConfig, run_training
     from .w2s import W2SLabelsConfig, w2s_labels
 

@@ -13,7 +13,6 @@ import sys
 import pytest
 from conftest import REPO
 
-from alice.alice_stages import StudentGenerateConfig, UncertaintyConfig
 from alice.cascade import CascadeConfig, derive
 from alice.config import fingerprint_settings, flag_text, overrides, parse, to_argv
 from alice.errors import AliceError
@@ -21,6 +20,8 @@ from alice.experiment import ExperimentConfig
 from alice.records import manifest_path
 from alice.stages.cot_generate_filter import CotConfig
 from alice.stages.evaluate import EvalConfig
+from alice.stages.student_generate import StudentGenerateConfig
+from alice.stages.uncertainty import UncertaintyConfig
 from alice.training import TrainConfig
 from alice.w2s import W2SLabelsConfig
 

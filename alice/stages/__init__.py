@@ -4,6 +4,10 @@ config and calls its stage function here.
     common               what the stages share: file names, a backend started only when needed, the
                          resume-or-generate pass over a list of examples
     cot_generate_filter  stage 1: the base teacher's step-by-step answers, the correct ones kept
+    uncertainty          stage 3: the trained teacher's K samples per question, clustered; the summarizer's
+                         statement of what it is unsure about
+    student_generate     stages 4-5: the student's zero-shot answers, then its proactive answers (its
+                         training rows)
     evaluate             eval.py: greedy accuracy on the evaluation split; re-scoring saved responses
 
 Nothing is imported here, so ``import alice.stages.common`` loads only what that module needs.

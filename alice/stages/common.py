@@ -1,4 +1,4 @@
-"""What the stages share: file names (``slug``, ``summary_path``), a backend started only
+"""What the stages share: file names (``slug``, ``summary_path``, ``sibling``), a backend started only
 when there is something to generate (``LazyBackend``), and the resume-or-generate pass over a list
 of examples (``generate_stage``, ``generate_once``). Each stage function takes its config (and
 optionally a ready backend, so tests and cascades can share one engine) and writes its outputs."""
@@ -26,6 +26,11 @@ def slug(text: str) -> str:
 def summary_path(output: str | Path) -> Path:
     output = Path(output)
     return output.with_name(output.name.removesuffix(".jsonl") + ".summary.json")
+
+
+def sibling(output: Path, suffix: str) -> Path:
+    """``data/x.jsonl`` -> ``data/x.<suffix>.jsonl`` (a phase file beside the final output)."""
+    return output.with_name(output.name.removesuffix(".jsonl") + f".{suffix}.jsonl")
 
 
 class LazyBackend:
