@@ -158,8 +158,8 @@ def experiment_steps(args: ExperimentConfig, folder: Path, task, engines: Engine
     from .stages.evaluate import EvalConfig, evaluate
     from .stages.student_generate import StudentGenerateConfig, student_generate
     from .stages.uncertainty import UncertaintyConfig, uncertainty
+    from .stages.w2s_labels import W2SLabelsConfig, w2s_labels
     from .training import TrainConfig, run_training
-    from .w2s import W2SLabelsConfig, w2s_labels
 
     extra = stage_overrides(args)
     eval_extra = overrides(EvalConfig, args.eval_args, "--eval-args")

@@ -22,8 +22,8 @@ from alice.stages.cot_generate_filter import CotConfig
 from alice.stages.evaluate import EvalConfig
 from alice.stages.student_generate import StudentGenerateConfig
 from alice.stages.uncertainty import UncertaintyConfig
+from alice.stages.w2s_labels import W2SLabelsConfig
 from alice.training import TrainConfig
-from alice.w2s import W2SLabelsConfig
 
 CONFIGS = [CotConfig, EvalConfig, UncertaintyConfig, StudentGenerateConfig, W2SLabelsConfig, TrainConfig,
            CascadeConfig, ExperimentConfig]

@@ -8,6 +8,7 @@ config and calls its stage function here.
                          statement of what it is unsure about
     student_generate     stages 4-5: the student's zero-shot answers, then its proactive answers (its
                          training rows)
+    w2s_labels           the original W2S baselines: the trained teacher's labels for the student pool
     evaluate             eval.py: greedy accuracy on the evaluation split; re-scoring saved responses
 
 Nothing is imported here, so ``import alice.stages.common`` loads only what that module needs.
