@@ -13,13 +13,13 @@ import sys
 import pytest
 from conftest import REPO
 
-from alice.cascade import CascadeConfig, derive
 from alice.config import fingerprint_settings, flag_text, overrides, parse, to_argv
 from alice.errors import AliceError
-from alice.experiment import ExperimentConfig
 from alice.records import manifest_path
+from alice.stages.cascade import CascadeConfig, derive
 from alice.stages.cot_generate_filter import CotConfig
 from alice.stages.evaluate import EvalConfig
+from alice.stages.experiment import ExperimentConfig
 from alice.stages.student_generate import StudentGenerateConfig
 from alice.stages.uncertainty import UncertaintyConfig
 from alice.stages.w2s_labels import W2SLabelsConfig

@@ -10,6 +10,10 @@ config and calls its stage function here.
                          training rows)
     w2s_labels           the original W2S baselines: the trained teacher's labels for the student pool
     evaluate             eval.py: greedy accuracy on the evaluation split; re-scoring saved responses
+    cascade              stage 7: uncertainty, student_generate and train once per rung of a ladder, each on its
+                         part of the student pool
+    experiment           the whole comparison for one dataset and model pair, as a table of steps, then the
+                         report
 
 Nothing is imported here, so ``import alice.stages.common`` loads only what that module needs.
 """

@@ -23,14 +23,14 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from .cli import GenerationSettings, ModelSettings, TeacherDataSettings, TestDataSettings, resolve_role, role
-from .config import fingerprint_settings, overrides, setting
-from .engines import Engines
-from .errors import AliceError
-from .models import ModelRef
-from .records import Manifest, atomic_write_json, fingerprint, read_json
-from .stages.common import slug
-from .steps import Executor, Step
+from ..cli import GenerationSettings, ModelSettings, TeacherDataSettings, TestDataSettings, resolve_role, role
+from ..config import fingerprint_settings, overrides, setting
+from ..engines import Engines
+from ..errors import AliceError
+from ..models import ModelRef
+from ..records import Manifest, atomic_write_json, fingerprint, read_json
+from ..steps import Executor, Step
+from .common import slug
 
 PASSTHROUGH = "settings passed on to the stages' configs"
 
@@ -78,9 +78,9 @@ def derive(cls: type, source: Any, **values: Any) -> Any:
 def stage_overrides(args: StagePassthrough) -> dict[str, dict]:
     """--uncertainty-args, --generate-args and --train-args as settings of those stages' configs (a
     flag the stage does not have stops the run here, before anything is spent)."""
-    from .stages.student_generate import StudentGenerateConfig
-    from .stages.uncertainty import UncertaintyConfig
-    from .training import TrainConfig
+    from ..training import TrainConfig
+    from .student_generate import StudentGenerateConfig
+    from .uncertainty import UncertaintyConfig
 
     return {"uncertainty": overrides(UncertaintyConfig, args.uncertainty_args, "--uncertainty-args"),
             "student_generate": overrides(StudentGenerateConfig, args.generate_args, "--generate-args"),
@@ -139,9 +139,9 @@ def stage_steps(args: CascadeConfig, stage: int, stages: int, teacher: str, stud
                 engines: Engines, extra: dict[str, dict]) -> list[Step]:
     """Stage ``stage``'s three steps, each with its full config: probe ``teacher`` on part ``stage`` of
     the student pool, let ``student`` answer, train ``student`` on the answers."""
-    from .stages.student_generate import StudentGenerateConfig, student_generate
-    from .stages.uncertainty import UncertaintyConfig, uncertainty
-    from .training import TrainConfig, run_training
+    from ..training import TrainConfig, run_training
+    from .student_generate import StudentGenerateConfig, student_generate
+    from .uncertainty import UncertaintyConfig, uncertainty
 
     part = {"pool_part": f"{stage}/{stages}", "limit": args.limit, "overwrite": args.overwrite}
 
