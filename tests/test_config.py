@@ -21,9 +21,9 @@ from alice.stages.cot_generate_filter import CotConfig
 from alice.stages.evaluate import EvalConfig
 from alice.stages.experiment import ExperimentConfig
 from alice.stages.student_generate import StudentGenerateConfig
+from alice.stages.train import TrainConfig
 from alice.stages.uncertainty import UncertaintyConfig
 from alice.stages.w2s_labels import W2SLabelsConfig
-from alice.training import TrainConfig
 
 CONFIGS = [CotConfig, EvalConfig, UncertaintyConfig, StudentGenerateConfig, W2SLabelsConfig, TrainConfig,
            CascadeConfig, ExperimentConfig]

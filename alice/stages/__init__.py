@@ -8,6 +8,9 @@ config and calls its stage function here.
                          statement of what it is unsure about
     student_generate     stages 4-5: the student's zero-shot answers, then its proactive answers (its
                          training rows)
+    train                stages 2 and 6, and the trained baselines (train.py): the settings, whose defaults are
+                         the paper's recipe, and the run around alice/training.py (rows, output folder,
+                         manifest, resuming)
     w2s_labels           the original W2S baselines: the trained teacher's labels for the student pool
     evaluate             eval.py: greedy accuracy on the evaluation split; re-scoring saved responses
     cascade              stage 7: uncertainty, student_generate and train once per rung of a ladder, each on its

@@ -78,8 +78,8 @@ def derive(cls: type, source: Any, **values: Any) -> Any:
 def stage_overrides(args: StagePassthrough) -> dict[str, dict]:
     """--uncertainty-args, --generate-args and --train-args as settings of those stages' configs (a
     flag the stage does not have stops the run here, before anything is spent)."""
-    from ..training import TrainConfig
     from .student_generate import StudentGenerateConfig
+    from .train import TrainConfig
     from .uncertainty import UncertaintyConfig
 
     return {"uncertainty": overrides(UncertaintyConfig, args.uncertainty_args, "--uncertainty-args"),
@@ -139,8 +139,8 @@ def stage_steps(args: CascadeConfig, stage: int, stages: int, teacher: str, stud
                 engines: Engines, extra: dict[str, dict]) -> list[Step]:
     """Stage ``stage``'s three steps, each with its full config: probe ``teacher`` on part ``stage`` of
     the student pool, let ``student`` answer, train ``student`` on the answers."""
-    from ..training import TrainConfig, run_training
     from .student_generate import StudentGenerateConfig, student_generate
+    from .train import TrainConfig, run_training
     from .uncertainty import UncertaintyConfig, uncertainty
 
     part = {"pool_part": f"{stage}/{stages}", "limit": args.limit, "overwrite": args.overwrite}

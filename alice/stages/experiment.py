@@ -154,10 +154,10 @@ def share_adapters(args: ExperimentConfig) -> bool:
 def experiment_steps(args: ExperimentConfig, folder: Path, task, engines: Engines, executor: Executor) -> list[Step]:
     """The whole run as a table: every step with its stage config, in the order they run. Steps marked
     ``beside`` (the cascade and its evaluation) may run in a second process (--parallel-cascade)."""
-    from ..training import TrainConfig, run_training
     from .cot_generate_filter import CotConfig, cot_generate_filter
     from .evaluate import EvalConfig, evaluate
     from .student_generate import StudentGenerateConfig, student_generate
+    from .train import TrainConfig, run_training
     from .uncertainty import UncertaintyConfig, uncertainty
     from .w2s_labels import W2SLabelsConfig, w2s_labels
 
