@@ -15,11 +15,11 @@ Examples:
       --train-args "--lora --max-steps 4"
 """
 
-from alice.cascade import CascadeConfig, run_cascade
 from alice.config import build_parser as config_parser
 from alice.config import parse
 from alice.engines import Engines
 from alice.errors import run_main
+from alice.stages.cascade import CascadeConfig, run_cascade
 
 
 def build_parser():

@@ -11,7 +11,7 @@ Example:
 from alice.config import build_parser as config_parser
 from alice.config import parse
 from alice.errors import run_main
-from alice.stages import CotConfig, cot_generate_filter
+from alice.stages.cot_generate_filter import CotConfig, cot_generate_filter
 
 
 def build_parser():

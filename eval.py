@@ -12,7 +12,7 @@ Examples:
 from alice.config import build_parser as config_parser
 from alice.config import parse
 from alice.errors import run_main
-from alice.stages import EvalConfig, evaluate
+from alice.stages.evaluate import EvalConfig, evaluate
 
 
 def build_parser():

@@ -25,7 +25,7 @@ import sys
 from alice.config import build_parser as config_parser
 from alice.config import parse
 from alice.errors import run_main
-from alice.experiment import ExperimentConfig, run_experiment
+from alice.stages.experiment import ExperimentConfig, run_experiment
 
 
 def build_parser():

@@ -12,10 +12,10 @@ Examples:
       --uncertainty data/uncertainty-arc_challenge-teacher-arc.jsonl
 """
 
-from alice.alice_stages import StudentGenerateConfig, student_generate
 from alice.config import build_parser as config_parser
 from alice.config import parse
 from alice.errors import run_main
+from alice.stages.student_generate import StudentGenerateConfig, student_generate
 
 
 def build_parser():

@@ -23,7 +23,7 @@ starts over. manifest.json in --output-dir records the run.
 from alice.config import build_parser as config_parser
 from alice.config import parse
 from alice.errors import run_main
-from alice.training import TrainConfig, run_training
+from alice.stages.train import TrainConfig, run_training
 
 
 def build_parser():

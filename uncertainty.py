@@ -13,10 +13,10 @@ Examples:
   python uncertainty.py --data triviaqa --teacher runs/teacher-tqa --embedder hkunlp/instructor-large
 """
 
-from alice.alice_stages import UncertaintyConfig, uncertainty
 from alice.config import build_parser as config_parser
 from alice.config import parse
 from alice.errors import run_main
+from alice.stages.uncertainty import UncertaintyConfig, uncertainty
 
 
 def build_parser():

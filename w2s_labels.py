@@ -13,7 +13,7 @@ Examples:
 from alice.config import build_parser as config_parser
 from alice.config import parse
 from alice.errors import run_main
-from alice.w2s import W2SLabelsConfig, w2s_labels
+from alice.stages.w2s_labels import W2SLabelsConfig, w2s_labels
 
 
 def build_parser():

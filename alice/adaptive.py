@@ -168,7 +168,7 @@ def probe_in_waves(backend: Backend, examples: Sequence[Example], conversation: 
 def adaptive_stage(output: Path, backend_get: Callable[[], Backend], examples: list[Example],
                    conversation: Callable[[Example], list[dict]], key: Callable[[str, Example], str | None],
                    sampling: Sampling, rule: AdaptiveRule, args) -> tuple[list[dict], dict]:
-    """Resume-or-probe into ``output`` (rows: id, samples, stop); like ``stages.generate_stage``.
+    """Resume-or-probe into ``output`` (rows: id, samples, stop); like ``alice.stages.common.generate_stage``.
 
     Questions are probed a chunk at a time (``--chunk-size``, default 64 on CPU, 16384 / min_samples on a
     GPU: later waves hold only the open questions, so a chunk must be large for them to fill a batch), and

@@ -10,8 +10,8 @@ process ever holds the whole model (141 GB in bf16 for a 70B one):
 - plain (one process, or DDP): ``from_config`` on this process's device.
 - DeepSpeed ZeRO-3 (accelerate launch with a deepspeed config): plain ``from_config`` too; the
   transformers model constructor sees ZeRO-3 through the TrainingArguments (alive while the model
-  is built: alice.training.run_training) and builds every parameter partitioned across the processes (``zero.Init``),
-  then initialises them module by module (``initialize_weights_zero3``).
+  is built: alice.stages.train.run_training) and builds every parameter partitioned across the
+  processes (``zero.Init``), then initialises them module by module (``initialize_weights_zero3``).
 - FSDP2 (accelerate launch with fsdp_version 2, on GPUs): the model is built on the meta device,
   LoRA is applied there (PEFT keeps the LoRA weights fp32, the base stays bf16), every decoder
   layer and then the root are sharded with ``fully_shard``, and only then is each process's shard

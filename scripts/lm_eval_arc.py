@@ -19,7 +19,7 @@ from alice.cli import add_revision_arg, with_revision
 from alice.crosscheck import run_crosscheck
 from alice.errors import run_main
 from alice.models import resolve_model
-from alice.stages import slug
+from alice.stages.common import slug
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -84,7 +84,7 @@ def test_dry_run_passes_concurrency_to_every_generating_step(tmp_path):
 
 
 def test_run_folder_is_named_from_the_models_used():
-    from alice.experiment import apply_preset, run_folder
+    from alice.stages.experiment import apply_preset, run_folder
 
     parser = importlib.import_module("experiment").build_parser()
     args = apply_preset(parser.parse_args(["--teacher", "Qwen/Qwen2.5-1.5B-Instruct",

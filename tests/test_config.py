@@ -13,15 +13,17 @@ import sys
 import pytest
 from conftest import REPO
 
-from alice.alice_stages import StudentGenerateConfig, UncertaintyConfig
-from alice.cascade import CascadeConfig, derive
 from alice.config import fingerprint_settings, flag_text, overrides, parse, to_argv
 from alice.errors import AliceError
-from alice.experiment import ExperimentConfig
 from alice.records import manifest_path
-from alice.stages import CotConfig, EvalConfig
-from alice.training import TrainConfig
-from alice.w2s import W2SLabelsConfig
+from alice.stages.cascade import CascadeConfig, derive
+from alice.stages.cot_generate_filter import CotConfig
+from alice.stages.evaluate import EvalConfig
+from alice.stages.experiment import ExperimentConfig
+from alice.stages.student_generate import StudentGenerateConfig
+from alice.stages.train import TrainConfig
+from alice.stages.uncertainty import UncertaintyConfig
+from alice.stages.w2s_labels import W2SLabelsConfig
 
 CONFIGS = [CotConfig, EvalConfig, UncertaintyConfig, StudentGenerateConfig, W2SLabelsConfig, TrainConfig,
            CascadeConfig, ExperimentConfig]

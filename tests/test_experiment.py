@@ -11,7 +11,7 @@ import pytest
 from test_cascade import sums_dataset
 
 import experiment
-from alice.experiment import apply_preset, run_folder
+from alice.stages.experiment import apply_preset, run_folder
 
 TRAIN_ARGS = ("--lora --max-steps 1 --total-batch-size 1 --warmup-steps 0 --lr 1e-4 "
               "--no-gradient-checkpointing --max-length 256 --logging-steps 1")

@@ -23,14 +23,14 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from .cli import GenerationSettings, ModelSettings, TeacherDataSettings, TestDataSettings, resolve_role, role
-from .config import fingerprint_settings, overrides, setting
-from .engines import Engines
-from .errors import AliceError
-from .models import ModelRef
-from .records import Manifest, atomic_write_json, fingerprint, read_json
-from .stages import slug
-from .steps import Executor, Step
+from ..cli import GenerationSettings, ModelSettings, TeacherDataSettings, TestDataSettings, resolve_role, role
+from ..config import fingerprint_settings, overrides, setting
+from ..engines import Engines
+from ..errors import AliceError
+from ..models import ModelRef
+from ..records import Manifest, atomic_write_json, fingerprint, read_json
+from ..steps import Executor, Step
+from .common import slug
 
 PASSTHROUGH = "settings passed on to the stages' configs"
 
@@ -78,8 +78,9 @@ def derive(cls: type, source: Any, **values: Any) -> Any:
 def stage_overrides(args: StagePassthrough) -> dict[str, dict]:
     """--uncertainty-args, --generate-args and --train-args as settings of those stages' configs (a
     flag the stage does not have stops the run here, before anything is spent)."""
-    from .alice_stages import StudentGenerateConfig, UncertaintyConfig
-    from .training import TrainConfig
+    from .student_generate import StudentGenerateConfig
+    from .train import TrainConfig
+    from .uncertainty import UncertaintyConfig
 
     return {"uncertainty": overrides(UncertaintyConfig, args.uncertainty_args, "--uncertainty-args"),
             "student_generate": overrides(StudentGenerateConfig, args.generate_args, "--generate-args"),
@@ -138,8 +139,9 @@ def stage_steps(args: CascadeConfig, stage: int, stages: int, teacher: str, stud
                 engines: Engines, extra: dict[str, dict]) -> list[Step]:
     """Stage ``stage``'s three steps, each with its full config: probe ``teacher`` on part ``stage`` of
     the student pool, let ``student`` answer, train ``student`` on the answers."""
-    from .alice_stages import StudentGenerateConfig, UncertaintyConfig, student_generate, uncertainty
-    from .training import TrainConfig, run_training
+    from .student_generate import StudentGenerateConfig, student_generate
+    from .train import TrainConfig, run_training
+    from .uncertainty import UncertaintyConfig, uncertainty
 
     part = {"pool_part": f"{stage}/{stages}", "limit": args.limit, "overwrite": args.overwrite}
 

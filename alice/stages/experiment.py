@@ -3,10 +3,10 @@ report: weak teacher, strong ceiling, zero-shot, original W2S (CoT- and answers-
 Alice, and cascade Alice (when a mid model is given).
 
 The run is a table of steps (``experiment_steps``): each is the function its script calls with that
-script's own config, built from this run's config (``alice.cascade.derive``), so the run folder holds
-the same JSONL, models and manifests a researcher gets running the scripts by hand (each manifest
-records the command that reruns its step), and a rerun resumes every step (finished ones cost
-nothing). ``--dry-run`` prints every step's command and full config.
+script's own config, built from this run's config (``alice.stages.cascade.derive``), so the run
+folder holds the same JSONL, models and manifests a researcher gets running the scripts by hand
+(each manifest records the command that reruns its step), and a rerun resumes every step (finished
+ones cost nothing). ``--dry-run`` prints every step's command and full config.
 
 Run folder layout::
 
@@ -29,17 +29,17 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .backends import cuda_available
+from ..backends import cuda_available
+from ..cli import GenerationSettings, ModelSettings, TeacherDataSettings, resolve_role, role, task_from_args
+from ..config import flag_text, like, overrides, setting, settings_dict
+from ..engines import Engines
+from ..errors import AliceError
+from ..models import SMALL_MODEL, small_model_folder
+from ..records import atomic_write_json, read_json
+from ..report import build_report
+from ..steps import Executor, Step
 from .cascade import PASSTHROUGH, CascadeConfig, StagePassthrough, derive, run_cascade, stage_overrides
-from .cli import GenerationSettings, ModelSettings, TeacherDataSettings, resolve_role, role, task_from_args
-from .config import flag_text, like, overrides, setting, settings_dict
-from .engines import Engines
-from .errors import AliceError
-from .models import SMALL_MODEL, small_model_folder
-from .records import atomic_write_json, read_json
-from .report import build_report
-from .stages import slug
-from .steps import Executor, Step
+from .common import slug
 
 EXPERIMENT = "experiment (unset values come from the preset)"
 
@@ -154,10 +154,12 @@ def share_adapters(args: ExperimentConfig) -> bool:
 def experiment_steps(args: ExperimentConfig, folder: Path, task, engines: Engines, executor: Executor) -> list[Step]:
     """The whole run as a table: every step with its stage config, in the order they run. Steps marked
     ``beside`` (the cascade and its evaluation) may run in a second process (--parallel-cascade)."""
-    from .alice_stages import StudentGenerateConfig, UncertaintyConfig, student_generate, uncertainty
-    from .stages import CotConfig, EvalConfig, cot_generate_filter, evaluate
-    from .training import TrainConfig, run_training
-    from .w2s import W2SLabelsConfig, w2s_labels
+    from .cot_generate_filter import CotConfig, cot_generate_filter
+    from .evaluate import EvalConfig, evaluate
+    from .student_generate import StudentGenerateConfig, student_generate
+    from .train import TrainConfig, run_training
+    from .uncertainty import UncertaintyConfig, uncertainty
+    from .w2s_labels import W2SLabelsConfig, w2s_labels
 
     extra = stage_overrides(args)
     eval_extra = overrides(EvalConfig, args.eval_args, "--eval-args")

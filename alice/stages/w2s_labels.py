@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .backends import Backend
-from .cli import (
+from ..backends import Backend
+from ..cli import (
     DataSettings,
     GenerationSettings,
     ModelSettings,
@@ -23,10 +23,10 @@ from .cli import (
     sampling_from_args,
     task_from_args,
 )
-from .config import setting
-from .records import Manifest
-from .stages import generate_once, slug
-from .tasks import Example
+from ..config import setting
+from ..records import Manifest
+from ..tasks import Example
+from .common import generate_once, slug
 
 
 @dataclass(kw_only=True)

@@ -1,0 +1,114 @@
+"""Evaluation (eval.py): greedy accuracy of a model on the task's evaluation split, or the saved
+responses of an earlier run re-scored without a model (``rescore``); per-question rows and a
+summary JSON with the accuracy, its interval and the parse rate."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..backends import Backend
+from ..cli import (
+    GenerationSettings,
+    ModelSettings,
+    OutputSettings,
+    TestDataSettings,
+    resolve_role,
+    result_settings,
+    role,
+    sampling_from_args,
+    task_from_args,
+)
+from ..config import setting
+from ..errors import AliceError
+from ..metrics import summarize_scores
+from ..records import Manifest, atomic_write_json, read_jsonl
+from ..tasks import Example, Task
+from .common import generate_once, slug, summary_path
+
+
+@dataclass(kw_only=True)
+class EvalConfig(OutputSettings, GenerationSettings, ModelSettings, TestDataSettings):
+    """eval.py (the test split: never shuffled or split)."""
+
+    teacher: str | None = role("teacher")
+    student: str | None = role("student")
+    split: str | None = setting(None, "split to evaluate (default: the task's test split)")
+    predictions: str | None = setting(None, "re-score a JSONL of saved responses (id, response); loads no model")
+
+
+def score_rows(task: Task, examples: list[Example], responses: dict[str, str]) -> list[dict]:
+    """Scored rows: ``correct`` under the task's rule, plus ``correct_by_rule`` where the rules can differ."""
+    rows = []
+    for ex in examples:
+        score = task.score(responses[ex.id], ex)
+        row = {"id": ex.id, "question": ex.question, "gold": ex.gold, "response": responses[ex.id],
+               "prediction": score.prediction, "parsed": score.parsed, "correct": score.correct}
+        if score.by_rule is not None:
+            row["correct_by_rule"] = score.by_rule
+        rows.append(row)
+    return rows
+
+
+def evaluate(args: EvalConfig, backend: Backend | None = None) -> dict:
+    """Greedy accuracy on the task's evaluation split; unparsable counts as wrong."""
+    task = task_from_args(args)
+    split = args.split or task.eval_split
+    examples = task.examples(split, limit=args.limit)
+    if args.predictions:
+        return rescore(args, task, split, examples)
+    role = next((r for r in ("student", "teacher") if getattr(args, r, None)), None)
+    ref = resolve_role(args, role)
+    output = Path(args.output or f"data/eval-{slug(task.name)}-{slug(ref.adapter or ref.path)}.jsonl")
+    manifest = Manifest(output, "eval", args, result_settings(args, {"model": ref}))
+    manifest.claim([output, summary_path(output)], args.overwrite)
+    manifest.data["models"]["model"] = ref.describe()
+    manifest.data["scoring"] = task.scoring
+    manifest.save()
+
+    def make_row(ex: Example, outs: list[str]) -> dict:
+        return score_rows(task, [ex], {ex.id: outs[0]})[0]
+
+    rows, stats = generate_once(manifest, args, ref, backend, output, examples, task.messages, make_row,
+                                sampling_from_args(args, temperature=0.0), "evaluating")
+    summary = write_summary(output, rows, task, split, model=ref.describe(), skipped=stats["skipped_ids"])
+    manifest.complete({k: summary[k] for k in ("n", "correct", "parsed")}, output=str(output))
+    return summary
+
+
+def write_summary(output: Path, rows: list[dict], task: Task, split: str, model, skipped=()) -> dict:
+    # Skipped (too long) prompts count as wrong and unparsed: nothing leaves the denominator.
+    correct = [r["correct"] for r in rows] + [False] * len(skipped)
+    parsed = [r["parsed"] for r in rows] + [False] * len(skipped)
+    summary = {"dataset": task.name, "split": split, "model": model, "scoring": task.scoring,
+               **summarize_scores(correct, parsed), "skipped_long_prompts": len(skipped)}
+    if len(task.scoring_rules) > 1 and all("correct_by_rule" in r for r in rows):
+        # Open answers: every rule's accuracy (same denominator), so a report can show both.
+        n = max(1, summary["n"])
+        summary["accuracy_by_rule"] = {rule: sum(bool(r["correct_by_rule"].get(rule)) for r in rows) / n
+                                       for rule in task.scoring_rules}
+    atomic_write_json(summary_path(output), summary)
+    others = "".join(f", {rule} {acc:.3f}" for rule, acc in summary.get("accuracy_by_rule", {}).items()
+                     if rule != task.scoring)
+    print(f"{task.name} {split}: accuracy {summary['accuracy']:.3f} "
+          f"[{summary['accuracy_ci95'][0]:.3f}, {summary['accuracy_ci95'][1]:.3f}] ({task.scoring} scoring{others}) "
+          f"on n={summary['n']}, parse rate {summary['parse_rate']:.3f} -> {summary_path(output)}")
+    return summary
+
+
+def rescore(args: EvalConfig, task: Task, split: str, examples: list[Example]) -> dict:
+    """Score saved responses (rows with id and response) without loading a model."""
+    saved = read_jsonl(args.predictions, required=("id", "response"))
+    by_id = {ex.id: ex for ex in task.load(split)}
+    unknown = [r["id"] for r in saved if r["id"] not in by_id]
+    if unknown:
+        raise AliceError(f"{args.predictions}: id {unknown[0]!r} is not in {task.name} {split} "
+                         f"({len(unknown)} unknown ids)")
+    picked = [by_id[r["id"]] for r in saved]
+    rows = score_rows(task, picked, {r["id"]: r["response"] for r in saved})
+    output = Path(args.output or Path(args.predictions).with_name(
+        Path(args.predictions).name.removesuffix(".jsonl") + ".rescored.jsonl"))
+    from ..records import write_jsonl_atomic
+
+    write_jsonl_atomic(output, rows)
+    return write_summary(output, rows, task, split, model={"predictions": str(args.predictions)})

@@ -1,0 +1,132 @@
+"""Alice stages 4-5 (docs/METHOD.md), behind student_generate.py: zero-shot answers
+(``<output>.zeroshot.jsonl``) for the questions where the teacher was uncertain, then proactive
+answers; the output is the student's training JSONL (id, question, response, label), ``original``
+rows from certain questions first.
+
+Questions on which the teacher had no answer (``status: "no_answer"`` in the uncertainty output)
+give the student no training row (counted as ``no_teacher_answer``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..backends import Backend, Sampling
+from ..cli import (
+    DataSettings,
+    GenerationSettings,
+    ModelSettings,
+    OutputSettings,
+    resolve_role,
+    result_settings,
+    role,
+    sampling_from_args,
+    task_from_args,
+)
+from ..config import setting
+from ..errors import AliceError
+from ..prompts import proactive_messages
+from ..records import JsonlAppender, Manifest, read_jsonl
+from ..tasks import Example, Task
+from .common import LazyBackend, generate_stage, sibling, slug
+
+
+@dataclass(kw_only=True)
+class StudentGenerateConfig(OutputSettings, GenerationSettings, ModelSettings, DataSettings):
+    """student_generate.py."""
+
+    student: str | None = role("student")
+    uncertainty: str | None = setting(None, "uncertainty.py output (JSONL keyed by id)", required=True)
+    temperature: float = setting(0.9, "zero-shot sampling temperature")
+    proactive_temperature: float = setting(0.9, "proactive answer sampling temperature")
+    top_p: float = setting(1.0, "nucleus sampling of both answers")
+    no_statement: bool = setting(False, "control: the proactive prompt shows the teacher's answer but not its "
+                                 "uncertainty statement")
+
+
+def load_uncertainty(path: str, task: Task, args: StudentGenerateConfig) -> tuple[list[Example], dict[str, dict]]:
+    """The uncertainty rows joined with the task's student pool by id (pool order, --limit)."""
+    rows = read_jsonl(path, required=("id", "status"))
+    pool = task.examples("student", args.split_seed)
+    pool_ids = {ex.id for ex in pool}
+    unknown = [r["id"] for r in rows if r["id"] not in pool_ids]
+    if unknown:
+        raise AliceError(f"{path}: id {unknown[0]!r} is not in the {task.name} student pool "
+                         f"({len(unknown)} unknown ids; same --data and --split-seed as uncertainty.py?)")
+    by_id = {r["id"]: r for r in rows}
+    for r in rows:
+        if r["status"] not in ("certain", "uncertain", "no_answer"):
+            raise AliceError(f"{path}: id {r['id']!r} has unknown status {r['status']!r}")
+        if r["status"] != "no_answer" and not r.get("teacher_answer"):
+            raise AliceError(f"{path}: id {r['id']!r} has no teacher_answer")
+    examples = [ex for ex in pool if ex.id in by_id]
+    return (examples[:args.limit] if args.limit else examples), by_id
+
+
+def student_generate(args: StudentGenerateConfig, backend: Backend | None = None) -> dict:
+    """Stages 4-5: zero-shot answers, then proactive answers; writes the student's training JSONL."""
+    task = task_from_args(args)
+    examples, teacher_rows = load_uncertainty(args.uncertainty, task, args)
+    student = resolve_role(args, "student")
+    output = Path(args.output or f"data/student-{slug(task.name)}-{slug(student.adapter or student.path)}.jsonl")
+    zeroshot_path = sibling(output, "zeroshot")
+    manifest = Manifest(output, "student_generate", args, result_settings(args, {"student": student}))
+    manifest.claim([output, zeroshot_path], args.overwrite)
+    manifest.data["models"]["student"] = student.describe()
+    manifest.save()
+    timings = manifest.data["timings"]
+
+    certain = [ex for ex in examples if teacher_rows[ex.id]["status"] == "certain"]
+    uncertain = [ex for ex in examples if teacher_rows[ex.id]["status"] == "uncertain"]
+    with JsonlAppender(output) as appender:  # certain teacher: its answer is the target (label original)
+        appender.write_many({"id": ex.id, "question": ex.question, "response": teacher_rows[ex.id]["teacher_answer"],
+                             "label": "original"} for ex in certain)
+        pending = [ex for ex in uncertain if ex.id not in appender.done]
+
+    lazy = LazyBackend(args, student, backend)
+    try:
+        zero_rows, stats = generate_stage(
+            zeroshot_path, lazy, pending, task.messages, lambda ex, outs: {"id": ex.id, "response": outs[0]},
+            sampling_from_args(args, args.temperature, top_p=args.top_p), args, "student zero-shot")
+        timings["zero_shot_s"] = round(timings.get("zero_shot_s", 0) + stats.get("generation_s", 0.0), 3)
+        own = {r["id"]: r["response"] for r in zero_rows}
+
+        def proactive_prompt(ex: Example) -> list[dict]:
+            row = teacher_rows[ex.id]
+            return proactive_messages(task, ex, own[ex.id], row["teacher_answer"], row.get("statement"),
+                                      with_statement=not args.no_statement)
+
+        def new_row(ex: Example, outs: list[str]) -> dict:
+            score = task.score(outs[0], ex)
+            teacher_prediction = task.score(teacher_rows[ex.id]["teacher_answer"], ex).prediction
+            return {"id": ex.id, "question": ex.question, "response": outs[0], "label": "new",
+                    "zero_shot": own[ex.id], "teacher_answer": teacher_rows[ex.id]["teacher_answer"],
+                    "prediction": score.prediction, "parsed": score.parsed,
+                    "differs_from_teacher": score.prediction != teacher_prediction}
+
+        proactive = Sampling(n=1, temperature=args.proactive_temperature, top_p=args.top_p,
+                             max_tokens=args.max_new_tokens, seed=args.seed + 1)
+        _, stats = generate_stage(output, lazy, [ex for ex in pending if ex.id in own], proactive_prompt, new_row,
+                                  proactive, args, "student proactive")
+        timings["proactive_s"] = round(timings.get("proactive_s", 0) + stats.get("generation_s", 0.0), 3)
+        if lazy.backend is not None:
+            manifest.data["backend"] = lazy.backend.describe()
+    finally:
+        lazy.close()
+
+    with JsonlAppender(output) as appender:
+        done = [appender.done[ex.id] for ex in examples if ex.id in appender.done]
+    new = [r for r in done if r["label"] == "new"]
+    counts = {
+        "questions": len(examples), "rows": len(done),
+        "certain": len(certain), "uncertain": len(uncertain),
+        "no_teacher_answer": sum(teacher_rows[ex.id]["status"] == "no_answer" for ex in examples),
+        "original": len(done) - len(new), "new": len(new),
+        "new_unparsable": sum(not r["parsed"] for r in new),
+        "new_differs_from_teacher": sum(r["differs_from_teacher"] for r in new),
+    }
+    manifest.complete(counts, output=str(output), dataset=task.name, uncertainty=str(args.uncertainty))
+    print(f"{output}: {counts['original']} original + {counts['new']} new rows "
+          f"({counts['new_unparsable']} unparsable, {counts['new_differs_from_teacher']} differ from the teacher)")
+    return counts
