@@ -55,10 +55,7 @@ def setting(default: Any = None, help: str = "", *, flag: str | None = None, cho
 def like(base: type, name: str, default: Any = _UNSET, **changes: Any) -> Any:
     """``base``'s setting ``name`` again, with another default or help for a subclass."""
     old = field_map(base)[name]
-    meta = {**old.metadata, **changes}
-    value = old.default if default is _UNSET else default
-    later = meta.pop("later_default", _UNSET)
-    return setting(value, **{k: v for k, v in meta.items()}, **({} if later is _UNSET else {"later_default": later}))
+    return setting(old.default if default is _UNSET else default, **{**old.metadata, **changes})
 
 
 @dataclasses.dataclass(kw_only=True)

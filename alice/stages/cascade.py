@@ -174,14 +174,12 @@ def stage_steps(args: CascadeConfig, stage: int, stages: int, teacher: str, stud
     ]
 
 
-def run_cascade(args: CascadeConfig, engines: Engines | None = None, executor: Executor | None = None,
-                extra: dict[str, dict] | None = None) -> dict:
+def run_cascade(args: CascadeConfig, engines: Engines | None = None, executor: Executor | None = None) -> dict:
     """Run (or resume) every stage of the ladder; returns the cascade's summary. ``--overwrite``
     starts every stage over (each replaces its own outputs; nothing else in the folder is removed);
-    ``executor``: how each step is run (a dry run prints them); ``extra``: settings for every step of
-    a kind (default: the config's --uncertainty-args, --generate-args, --train-args)."""
+    ``executor``: how each step is run (a dry run prints them)."""
     executor = executor or Executor()
-    extra = extra if extra is not None else stage_overrides(args)
+    extra = stage_overrides(args)
     ladder = ladder_from_args(args)
     refs = [planned_rung(args.model, name) if executor.dry_run else resolve_name(args.model, name, args.revision)
             for name in ladder]

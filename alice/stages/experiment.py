@@ -244,17 +244,18 @@ def experiment_steps(args: ExperimentConfig, folder: Path, task, engines: Engine
     if args.cascade and args.midlevel:
         # Cascade Alice (CoT teacher -> mid -> student, on disjoint parts of the same question budget).
         per_stage = max(1, math.ceil(args.student_limit / CASCADE_STAGES)) if args.student_limit else None
-        cascade_extra = {**extra, "uncertainty": {"summarizer_max_new_tokens": args.summarizer_max_new_tokens,
-                                                  **extra["uncertainty"]}}
+        uncertainty_extra = {"summarizer_max_new_tokens": args.summarizer_max_new_tokens, **extra["uncertainty"]}
         config = derive(CascadeConfig, args, **again, ladder=[path["teacher-cot"], args.midlevel, student_name],
                         summarizer=args.summarizer, k=args.k, output_dir=path["cascade"], limit=per_stage,
-                        uncertainty_args=flag_text(UncertaintyConfig, cascade_extra["uncertainty"]),
-                        generate_args=flag_text(StudentGenerateConfig, cascade_extra["student_generate"]),
-                        train_args=flag_text(TrainConfig, cascade_extra["train"]))
+                        uncertainty_args=flag_text(UncertaintyConfig, uncertainty_extra),
+                        generate_args=flag_text(StudentGenerateConfig, extra["student_generate"]),
+                        train_args=flag_text(TrainConfig, extra["train"]))
         final_model = str(Path(path["cascade"]) / f"stage{CASCADE_STAGES}" / "model")
         steps += [
-            Step("cascade", "cascade", config, lambda c: run_cascade(c, engines, extra=cascade_extra),
-                 ("train teacher-cot",), plan=lambda c: run_cascade(c, engines, executor, extra=cascade_extra),
+            # The cascade's config holds its stages' settings as its own flags (what reruns it by hand); it
+            # reads them back once, with each stage's declaration.
+            Step("cascade", "cascade", config, lambda c: run_cascade(c, engines),
+                 ("train teacher-cot",), plan=lambda c: run_cascade(c, engines, executor),
                  beside=True),
             evaluation("cascade", "student", final_model, ("cascade",), beside=True),
         ]
