@@ -21,6 +21,10 @@ process ever holds the whole model (141 GB in bf16 for a 70B one):
   CPU); it leaves a model that is already an ``FSDPModule`` as it is, so the Trainer trains this
   one unchanged (train.py's make_trainer switches accelerate's wrap policy off and saves the
   adapter by gathering the LoRA weights alone).
+- QLoRA (``--qlora``, one process per model): built on the meta device; each decoder layer in turn
+  is allocated on this process's device, drawn, and its linear layers quantized to NF4, so the bf16
+  model never exists whole (a 70B one fits one 141 GB GPU as ~38 GB of NF4). Embeddings, norms and
+  the LM head stay bf16, as bitsandbytes' loading leaves them.
 """
 
 from __future__ import annotations
@@ -104,6 +108,65 @@ def materialize_random_(model: torch.nn.Module, config, device: torch.device, se
     rebuild_rotary(model, device)
 
 
+def quantize_layer_nf4_(layer: torch.nn.Module, device: torch.device, std: float) -> None:
+    """Allocate one meta decoder layer on ``device``, draw it (normal(0, std) linears, unit norms) and
+    swap every nn.Linear for a bitsandbytes NF4 Linear4bit (double quantization, bf16 compute), the
+    layer transformers builds for ``BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+    bnb_4bit_use_double_quant=True)``."""
+    import bitsandbytes as bnb
+
+    layer.to_empty(device=device)
+    with torch.no_grad():
+        for name, module in list(layer.named_modules()):
+            if name.endswith("norm") and getattr(module, "weight", None) is not None:
+                module.weight.fill_(1.0)
+            if not isinstance(module, torch.nn.Linear):
+                continue
+            weight = module.weight.data.normal_(0.0, std)
+            if module.bias is not None:
+                module.bias.zero_()
+            quantized = bnb.nn.Linear4bit(module.in_features, module.out_features, bias=module.bias is not None,
+                                          compute_dtype=torch.bfloat16, quant_type="nf4", compress_statistics=True,
+                                          device="meta")
+            # Params4bit quantizes when moved to its device; from the layer's device that is a no-op copy.
+            quantized.weight = bnb.nn.Params4bit(weight, requires_grad=False, quant_type="nf4",
+                                                 compress_statistics=True).to(device)
+            if module.bias is not None:
+                quantized.bias = torch.nn.Parameter(module.bias.data, requires_grad=False)
+            parent, _, child = name.rpartition(".")
+            setattr(layer.get_submodule(parent) if parent else layer, child, quantized)
+
+
+def random_model_nf4(config, device: torch.device, seed: int, **kwargs) -> torch.nn.Module:
+    """QLoRA's base with random weights (module docstring): decoder layers NF4, the rest bf16 on
+    ``device``. Marked ``is_loaded_in_4bit`` so that PEFT picks its 4-bit LoRA layers and
+    ``prepare_model_for_kbit_training`` treats it as a loaded 4-bit model."""
+    model = build_on_meta(config, torch.bfloat16, **kwargs)
+    std = getattr(config, "initializer_range", 0.02)
+    torch.manual_seed(seed)
+    for layer in decoder_layers(model):
+        quantize_layer_nf4_(layer, device, std)
+    rest = [m for m in model.modules() if any(p.is_meta for p in m.parameters(recurse=False))]
+    with torch.no_grad():
+        for module in rest:  # embeddings, final norm, LM head: bf16, as bitsandbytes loading leaves them
+            module.to_empty(device=device, recurse=False)
+            for name, param in module.named_parameters(recurse=False):
+                if "norm" in type(module).__name__.lower():
+                    param.fill_(1.0)
+                elif name == "bias":
+                    param.zero_()
+                else:
+                    param.normal_(0.0, std)
+    if getattr(config, "tie_word_embeddings", False):
+        model.tie_weights()
+    rebuild_rotary(model, device)
+    left = [name for name, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
+    if left:
+        raise RuntimeError(f"still on the meta device after materialising: {left[:5]}")
+    model.is_loaded_in_4bit = True
+    return model
+
+
 def trainable_full_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """The trainable parameters (a LoRA adapter's) as whole CPU tensors, keyed by parameter name.
     A collective for a sharded model: every process calls it (the parameters come in the same
@@ -137,15 +200,25 @@ def fsdp_launch() -> bool:
 
 
 def random_model(model_dir: str, dtype: torch.dtype, seed: int, lora=None, attn_implementation: str | None = None,
-                 revision: str | None = None) -> torch.nn.Module:
+                 revision: str | None = None, nf4: bool = False) -> torch.nn.Module:
     """The model of ``model_dir``'s config.json with random weights, built as the launch needs
     (module docstring). Under FSDP2 it comes back sharded, with ``lora`` (a peft LoraConfig)
-    already applied; otherwise LoRA is left to the trainer."""
+    already applied; otherwise LoRA is left to the trainer. ``nf4``: QLoRA's 4-bit base."""
     from transformers import AutoConfig, AutoModelForCausalLM
 
     config = AutoConfig.from_pretrained(model_dir, revision=revision)
     config.use_cache = False
     kwargs = {"attn_implementation": attn_implementation} if attn_implementation else {}
+    if nf4:
+        from accelerate import PartialState
+        from transformers.integrations import is_deepspeed_zero3_enabled
+
+        if fsdp_launch() or is_deepspeed_zero3_enabled():
+            from .errors import AliceError
+
+            raise AliceError("--random-init --qlora builds the 4-bit model whole on each process: launch it "
+                             "without an FSDP or ZeRO-3 config")
+        return random_model_nf4(config, PartialState().device, seed, **kwargs)
     if fsdp_launch():
         from accelerate import PartialState
         from peft import get_peft_model

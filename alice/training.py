@@ -247,6 +247,18 @@ def lora_config(lora: LoraSettings):
                       target_modules=lora.target_modules, task_type="CAUSAL_LM", bias="none")
 
 
+def require_bitsandbytes() -> None:
+    """QLoRA's 4-bit layers come from bitsandbytes: on a CUDA GPU, or on the CPU (slowly) from 0.50."""
+    try:
+        import bitsandbytes
+    except ImportError:
+        raise AliceError("--qlora needs the bitsandbytes package (pip install bitsandbytes)") from None
+    version = tuple(int(x) for x in bitsandbytes.__version__.split(".")[:2] if x.isdigit())
+    if not _cuda() and version < (0, 50):
+        raise AliceError(f"--qlora on the CPU needs bitsandbytes>=0.50 (this is {bitsandbytes.__version__}); "
+                         "use --lora, or a CUDA GPU")
+
+
 def load_base_model(ref: ModelRef, settings: TrainSettings, attn_implementation: str | None = None):
     """The model to train. Full fine-tuning keeps fp32 master weights (bf16 autocast on GPU);
     LoRA keeps a bf16 base on GPU; QLoRA a 4-bit NF4 base. An adapter folder is merged first.
@@ -256,25 +268,26 @@ def load_base_model(ref: ModelRef, settings: TrainSettings, attn_implementation:
 
     kwargs: dict[str, Any] = {"dtype": torch.float32}
     lora = settings.lora
+    nf4 = bool(lora and lora.quantize_4bit)
+    if nf4:
+        require_bitsandbytes()
     if settings.random_init:
-        if lora and lora.quantize_4bit:
-            raise AliceError("--random-init does not combine with --qlora (bench/bench_70b.py qlora measures that)")
         from .random_init import random_model
 
         dtype = torch.bfloat16 if lora and bf16_available() else torch.float32
-        return random_model(ref.path, dtype, settings.seed, lora_config(lora) if lora else None,
-                            attn_implementation, ref.load_revision())
-    if lora and lora.quantize_4bit:
-        if not _cuda():
-            raise AliceError("--qlora needs a CUDA GPU (bitsandbytes 4-bit); use --lora on CPU")
-        try:
-            import bitsandbytes  # noqa: F401
-        except ImportError:
-            raise AliceError("--qlora needs the bitsandbytes package (pip install bitsandbytes)") from None
+        model = random_model(ref.path, dtype, settings.seed, lora_config(lora) if lora else None,
+                             attn_implementation, ref.load_revision(), nf4=nf4)
+        if nf4:
+            from peft import prepare_model_for_kbit_training
+
+            model = prepare_model_for_kbit_training(model, settings.gradient_checkpointing)
+        return model
+    if nf4:
         from accelerate import PartialState
         from transformers import BitsAndBytesConfig
 
-        kwargs.update(dtype=torch.bfloat16, device_map={"": PartialState().local_process_index},
+        device = PartialState().local_process_index if _cuda() else "cpu"
+        kwargs.update(dtype=torch.bfloat16, device_map={"": device},
                       quantization_config=BitsAndBytesConfig(
                           load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
                           bnb_4bit_compute_dtype=torch.bfloat16))

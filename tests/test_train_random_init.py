@@ -2,7 +2,8 @@
 bench/bench_70b.py folder, the small model's tokenizer), LoRA on a few repeated ARC rows, in one
 process and in two processes started by accelerate launch with the FSDP2 config. accelerate runs
 FSDP on GPUs only, so on CPU the two processes train data-parallel over gloo (the FSDP2 sharding
-itself runs on CPU in tests/test_bench_70b.py, through the same alice.random_init pieces)."""
+itself runs on CPU in tests/test_bench_70b.py, through the same alice.random_init pieces); and
+--qlora, whose NF4 base is built layer by layer (bitsandbytes>=0.50 quantizes on the CPU)."""
 
 from __future__ import annotations
 
@@ -114,3 +115,24 @@ def test_two_processes_under_accelerate_launch(tiny_folder, tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     assert "x 2 process(es)" in done.stderr  # both processes counted from the start
     check_run(out, tiny_folder, 2)
+
+
+def test_qlora_base_is_built_in_nf4_layer_by_layer(tiny_folder, tmp_path):
+    import torch
+    from bitsandbytes.nn import Linear4bit
+
+    from alice.random_init import random_model
+
+    model = random_model(str(tiny_folder), torch.bfloat16, seed=0, nf4=True)
+    linears = [m for m in model.model.layers.modules() if isinstance(m, (torch.nn.Linear, Linear4bit))]
+    assert len(linears) == 2 * 7 and all(isinstance(m, Linear4bit) for m in linears)
+    assert all(m.weight.quant_state.quant_type == "nf4" for m in linears)
+    assert model.is_loaded_in_4bit and not any(t.is_meta for t in model.parameters())
+    assert model.lm_head.weight.dtype == torch.bfloat16 and model.model.norm.weight.eq(1).all()
+    ids = torch.tensor([[1, 2, 3, 4]])
+    assert torch.isfinite(model(input_ids=ids).logits).all()
+
+    out = tmp_path / "qlora"
+    run_script("train.py", *TRAIN, "--student", str(tiny_folder), "--output-dir", str(out), "--qlora", timeout=600)
+    check_run(out, tiny_folder, 1)
+    assert json.loads((out / "manifest.json").read_text())["recipe"]["lora"]["quantize_4bit"] is True

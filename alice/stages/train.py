@@ -85,7 +85,8 @@ class TrainConfig(ModelSettings, DataSettings):
                                               "padding-free and packing are fastest with flash_attention_2",
                                               group=RECIPE, operational=True)
     lora: bool = setting(False, "train a PEFT LoRA adapter instead of all weights", group=LORA)
-    qlora: bool = setting(False, "LoRA on a 4-bit (bitsandbytes NF4) base; GPU only", group=LORA)
+    qlora: bool = setting(False, "LoRA on a 4-bit (bitsandbytes NF4) base; CUDA GPU (or CPU, slowly, with "
+                         "bitsandbytes>=0.50)", group=LORA)
     lora_rank: int = setting(16, "LoRA rank r", group=LORA)
     lora_alpha: int = setting(32, "LoRA scaling alpha", group=LORA)
     lora_dropout: float = setting(0.05, "dropout on the LoRA inputs", group=LORA)
@@ -173,6 +174,7 @@ def run_training(args: TrainConfig) -> dict:
         load_base_model,
         make_trainer,
         release_accelerator_memory,
+        require_bitsandbytes,
         save_trained,
         sft_config,
         sft_records,
@@ -184,11 +186,11 @@ def run_training(args: TrainConfig) -> dict:
     state = PartialState(cpu=not _cuda())
     if args.merge_adapter and not (args.lora or args.qlora):
         raise AliceError("--merge-adapter needs --lora or --qlora")
-    if args.qlora and not _cuda():
-        raise AliceError("--qlora needs a CUDA GPU (bitsandbytes 4-bit); use --lora on CPU")
-    if args.random_init and (args.qlora or args.merge_adapter):
-        raise AliceError("--random-init does not combine with --qlora or --merge-adapter (random weights are "
-                         "for speed, memory and plumbing; merging needs a base with weights)")
+    if args.qlora:
+        require_bitsandbytes()
+    if args.random_init and args.merge_adapter:
+        raise AliceError("--random-init does not combine with --merge-adapter (random weights are for speed, "
+                         "memory and plumbing; merging needs a base with weights)")
     if not 0 <= args.warmup_ratio < 1:
         raise AliceError(f"--warmup-ratio {args.warmup_ratio}: give a share of the run in [0, 1)")
     if args.warmup_steps is not None and args.warmup_steps < 0:
