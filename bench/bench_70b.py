@@ -75,7 +75,7 @@ from alice.random_init import (
     build_on_meta,
     fully_shard_by_layer,
     materialize_random_,
-    rebuild_rotary,
+    random_model_nf4,
     trainable_full_state_dict,
 )
 from alice.training import LoraSettings, lora_config
@@ -277,27 +277,6 @@ def run_fsdp(args: argparse.Namespace, res: Results) -> None:
     dist.barrier()  # everyone tears down together, after rank 0's reload check
 
 
-def quantize_layer(layer, device: torch.device) -> None:
-    """Materialise one decoder layer, initialise it and swap every nn.Linear for an NF4 Linear4bit."""
-    import bitsandbytes as bnb
-
-    layer.to_empty(device=device)
-    with torch.no_grad():
-        for name, module in list(layer.named_modules()):
-            if name.endswith("norm"):
-                module.weight.fill_(1.0)
-            if not isinstance(module, torch.nn.Linear):
-                continue
-            assert module.bias is None, "Llama linears have no bias"
-            w = module.weight.data.normal_(0.0, 0.02)
-            q = bnb.nn.Linear4bit(module.in_features, module.out_features, bias=False, compute_dtype=torch.bfloat16,
-                                  quant_type="nf4", compress_statistics=True, device="meta")
-            q.weight = bnb.nn.Params4bit(w, requires_grad=False, quant_type="nf4",
-                                         compress_statistics=True).to(device)  # .to quantizes
-            parent, _, child = name.rpartition(".")
-            setattr(layer.get_submodule(parent) if parent else layer, child, q)
-
-
 def run_qlora(args: argparse.Namespace, res: Results) -> None:
     try:
         import bitsandbytes as bnb
@@ -313,25 +292,11 @@ def run_qlora(args: argparse.Namespace, res: Results) -> None:
     res.update(mode="qlora", config=cfg.to_dict(), lora=vars(lora), env=dict(environment(device),
                bitsandbytes=bnb.__version__), quantization="bitsandbytes NF4, double quantization "
                "(compress_statistics), bf16 compute; embeddings, norms and lm_head unquantized", args=vars(args))
+    counts = frozen_counts(build_meta(cfg))
     t0 = time.perf_counter()
-    model = build_meta(cfg)
-    counts = frozen_counts(model)
-    torch.manual_seed(args.seed)
-    for i, layer in enumerate(model.model.layers):
-        quantize_layer(layer, device)
-        if i % 10 == 0:
-            log(f"quantized layer {i + 1}/{cfg.num_hidden_layers}")
+    # Each decoder layer drawn and quantized in turn (alice.random_init, as train.py --random-init --qlora).
+    model = random_model_nf4(cfg, device, args.seed)
     quant_s = time.perf_counter() - t0
-    with torch.no_grad():
-        for module in (model.model.embed_tokens, model.lm_head):
-            module.to_empty(device=device)
-            module.weight.normal_(0.0, 0.02)
-        model.model.norm.to_empty(device=device)
-        model.model.norm.weight.fill_(1.0)
-    rebuild_rotary(model, device)
-    left = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
-    assert not left, f"still on meta: {left[:5]}"
-    model.is_loaded_in_4bit = True  # what PEFT reads to pick its bnb LoRA layers and the k-bit preparation
     # prepare_model_for_kbit_training upcasts every bf16 weight (embeddings, lm_head, norms) to fp32, as train.py
     # --qlora does; it needs 4 more bytes per such weight while casting. Skip it if that would not leave room.
     upcast = 4 * sum(p.numel() for p in model.parameters() if p.dtype == torch.bfloat16)
