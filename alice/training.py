@@ -385,9 +385,42 @@ def make_trainer(model, tokenizer, records: list[dict], settings: TrainSettings,
             # Nothing is left to wrap, and accelerate's wrap policy would look the decoder layer class up by
             # name, which fully_shard has changed (LlamaDecoderLayer -> FSDPLlamaDecoderLayer), and fail.
             trainer.accelerator.state.fsdp_plugin.auto_wrap_policy = None
+    if zero3_lora_checkpointing(trainer) and deepspeed_recomputes_frozen_weights():
+        # TRL makes PEFT under ZeRO-3 checkpoint in the reentrant form (DeepSpeed < 0.19.3 failed the
+        # non-reentrant recompute with frozen weights). Reentrant, DeepSpeed keeps every frozen weight gathered
+        # during backward until backward ends: the whole base model on every GPU (out of memory at 70B,
+        # bench/RESULTS.md run 6; 90% of the model against 11% non-reentrant, bench/bench_zero3_gc.py). From
+        # 0.19.3 the non-reentrant form works and frees each layer's weights after its backward. The Trainer
+        # reads these kwargs when training starts.
+        trainer.args.gradient_checkpointing_kwargs = {**(trainer.args.gradient_checkpointing_kwargs or {}),
+                                                      "use_reentrant": False}
     trainer.alice_throughput = throughput
     trainer.alice_dropped_long = dropped
     return trainer
+
+
+def zero3_lora_checkpointing(trainer) -> bool:
+    """A PEFT adapter trained under DeepSpeed ZeRO-3 with gradient checkpointing."""
+    plugin = getattr(trainer.args, "deepspeed_plugin", None)
+    return bool(trainer.args.gradient_checkpointing and plugin is not None and plugin.zero_stage == 3
+                and hasattr(trainer.model, "peft_config"))
+
+
+def deepspeed_recomputes_frozen_weights() -> bool:
+    """DeepSpeed >= 0.19.3 re-gathers frozen weights in a non-reentrant checkpoint recompute
+    (deepspeedai/DeepSpeed#8148)."""
+    import deepspeed
+    from packaging.version import Version
+
+    return Version(deepspeed.__version__).release >= (0, 19, 3)
+
+
+def checkpointing_form(trainer) -> str | None:
+    """How activations are recomputed, for the manifest: None without gradient checkpointing."""
+    if not trainer.args.gradient_checkpointing:
+        return None
+    reentrant = (trainer.args.gradient_checkpointing_kwargs or {}).get("use_reentrant", False)
+    return "reentrant" if reentrant else "non-reentrant"
 
 
 def _adapter_saving_trainer(base):
@@ -471,6 +504,7 @@ def training_summary(trainer) -> dict:
         "tokens_per_s": round(tokens / seconds, 2),
         "steps_this_attempt": state.global_step - callback.start_step,
         "steady_tokens_per_s": steady_tokens_per_s(state.log_history, callback.start_step + 2),
+        "gradient_checkpointing": checkpointing_form(trainer),
         "peak_gpu_memory_gb": _peak_gpu_memory_gb(),
         "peak_gpu_memory_gb_per_process": _peak_gpu_memory_gb_per_process(),
         "log_history": state.log_history,

@@ -3,7 +3,8 @@ bench/bench_70b.py folder, the small model's tokenizer), LoRA on a few repeated 
 process and in two processes started by accelerate launch with the FSDP2 config. accelerate runs
 FSDP on GPUs only, so on CPU the two processes train data-parallel over gloo (the FSDP2 sharding
 itself runs on CPU in tests/test_bench_70b.py, through the same alice.random_init pieces); and
---qlora, whose NF4 base is built layer by layer (bitsandbytes>=0.50 quantizes on the CPU)."""
+--qlora, whose NF4 base is built layer by layer (bitsandbytes>=0.50 quantizes on the CPU); and
+LoRA under DeepSpeed ZeRO-3 with gradient checkpointing (DeepSpeed's CPU accelerator, gloo)."""
 
 from __future__ import annotations
 
@@ -101,18 +102,24 @@ def test_one_process(tiny_folder, tmp_path):
     assert other.returncode == 2 and "different run" in other.stderr and "random_init" in other.stderr
 
 
-def test_two_processes_under_accelerate_launch(tiny_folder, tmp_path):
-    out = tmp_path / "two"
+def launch_two(config: str, *args: str, launcher: tuple = (), env: dict | None = None) -> subprocess.CompletedProcess:
+    """train.py in two processes started by accelerate launch with ``configs/accelerate/<config>``."""
     path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
     with socket.socket() as probe:  # a free port for the processes' rendezvous
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
-               str(REPO / "configs" / "accelerate" / "fsdp.yaml"), "--num_processes", "2", "--main_process_port",
-               str(port), "train.py", *TRAIN, "--student", str(tiny_folder), "--output-dir", str(out)]
+               str(REPO / "configs" / "accelerate" / config), "--num_processes", "2", "--main_process_port",
+               str(port), *launcher, "train.py", *args]
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600, check=False,
-                          env={**os.environ, "PYTHONPATH": path})
+                          env={**os.environ, "PYTHONPATH": path, **(env or {})})
     assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+def test_two_processes_under_accelerate_launch(tiny_folder, tmp_path):
+    out = tmp_path / "two"
+    done = launch_two("fsdp.yaml", *TRAIN, "--student", str(tiny_folder), "--output-dir", str(out))
     assert "x 2 process(es)" in done.stderr  # both processes counted from the start
     check_run(out, tiny_folder, 2)
 
@@ -136,3 +143,16 @@ def test_qlora_base_is_built_in_nf4_layer_by_layer(tiny_folder, tmp_path):
     run_script("train.py", *TRAIN, "--student", str(tiny_folder), "--output-dir", str(out), "--qlora", timeout=600)
     check_run(out, tiny_folder, 1)
     assert json.loads((out / "manifest.json").read_text())["recipe"]["lora"]["quantize_4bit"] is True
+
+
+def test_zero3_lora_recomputes_in_the_non_reentrant_form(tiny_folder, tmp_path):
+    """TRL checkpoints PEFT under ZeRO-3 in the reentrant form, which keeps the whole frozen base gathered
+    through backward (bench/bench_zero3_gc.py); train.py switches it back (DeepSpeed >= 0.19.3)."""
+    out = tmp_path / "zero3"
+    args = [a for a in TRAIN if a != "--no-gradient-checkpointing"]
+    # DeepSpeed's CPU accelerator; no bf16 on CPU, so mixed precision off (the config asks for bf16).
+    launch_two("deepspeed_zero3.yaml", *args, "--student", str(tiny_folder), "--output-dir", str(out),
+               launcher=("--mixed_precision", "no"), env={"DS_ACCELERATOR": "cpu"})
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["training"]["gradient_checkpointing"] == "non-reentrant"
+    check_run(out, tiny_folder, 2)
