@@ -149,6 +149,7 @@ class TrainSettings:
     packing: bool = recipe_default("packing")  # best-fit-decreasing packing into max_length rows
     padding_free: bool = recipe_default("padding_free")  # one flattened row per batch, no padding
     gradient_checkpointing: bool = recipe_default("gradient_checkpointing")
+    reentrant_checkpointing: bool = recipe_default("reentrant_checkpointing")
     save_steps: int = recipe_default("save_steps")
     save_total_limit: int = 2
     logging_steps: int = recipe_default("logging_steps")
@@ -385,15 +386,16 @@ def make_trainer(model, tokenizer, records: list[dict], settings: TrainSettings,
             # Nothing is left to wrap, and accelerate's wrap policy would look the decoder layer class up by
             # name, which fully_shard has changed (LlamaDecoderLayer -> FSDPLlamaDecoderLayer), and fail.
             trainer.accelerator.state.fsdp_plugin.auto_wrap_policy = None
-    if zero3_lora_checkpointing(trainer) and deepspeed_recomputes_frozen_weights():
-        # TRL makes PEFT under ZeRO-3 checkpoint in the reentrant form (DeepSpeed < 0.19.3 failed the
-        # non-reentrant recompute with frozen weights). Reentrant, DeepSpeed keeps every frozen weight gathered
-        # during backward until backward ends: the whole base model on every GPU (out of memory at 70B,
-        # bench/RESULTS.md run 6; 90% of the model against 11% non-reentrant, bench/bench_zero3_gc.py). From
-        # 0.19.3 the non-reentrant form works and frees each layer's weights after its backward. The Trainer
-        # reads these kwargs when training starts.
+    if config.gradient_checkpointing:
+        # Set here, after TRL: it makes PEFT under ZeRO-3 recompute in the reentrant form (DeepSpeed < 0.19.3
+        # failed the non-reentrant recompute with frozen weights). Reentrant, DeepSpeed keeps every frozen weight
+        # gathered during backward until backward ends: the whole base model on every GPU (out of memory at 70B,
+        # bench/RESULTS.md run 6; 90% of the model against 11% non-reentrant, bench/bench_zero3_gc.py). The
+        # Trainer reads these kwargs when training starts.
+        reentrant = settings.reentrant_checkpointing or (zero3_lora_checkpointing(trainer)
+                                                         and not deepspeed_recomputes_frozen_weights())
         trainer.args.gradient_checkpointing_kwargs = {**(trainer.args.gradient_checkpointing_kwargs or {}),
-                                                      "use_reentrant": False}
+                                                      "use_reentrant": reentrant}
     trainer.alice_throughput = throughput
     trainer.alice_dropped_long = dropped
     return trainer

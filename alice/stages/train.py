@@ -70,6 +70,10 @@ class TrainConfig(ModelSettings, DataSettings):
     padding_free: bool = setting(False, "flatten each batch into one row, no padding", group=RECIPE)
     gradient_checkpointing: bool = setting(True, "recompute activations in the backward pass (less memory, "
                                            "slower steps)", negatable=True, group=RECIPE, operational=True)
+    reentrant_checkpointing: bool = setting(False, "recompute in torch's reentrant form (default: non-reentrant, "
+                                            "also for LoRA under ZeRO-3 from DeepSpeed 0.19.3, where the reentrant "
+                                            "form keeps the whole frozen base gathered; same losses)", group=RECIPE,
+                                            operational=True)
     no_bf16: bool = setting(False, "train in fp32 even where bf16 is available", group=RECIPE)
     max_grad_norm: float = setting(1.0, "clip the gradient to this norm before each step (transformers' default)",
                                    group=RECIPE, later_default=1.0)
@@ -122,7 +126,8 @@ def settings_from_args(args: TrainConfig, output_dir: Path) -> TrainSettings:
         warmup_ratio=args.warmup_ratio, warmup_steps=args.warmup_steps, scheduler=args.scheduler, total_batch_size=args.total_batch_size,
         per_device_batch_size=args.per_device_batch_size, max_steps=args.max_steps, max_length=args.max_length,
         seed=args.seed, lora=lora, packing=args.packing, padding_free=args.padding_free,
-        gradient_checkpointing=args.gradient_checkpointing, save_steps=args.save_steps,
+        gradient_checkpointing=args.gradient_checkpointing, reentrant_checkpointing=args.reentrant_checkpointing,
+        save_steps=args.save_steps,
         logging_steps=args.logging_steps, bf16=False if args.no_bf16 else None,
         optim=args.optim, max_grad_norm=args.max_grad_norm, report_to=list(args.report_to),
         torch_compile=args.torch_compile, use_liger_kernel=args.use_liger_kernel,
