@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 19's measurements on an offline 2-GPU machine, started by job.sh once the first wheels are in
+# 70B-class and multi-GPU measurements on an offline 2-GPU machine, started by job.sh once the first wheels are in
 # (transfer in pieces; see job.sh). w.tar holds what training needs (TRL, datasets, DeepSpeed); v.tar
 # (vLLM and the rest) and the 0.5B teacher's GGUF arrive later in /tmp/keep/files while training runs.
 # Each item waits for what it needs, runs under a time limit, and a failure moves on; the GPUs are
@@ -38,24 +38,18 @@ TRAIN=(train.py --data gsm_symbolic --student "$L70" --random-init --lora --grou
  python3 scripts/fair.py convert "$F/qwen2.5-coder-0.5b-instruct.gguf" Qwen2.5-Coder-0.5B-Instruct >"$O/convert.log" 2>&1
  say "teacher converted") &
 
-# 1. 70B LoRA through train.py: DeepSpeed ZeRO-3, then FSDP2, both over 2 GPUs (random weights). With
-# gradient checkpointing ZeRO-3 ran out of memory in the first backward (137.8 GB allocated per GPU).
-item 70b_zero3_nogc 240 accelerate launch --config_file configs/accelerate/deepspeed_zero3.yaml --num_processes 2 \
-  "${TRAIN[@]}" --no-gradient-checkpointing --output-dir "$O/70b_zero3_nogc"
-item 70b_fsdp 200 accelerate launch --config_file configs/accelerate/fsdp.yaml --num_processes 2 \
-  "${TRAIN[@]}" --output-dir "$O/70b_fsdp"
+# 1. 70B LoRA through train.py under ZeRO-3 over 2 GPUs with gradient checkpointing, now recomputed in the
+# non-reentrant form (the reentrant form kept the whole model gathered: out of memory, 137.8 GB per GPU).
+item 70b_zero3_gc 240 accelerate launch --config_file configs/accelerate/deepspeed_zero3.yaml --num_processes 2 \
+  "${TRAIN[@]}" --output-dir "$O/70b_zero3_gc"
 rm -f "$O"/70b_*/*.safetensors "$O"/70b_*/*/*.safetensors
 
-# 2. The 70B-architecture summarizer at TP=2, in process (teacher: the 0.5B model).
+# 2. Probing on one GPU and on two (the pool split in two processes; one data-parallel server).
 wait_for "$T/config.json"
-item 70b_summarizer 240 python3 bench/bench_70b_summarizer.py --teacher "$T" --modes inprocess --timeout 230 \
+item probe_gpus 780 python3 bench/bench_probe_gpus.py --teacher "$T" --limit 200 --variants v2,parts2,serve_dp2 \
+  --runner 1 --timeout 250 --out "$O/probe"
+
+# 3. The 70B-architecture summarizer at TP=2, in process, with NCCL's all-reduce (teacher: the 0.5B model).
+item 70b_summarizer 260 python3 bench/bench_70b_summarizer.py --teacher "$T" --modes inprocess --timeout 250 \
   --out "$O/70b_summarizer"
-
-# 3. Probing on one GPU and on two (the pool split in two processes; one data-parallel server).
-item probe_gpus 420 python3 bench/bench_probe_gpus.py --teacher "$T" --limit 200 --variants v2,parts2,serve_dp2 \
-  --runner 1 --timeout 150 --out "$O/probe"
-
-# 4. The summarizer served at TP=2 (the paper's setup).
-item 70b_served 300 python3 bench/bench_70b_summarizer.py --teacher "$T" --modes served --timeout 280 \
-  --out "$O/70b_served"
 say "all done"
