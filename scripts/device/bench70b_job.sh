@@ -14,11 +14,13 @@ free_gpus() {  # leftovers of an item that was cut short must not hold memory fo
   pkill -f "[v]llm.entrypoints" ; pkill -f "[u]ncertainty.py" ; pkill -f "[t]rain.py" ; sleep 3
   nvidia-smi --query-gpu=index,memory.used --format=csv,noheader | tr '\n' ' '; echo
 }
-item() {  # name timeout command...: logs to $O/name.log
+item() {  # name timeout command...: logs to $O/name.log, GPU memory sampled every 2 s to $O/name.smi
   local name=$1 limit=$2; shift 2
   free_gpus; say "start $name"
+  nvidia-smi --query-gpu=index,memory.used,utilization.gpu --format=csv,noheader -l 2 >"$O/$name.smi" 2>&1 &
+  local smi=$!
   timeout "$limit" "$@" >"$O/$name.log" 2>&1
-  say "end $name: exit $?"
+  say "end $name: exit $?"; kill $smi
 }
 wait_for() { until [ -e "$1" ]; do sleep 3; done; }
 
@@ -40,7 +42,7 @@ TRAIN=(train.py --data gsm_symbolic --student "$L70" --random-init --lora --grou
 
 # 1. 70B LoRA through train.py under ZeRO-3 over 2 GPUs with gradient checkpointing, now recomputed in the
 # non-reentrant form (the reentrant form kept the whole model gathered: out of memory, 137.8 GB per GPU).
-item 70b_zero3_gc 240 accelerate launch --config_file configs/accelerate/deepspeed_zero3.yaml --num_processes 2 \
+item 70b_zero3_gc 320 accelerate launch --config_file configs/accelerate/deepspeed_zero3.yaml --num_processes 2 \
   "${TRAIN[@]}" --output-dir "$O/70b_zero3_gc"
 rm -f "$O"/70b_*/*.safetensors "$O"/70b_*/*/*.safetensors
 
@@ -50,6 +52,7 @@ item probe_gpus 780 python3 bench/bench_probe_gpus.py --teacher "$T" --limit 200
   --runner 1 --timeout 250 --out "$O/probe"
 
 # 3. The 70B-architecture summarizer at TP=2, in process, with NCCL's all-reduce (teacher: the 0.5B model).
-item 70b_summarizer 260 python3 bench/bench_70b_summarizer.py --teacher "$T" --modes inprocess --timeout 250 \
+# (run 7: --limit 400 probed for 4 minutes and the summarizer never started; 200 questions give ~170 statements)
+item 70b_summarizer 420 python3 bench/bench_70b_summarizer.py --teacher "$T" --modes inprocess --limit 200 --timeout 400 \
   --out "$O/70b_summarizer"
 say "all done"
