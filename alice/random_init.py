@@ -128,7 +128,7 @@ def quantize_layer_nf4_(layer: torch.nn.Module, device: torch.device, std: float
             quantized = bnb.nn.Linear4bit(module.in_features, module.out_features, bias=module.bias is not None,
                                           compute_dtype=torch.bfloat16, quant_type="nf4", compress_statistics=True,
                                           device="meta")
-            # Params4bit quantizes when moved to its device; from the layer's device that is a no-op copy.
+            # Params4bit quantizes on its first move to a device, even the device it is already on.
             quantized.weight = bnb.nn.Params4bit(weight, requires_grad=False, quant_type="nf4",
                                                  compress_statistics=True).to(device)
             if module.bias is not None:
