@@ -265,9 +265,7 @@ def load_base_model(ref: ModelRef, settings: TrainSettings, attn_implementation:
     LoRA keeps a bf16 base on GPU; QLoRA a 4-bit NF4 base. An adapter folder is merged first.
     ``settings.random_init``: the folder's config.json with random weights (alice.random_init)."""
     import torch
-    from transformers import AutoModelForCausalLM
 
-    kwargs: dict[str, Any] = {"dtype": torch.float32}
     lora = settings.lora
     nf4 = bool(lora and lora.quantize_4bit)
     if nf4:
@@ -278,11 +276,21 @@ def load_base_model(ref: ModelRef, settings: TrainSettings, attn_implementation:
         dtype = torch.bfloat16 if lora and bf16_available() else torch.float32
         model = random_model(ref.path, dtype, settings.seed, lora_config(lora) if lora else None,
                              attn_implementation, ref.load_revision(), nf4=nf4)
-        if nf4:
-            from peft import prepare_model_for_kbit_training
+    else:
+        model = _load_pretrained(ref, lora, nf4, attn_implementation)
+    if nf4:
+        from peft import prepare_model_for_kbit_training
 
-            model = prepare_model_for_kbit_training(model, settings.gradient_checkpointing)
-        return model
+        model = prepare_model_for_kbit_training(model, settings.gradient_checkpointing)
+    return model
+
+
+def _load_pretrained(ref: ModelRef, lora: LoraSettings | None, nf4: bool, attn_implementation: str | None):
+    """``ref``'s weights in the dtype (or NF4 quantization) the training needs; an adapter is merged."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    kwargs: dict[str, Any] = {"dtype": torch.float32}
     if nf4:
         from accelerate import PartialState
         from transformers import BitsAndBytesConfig
@@ -307,10 +315,6 @@ def load_base_model(ref: ModelRef, settings: TrainSettings, attn_implementation:
         from peft import PeftModel
 
         model = PeftModel.from_pretrained(model, ref.adapter).merge_and_unload()
-    if lora and lora.quantize_4bit:
-        from peft import prepare_model_for_kbit_training
-
-        model = prepare_model_for_kbit_training(model, settings.gradient_checkpointing)
     return model
 
 
