@@ -5,28 +5,12 @@
 # Each item waits for what it needs, runs under a time limit, and a failure moves on; the GPUs are
 # checked free before each. Results: /tmp/job/out (packed by `job.sh wait`).
 set -uo pipefail
-export ALICE_CACHE=/tmp/alice-cache PYTHONPATH=/tmp/job/repo:${PYTHONPATH:-} PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True
-O=/tmp/job/out F=/tmp/keep/files M=/tmp/alice-cache/models SITE=/tmp/site
-T=$M/Qwen2.5-Coder-0.5B-Instruct L70=/tmp/llama70b GSM=reasoning-gym-0.1.25-instance-train24-test4-held0-seed0.json
-mkdir -p "$O" "$ALICE_CACHE/gsm_symbolic"
-say() { echo "$(date -u +%T) $*"; }
-free_gpus() {  # leftovers of an item that was cut short must not hold memory for the next one
-  pkill -f "[v]llm.entrypoints" ; pkill -f "[u]ncertainty.py" ; pkill -f "[t]rain.py" ; sleep 3
-  nvidia-smi --query-gpu=index,memory.used --format=csv,noheader | tr '\n' ' '; echo
-}
-item() {  # name timeout command...: logs to $O/name.log, GPU memory sampled every 2 s to $O/name.smi
-  local name=$1 limit=$2; shift 2
-  free_gpus; say "start $name"
-  nvidia-smi --query-gpu=index,memory.used,utilization.gpu --format=csv,noheader -l 2 >"$O/$name.smi" 2>&1 &
-  local smi=$!
-  timeout "$limit" "$@" >"$O/$name.log" 2>&1
-  say "end $name: exit $?"; kill $smi
-}
-wait_for() { until [ -e "$1" ]; do sleep 3; done; }
+source "$(dirname "$0")/job_common.sh"
+M=/tmp/alice-cache/models SITE=/tmp/site
+T=$M/Qwen2.5-Coder-0.5B-Instruct L70=/tmp/llama70b
 
 # The 70B-architecture folder (config + the small model's tokenizer, no weights) and the GSM rows.
-wait_for "$F/tok.tar"; mkdir -p /tmp/tok && tar -xf "$F/tok.tar" -C /tmp/tok
-wait_for "$F/$GSM"; cp "$F/$GSM" "$ALICE_CACHE/gsm_symbolic/"
+tokenizer_and_rows
 python3 bench/bench_70b.py folder "$L70" --tokenizer /tmp/tok >"$O/folder.log" 2>&1; say "70B folder: $(ls $L70 | tr '\n' ' ')"
 # 8 rows, 8 rows a step: the same rows every step, so the loss must fall.
 TRAIN=(train.py --data gsm_symbolic --student "$L70" --random-init --lora --ground-truth --pool student --limit 8

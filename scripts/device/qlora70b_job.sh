@@ -4,22 +4,10 @@
 # architecture's config.json alone (--random-init): speed, memory and plumbing, never quality.
 # Results: /tmp/job/out (packed by `job.sh wait`).
 set -uo pipefail
-export ALICE_CACHE=/tmp/alice-cache PYTHONPATH=/tmp/job/repo:${PYTHONPATH:-} PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True
-O=/tmp/job/out F=/tmp/keep/files L70=/tmp/llama70b GSM=reasoning-gym-0.1.25-instance-train24-test4-held0-seed0.json
-mkdir -p "$O" "$ALICE_CACHE/gsm_symbolic"
-say() { echo "$(date -u +%T) $*"; }
-item() {  # name timeout command...: logs to $O/name.log, GPU memory sampled every 2 s to $O/name.smi
-  local name=$1 limit=$2; shift 2
-  pkill -f "[t]rain.py"; sleep 2; say "start $name"
-  nvidia-smi --query-gpu=index,memory.used,utilization.gpu --format=csv,noheader -l 2 >"$O/$name.smi" 2>&1 &
-  local smi=$!
-  timeout "$limit" "$@" >"$O/$name.log" 2>&1
-  say "end $name: exit $?"; kill $smi
-}
-wait_for() { until [ -e "$1" ]; do sleep 3; done; }
+source "$(dirname "$0")/job_common.sh"
+L70=/tmp/llama70b
 
-wait_for "$F/tok.tar"; mkdir -p /tmp/tok && tar -xf "$F/tok.tar" -C /tmp/tok
-wait_for "$F/$GSM"; cp "$F/$GSM" "$ALICE_CACHE/gsm_symbolic/"
+tokenizer_and_rows
 python3 -c "import bitsandbytes, trl, datasets; print('bitsandbytes', bitsandbytes.__version__, 'trl', trl.__version__)"
 python3 bench/bench_70b.py folder "$L70" --tokenizer /tmp/tok >"$O/folder.log" 2>&1; say "70B folder: $(ls $L70 | tr '\n' ' ')"
 # The rows and steps of the 2-GPU LoRA runs (bench/RESULTS.md run 6): 8 GSM rows, every step the same 8.
