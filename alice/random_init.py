@@ -29,6 +29,7 @@ process ever holds the whole model (141 GB in bf16 for a 70B one):
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 
@@ -169,17 +170,24 @@ def random_model_nf4(config, device: torch.device, seed: int, **kwargs) -> torch
 
 def trainable_full_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """The trainable parameters (a LoRA adapter's) as whole CPU tensors, keyed by parameter name.
-    A collective for a sharded model: every process calls it (the parameters come in the same
-    order everywhere); the main process gets the tensors, the others an empty dict."""
+    A collective for a sharded model (FSDP2's DTensors, DeepSpeed ZeRO-3's partitions): every
+    process calls it; the main process gets the tensors, the others an empty dict."""
     from torch.distributed.tensor import DTensor
 
     main = not dist.is_initialized() or dist.get_rank() == 0
+    trainable = [(name, param) for name, param in model.named_parameters() if param.requires_grad]
+    partitioned = [param for _, param in trainable if hasattr(param, "ds_id")]
+    gathered = contextlib.nullcontext()
+    if partitioned:  # ZeRO-3: all-gather the adapter's partitions (not the frozen base's) for this block
+        import deepspeed
+
+        gathered = deepspeed.zero.GatheredParameters(partitioned)
     full = {}
-    for name, param in model.named_parameters():
-        if param.requires_grad:
+    with gathered:
+        for name, param in trainable:  # the same order in every process: the collectives pair up
             tensor = param.full_tensor() if isinstance(param, DTensor) else param
             if main:
-                full[name] = tensor.detach().cpu().contiguous()
+                full[name] = tensor.detach().cpu().clone()
     return full
 
 

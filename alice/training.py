@@ -405,6 +405,14 @@ def make_trainer(model, tokenizer, records: list[dict], settings: TrainSettings,
     return trainer
 
 
+def sharded_training(trainer) -> bool:
+    """The model's weights are split over the processes: FSDP2 or DeepSpeed ZeRO-3."""
+    if trainer.is_fsdp_enabled:
+        return getattr(trainer.accelerator.state.fsdp_plugin, "fsdp_version", 1) == 2
+    plugin = getattr(trainer.args, "deepspeed_plugin", None)
+    return plugin is not None and plugin.zero_stage == 3
+
+
 def zero3_lora_checkpointing(trainer) -> bool:
     """A PEFT adapter trained under DeepSpeed ZeRO-3 with gradient checkpointing."""
     plugin = getattr(trainer.args, "deepspeed_plugin", None)
@@ -430,14 +438,13 @@ def checkpointing_form(trainer) -> str | None:
 
 
 def _adapter_saving_trainer(base):
-    """``base`` (SFTTrainer) saving a LoRA adapter under FSDP2 by gathering the adapter's weights alone:
-    the Trainer gathers the whole model's state dict onto the main process's CPU (141 GB for a 70B
-    base) to keep only the adapter from it, at every checkpoint and at the end."""
+    """``base`` (SFTTrainer) saving a LoRA adapter under FSDP2 or ZeRO-3 by gathering the adapter's
+    weights alone: the Trainer gathers the whole model's state dict onto the main process's CPU
+    (141 GB for a 70B base) to keep only the adapter from it, at every checkpoint and at the end."""
 
     class AdapterSavingTrainer(base):
         def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
-            fsdp2 = self.is_fsdp_enabled and getattr(self.accelerator.state.fsdp_plugin, "fsdp_version", 1) == 2
-            if not (fsdp2 and hasattr(self.model, "peft_config")):
+            if not (hasattr(self.model, "peft_config") and sharded_training(self)):
                 return super().save_model(output_dir, _internal_call)
             from .random_init import trainable_full_state_dict
 

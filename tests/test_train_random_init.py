@@ -63,6 +63,7 @@ def check_run(out: Path, folder: Path, processes: int) -> None:
     assert abs(losses[0] - math.log(vocab)) < 0.3  # the random init took effect (no trained weights)
     assert sum(losses[-2:]) / 2 < losses[0] - 0.3, losses  # falls on the repeated rows
     assert manifest["training"]["tokens_per_s"] > 0
+    assert all(manifest["timings"][k] > 0 for k in ("load_s", "train_s", "save_s"))
 
     assert [p.relative_to(out) for p in out.rglob("*.safetensors")] == [Path("adapter_model.safetensors")]
     assert json.loads((out / "adapter_config.json").read_text())["base_model_name_or_path"] == str(folder)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -259,13 +260,17 @@ def run_training(args: TrainConfig) -> dict:
     # the only reference to the config transformers reads (a weak reference) to create the model partitioned.
     training_args = sft_config(settings, state.num_processes)
     try:
+        started = time.perf_counter()
         model = load_base_model(ref, settings, args.attn_implementation)
+        load_s = time.perf_counter() - started
         del training_args
         trainer = make_trainer(model, tokenizer, records, settings, state.num_processes)
         trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
         summary = training_summary(trainer)
 
+        started = time.perf_counter()
         save_trained(trainer, tokenizer, ref, output_dir, merge=args.merge_adapter)
+        save_s = time.perf_counter() - started
         if state.is_main_process:
             if not args.keep_checkpoints:
                 for folder in output_dir.glob("checkpoint-*"):
@@ -274,7 +279,8 @@ def run_training(args: TrainConfig) -> dict:
             counts = {"rows": len(records), "skipped_not_kept": source.get("skipped_not_kept", 0),
                       "dropped_too_long": trainer.alice_dropped_long, "steps": summary["steps"]}
             manifest.data["log_history"] = history
-            manifest.data["timings"]["train_s"] = summary["train_seconds_this_attempt"]
+            manifest.data["timings"].update(load_s=round(load_s, 3), train_s=summary["train_seconds_this_attempt"],
+                                            save_s=round(save_s, 3))
             manifest.complete(counts, training=summary, output_dir=str(output_dir),
                               saved="merged model" if args.merge_adapter else
                               "adapter" if (args.lora or args.qlora) else "model")
