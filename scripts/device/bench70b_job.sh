@@ -24,19 +24,18 @@ TRAIN=(train.py --data gsm_symbolic --student "$L70" --random-init --lora --grou
  python3 scripts/fair.py convert "$F/qwen2.5-coder-0.5b-instruct.gguf" Qwen2.5-Coder-0.5B-Instruct >"$O/convert.log" 2>&1
  say "teacher converted") &
 
-# 1. 70B LoRA through train.py under ZeRO-3 over 2 GPUs with gradient checkpointing, now recomputed in the
-# non-reentrant form (the reentrant form kept the whole model gathered: out of memory, 137.8 GB per GPU).
-item 70b_zero3_gc 320 accelerate launch --config_file configs/accelerate/deepspeed_zero3.yaml --num_processes 2 \
+# 1. 70B LoRA through train.py under ZeRO-3 over 2 GPUs with gradient checkpointing, recomputed in the
+# non-reentrant form (the reentrant form kept the whole model gathered: out of memory, 137.8 GB per GPU),
+# and the adapter saved by gathering its own partitions only.
+item 70b_zero3_gc 360 accelerate launch --config_file configs/accelerate/deepspeed_zero3.yaml --num_processes 2 \
   "${TRAIN[@]}" --output-dir "$O/70b_zero3_gc"
 rm -f "$O"/70b_*/*.safetensors "$O"/70b_*/*/*.safetensors
 
-# 2. Probing on one GPU and on two (the pool split in two processes; one data-parallel server).
+# 2. The 70B-architecture summarizer at TP=2 (teacher: the 0.5B model), in process with NCCL's all-reduce,
+# then behind `vllm serve` (the paper's setup). 200 questions give about 170 statements.
 wait_for "$T/config.json"
-item probe_gpus 780 python3 bench/bench_probe_gpus.py --teacher "$T" --limit 200 --variants v2,parts2,serve_dp2 \
-  --runner 1 --timeout 250 --out "$O/probe"
-
-# 3. The 70B-architecture summarizer at TP=2, in process, with NCCL's all-reduce (teacher: the 0.5B model).
-# (run 7: --limit 400 probed for 4 minutes and the summarizer never started; 200 questions give ~170 statements)
-item 70b_summarizer 420 python3 bench/bench_70b_summarizer.py --teacher "$T" --modes inprocess --limit 200 --timeout 400 \
-  --out "$O/70b_summarizer"
+item 70b_summarizer_inprocess 420 python3 bench/bench_70b_summarizer.py --teacher "$T" --modes inprocess --limit 200 \
+  --timeout 400 --out "$O/70b_summarizer_inprocess"
+item 70b_summarizer_served 420 python3 bench/bench_70b_summarizer.py --teacher "$T" --modes served --limit 200 \
+  --timeout 400 --out "$O/70b_summarizer_served"
 say "all done"
