@@ -439,8 +439,10 @@ def checkpointing_form(trainer) -> str | None:
 
 def _adapter_saving_trainer(base):
     """``base`` (SFTTrainer) saving a LoRA adapter under FSDP2 or ZeRO-3 by gathering the adapter's
-    weights alone: the Trainer gathers the whole model's state dict onto the main process's CPU
-    (141 GB for a 70B base) to keep only the adapter from it, at every checkpoint and at the end."""
+    weights alone, at every checkpoint and at the end. Under FSDP2 the Trainer gathers the whole
+    model's state dict onto the main process's CPU (141 GB for a 70B base) to keep the adapter from
+    it; under ZeRO-3 it all-gathers every layer's frozen weights too, one layer at a time, and copies
+    out the adapter's (bench/bench_zero3_gc.py times both)."""
 
     class AdapterSavingTrainer(base):
         def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:

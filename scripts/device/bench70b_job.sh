@@ -24,6 +24,11 @@ TRAIN=(train.py --data gsm_symbolic --student "$L70" --random-init --lora --grou
  python3 scripts/fair.py convert "$F/qwen2.5-coder-0.5b-instruct.gguf" Qwen2.5-Coder-0.5B-Instruct >"$O/convert.log" 2>&1
  say "teacher converted") &
 
+# 0. Collecting the LoRA adapter for saving under ZeRO-3, the Trainer's way and the adapter's partitions
+# alone, on 8 layers of Llama-3-70B's shape over 2 GPUs.
+item zero3_save 240 python3 bench/bench_zero3_gc.py --hidden 8192 --layers 8 --steps 1 --kinds lora --forms none \
+  --out "$O/zero3_save.json"
+
 # 1. 70B LoRA through train.py under ZeRO-3 over 2 GPUs with gradient checkpointing, recomputed in the
 # non-reentrant form (the reentrant form kept the whole model gathered: out of memory, 137.8 GB per GPU),
 # and the adapter saved by gathering its own partitions only.
