@@ -24,11 +24,6 @@ TRAIN=(train.py --data gsm_symbolic --student "$L70" --random-init --lora --grou
  python3 scripts/fair.py convert "$F/qwen2.5-coder-0.5b-instruct.gguf" Qwen2.5-Coder-0.5B-Instruct >"$O/convert.log" 2>&1
  say "teacher converted") &
 
-# 0. Collecting the LoRA adapter for saving under ZeRO-3, the Trainer's way and the adapter's partitions
-# alone, on 8 layers of Llama-3-70B's shape over 2 GPUs.
-item zero3_save 240 python3 bench/bench_zero3_gc.py --hidden 8192 --layers 8 --steps 1 --kinds lora --forms none \
-  --out "$O/zero3_save.json"
-
 # 1. 70B LoRA through train.py under ZeRO-3 over 2 GPUs with gradient checkpointing, recomputed in the
 # non-reentrant form (the reentrant form kept the whole model gathered: out of memory, 137.8 GB per GPU),
 # and the adapter saved by gathering its own partitions only.
@@ -36,11 +31,18 @@ item 70b_zero3_gc 360 accelerate launch --config_file configs/accelerate/deepspe
   "${TRAIN[@]}" --output-dir "$O/70b_zero3_gc"
 rm -f "$O"/70b_*/*.safetensors "$O"/70b_*/*/*.safetensors
 
-# 2. The 70B-architecture summarizer at TP=2 (teacher: the 0.5B model), in process with NCCL's all-reduce,
-# then behind `vllm serve` (the paper's setup). 200 questions give about 170 statements.
+# 2. The 70B-architecture summarizer at TP=2 in process, with NCCL's all-reduce (teacher: the 0.5B model).
+# 200 questions give about 170 statements.
 wait_for "$T/config.json"
-item 70b_summarizer_inprocess 420 python3 bench/bench_70b_summarizer.py --teacher "$T" --modes inprocess --limit 200 \
-  --timeout 400 --out "$O/70b_summarizer_inprocess"
+item 70b_summarizer_inprocess 480 python3 bench/bench_70b_summarizer.py --teacher "$T" --modes inprocess --limit 200 \
+  --timeout 460 --out "$O/70b_summarizer_inprocess"
+
+# 3. Collecting the LoRA adapter for saving under ZeRO-3, the Trainer's way and the adapter's partitions
+# alone, on 8 layers of Llama-3-70B's shape over 2 GPUs.
+item zero3_save 240 python3 bench/bench_zero3_gc.py --hidden 8192 --layers 8 --steps 1 --kinds lora --forms none \
+  --out "$O/zero3_save.json"
+
+# 4. The same summarizer behind `vllm serve` at TP=2 (the paper's setup), the teacher in process on GPU 0.
 item 70b_summarizer_served 420 python3 bench/bench_70b_summarizer.py --teacher "$T" --modes served --limit 200 \
   --timeout 400 --out "$O/70b_summarizer_served"
 say "all done"
