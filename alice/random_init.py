@@ -187,7 +187,7 @@ def trainable_full_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]
         for name, param in trainable:  # the same order in every process: the collectives pair up
             tensor = param.full_tensor() if isinstance(param, DTensor) else param
             if main:
-                full[name] = tensor.detach().cpu().clone()
+                full[name] = tensor.detach().to("cpu", copy=True).contiguous()  # one copy, kept after the gather
     return full
 
 

@@ -405,19 +405,22 @@ def make_trainer(model, tokenizer, records: list[dict], settings: TrainSettings,
     return trainer
 
 
-def sharded_training(trainer) -> bool:
-    """The model's weights are split over the processes: FSDP2 or DeepSpeed ZeRO-3."""
-    if trainer.is_fsdp_enabled:
-        return getattr(trainer.accelerator.state.fsdp_plugin, "fsdp_version", 1) == 2
+def zero3(trainer) -> bool:
+    """The Trainer runs under DeepSpeed ZeRO stage 3 (parameters partitioned over the processes)."""
     plugin = getattr(trainer.args, "deepspeed_plugin", None)
     return plugin is not None and plugin.zero_stage == 3
 
 
+def sharded_training(trainer) -> bool:
+    """The model's weights are split over the processes: FSDP2 or DeepSpeed ZeRO-3."""
+    if trainer.is_fsdp_enabled:
+        return getattr(trainer.accelerator.state.fsdp_plugin, "fsdp_version", 1) == 2
+    return zero3(trainer)
+
+
 def zero3_lora_checkpointing(trainer) -> bool:
     """A PEFT adapter trained under DeepSpeed ZeRO-3 with gradient checkpointing."""
-    plugin = getattr(trainer.args, "deepspeed_plugin", None)
-    return bool(trainer.args.gradient_checkpointing and plugin is not None and plugin.zero_stage == 3
-                and hasattr(trainer.model, "peft_config"))
+    return bool(trainer.args.gradient_checkpointing and zero3(trainer) and hasattr(trainer.model, "peft_config"))
 
 
 def deepspeed_recomputes_frozen_weights() -> bool:
