@@ -78,10 +78,16 @@ def probe_command(args: argparse.Namespace, output: Path, extra: list[str]) -> l
 
 def inprocess(args: argparse.Namespace, folder: Path, work: Path) -> dict:
     output = work / "inprocess.jsonl"
-    command = probe_command(args, output, ["--backend", "vllm", "--summarizer", str(folder),
-                                           "--summarizer-load-format", "dummy", "--tensor-parallel-size", "2",
-                                           *NO_CUSTOM_ALL_REDUCE])
-    wall, (code,) = run_at_once([(command, env_for("0,1"), output.with_suffix(".log"))], args.timeout)
+    tp = args.tensor_parallel_size
+    # At TP=1 the bf16 70B weights (132 GiB) leave a few GiB of an H200: --kv-cache-gb, --max-model-len and
+    # --enforce-eager (no CUDA-graph pool) decide whether the engine fits.
+    extra = ["--backend", "vllm", "--summarizer", str(folder), "--summarizer-load-format", "dummy",
+             "--tensor-parallel-size", str(tp), *(NO_CUSTOM_ALL_REDUCE if tp > 1 else []),
+             *(["--enforce-eager"] if args.enforce_eager else []),
+             *(["--max-model-len", str(args.max_model_len)] if args.max_model_len else [])]
+    command = probe_command(args, output, extra)
+    wall, (code,) = run_at_once([(command, env_for(",".join(map(str, range(tp)))), output.with_suffix(".log"))],
+                                args.timeout)
     return {**measures(output, code, wall, args.summarizer_max_new_tokens), "command": " ".join(command)}
 
 
@@ -121,7 +127,9 @@ def keys(report: dict) -> dict:
     out = {}
     for mode, r in report["results"].items():
         if r.get("statements_per_s"):
-            out[f"llama70b_summarizer_{mode}"] = {k: r.get(k) for k in (
+            tp = report["meta"].get("tensor_parallel_size", 2)
+            name = f"llama70b_summarizer_{mode}" + (f"_tp{tp}" if mode == "inprocess" and tp != 2 else "")
+            out[name] = {k: r.get(k) for k in (
                 "statements_per_s", "tokens_per_s_at_full_length", "statements", "wall_s", "engine_start_s", "timings")}
     report["keys"] = out
     return out
@@ -142,6 +150,9 @@ def main() -> None:
     p.add_argument("--concurrency", type=int, default=64)
     p.add_argument("--layers", type=int, default=None, help="fewer layers (a smoke test)")
     p.add_argument("--modes", default="inprocess,served")
+    p.add_argument("--tensor-parallel-size", type=int, default=2, help="GPUs of the in-process engines")
+    p.add_argument("--enforce-eager", action="store_true", help="in process: no CUDA graphs (less memory)")
+    p.add_argument("--max-model-len", type=int, default=None, help="in process: the engines' context length")
     p.add_argument("--timeout", type=float, default=480)
     p.add_argument("--out", default="out/70b_summarizer")
     args = p.parse_args()
@@ -159,7 +170,9 @@ def main() -> None:
     report: dict = {"meta": {"date": time.strftime("%Y-%m-%d %H:%M %Z"), "command": "python " + " ".join(sys.argv),
                              "summarizer": "Llama-3-70B architecture, random weights (vLLM dummy load), "
                                            "Qwen2.5 tokenizer", "teacher": args.teacher, "k": args.k,
-                             "limit": args.limit}, "results": {}}
+                             "limit": args.limit, "tensor_parallel_size": args.tensor_parallel_size,
+                             "kv_cache_gb": args.kv_cache_gb, "enforce_eager": args.enforce_eager},
+                             "results": {}}
     for mode in args.modes.split(","):
         report["results"][mode] = (inprocess if mode == "inprocess" else served)(args, folder, work)
         log(mode, json.dumps(report["results"][mode])[:600])
