@@ -69,10 +69,27 @@ class Backend:
     max_context: int | None = None
     # Set by the runner while it generates: call with (questions finished, tokens generated) as they finish.
     on_progress: Callable[..., None] | None = None
+    # Set by the runner while it generates: call with (question id, its completions) as each question
+    # finishes, so its row is written before the rest of the chunk is done (a kill then loses little).
+    on_result: Callable[[str, list[str]], None] | None = None
 
     def report(self, questions: int = 0, tokens: int = 0) -> None:
         if self.on_progress is not None:
             self.on_progress(questions, tokens)
+
+    def deliver(self, qid: str, completions: list[str]) -> None:
+        if self.on_result is not None:
+            self.on_result(qid, completions)
+
+    def generate_through(self, inner: Backend, conversations: Sequence[Conversation], sampling: Sampling,
+                         ids: Sequence[str]) -> list[list[str]]:
+        """``inner.generate`` with this wrapper's hooks (wrappers of a shared engine)."""
+        saved = inner.on_progress, inner.on_result
+        inner.on_progress, inner.on_result = self.on_progress, self.on_result
+        try:
+            return inner.generate(conversations, sampling, ids)
+        finally:
+            inner.on_progress, inner.on_result = saved
 
     def generate(self, conversations: Sequence[Conversation], sampling: Sampling,
                  ids: Sequence[str]) -> list[list[str]]:
@@ -186,7 +203,10 @@ class HFBackend(Backend):
         for start in range(0, len(conversations), per_batch):
             if sampling.temperature > 0:
                 self._torch.manual_seed(question_seed(sampling.seed, "|".join(ids[start:start + per_batch])))
-            outputs += self._generate(conversations[start:start + per_batch], sampling)
+            batch = self._generate(conversations[start:start + per_batch], sampling)
+            for qid, completions in zip(ids[start:start + per_batch], batch):
+                self.deliver(qid, completions)
+            outputs += batch
         return outputs
 
     def _generate(self, batch: Sequence[Conversation], sampling: Sampling) -> list[list[str]]:
@@ -295,11 +315,27 @@ class VLLMBackend(Backend):
             )
             for qid in ids
         ]
-        # vLLM's own bar stays off; its per-request hook feeds the project's progress instead.
-        bar = _request_counter(self.report) if self.on_progress is not None else False
-        results = self.llm.chat(list(conversations), params, use_tqdm=bar, lora_request=self.lora)
-        self.report(0, sum(len(o.token_ids) for r in results for o in r.outputs))
-        return [[o.text.strip() for o in r.outputs] for r in results]
+        # LLM.chat() is enqueue_chat() then this loop; driving the loop here hands over each question as it
+        # finishes. Requests are numbered in order; vLLM returns "<number>-<random suffix>" ids and reports
+        # outputs under the number.
+        returned = self.llm.enqueue_chat(list(conversations), params, use_tqdm=False, lora_request=self.lora)
+        position = {str(rid).split("-")[0]: i for i, rid in enumerate(returned)}
+        engine = self.llm.llm_engine
+        texts: list[list[str] | None] = [None] * len(returned)
+        while engine.has_unfinished_requests():
+            for out in engine.step():
+                if not out.finished:
+                    continue
+                i = position.get(str(out.request_id))
+                if i is None:
+                    raise AliceError(f"vLLM returned an output for an unknown request {out.request_id!r}")
+                texts[i] = [o.text.strip() for o in out.outputs]
+                self.report(1, sum(len(o.token_ids) for o in out.outputs))
+                self.deliver(ids[i], texts[i])
+        missing = [ids[i] for i, t in enumerate(texts) if t is None]
+        if missing:
+            raise AliceError(f"vLLM finished without an output for {len(missing)} questions (first: {missing[0]})")
+        return texts  # type: ignore[return-value]
 
     def describe(self):
         return {"backend": self.name, "max_model_len": self.max_context, "load_format": self.load_format,
@@ -314,25 +350,6 @@ class VLLMBackend(Backend):
             except Exception as err:  # noqa: BLE001 - shutting down; a failure here changes nothing
                 print(f"warning: vLLM engine shutdown: {err}", file=sys.stderr)
             self.llm = None
-
-
-def _request_counter(report: Callable[..., None]):
-    """A tqdm class for vLLM's ``use_tqdm`` that prints nothing and reports one question per finished request
-    (vLLM calls ``update`` once per request, with its number of samples)."""
-    import io
-
-    from tqdm import tqdm
-
-    class RequestCounter(tqdm):
-        def __init__(self, *args, **kwargs) -> None:
-            kwargs.update(file=io.StringIO(), disable=False, mininterval=3600)
-            super().__init__(*args, **kwargs)
-
-        def update(self, n: float | None = 1) -> bool | None:
-            report(1, 0)
-            return super().update(n)
-
-    return RequestCounter
 
 
 # ----------------------------------------------------------------------------- OpenAI-compatible
@@ -376,7 +393,9 @@ class OpenAIBackend(Backend):
             raise AliceError(f"server at {url} refused the request: {err.status_code} {err.message}") from None
         usage = getattr(reply, "usage", None)
         self.report(1, int(getattr(usage, "completion_tokens", 0) or 0))
-        return [(choice.message.content or "").strip() for choice in reply.choices]
+        completions = [(choice.message.content or "").strip() for choice in reply.choices]
+        self.deliver(qid, completions)
+        return completions
 
     def generate(self, conversations, sampling, ids):
         from concurrent.futures import ThreadPoolExecutor

@@ -29,7 +29,7 @@ class EngineHandle(Backend):
         return self._ready().prompt_tokens(conversation)
 
     def generate(self, conversations, sampling, ids):
-        return self._ready().generate(conversations, sampling, ids)
+        return self.generate_through(self._ready(), conversations, sampling, ids)
 
     def describe(self) -> dict:
         return self.engines.describe(self.ref)
@@ -52,7 +52,7 @@ class _AdapterView(Backend):
     def generate(self, conversations, sampling, ids):
         saved, self.engine.lora = self.engine.lora, self.request
         try:
-            return self.engine.generate(conversations, sampling, ids)
+            return self.generate_through(self.engine, conversations, sampling, ids)
         finally:
             self.engine.lora = saved
 

@@ -10,14 +10,16 @@ from conftest import REPO, kill_when, lines, run_script
 FAST = ["--data", "arc_challenge", "--max-new-tokens", "24", "--backend", "hf", "--batch-size", "2"]
 
 
-def test_eval_killed_mid_generation_resumes_to_the_same_result(tmp_path, small_model):
-    args = [*FAST, "--model", small_model, "--limit", "6", "--chunk-size", "2"]
+def test_eval_killed_mid_chunk_keeps_finished_rows_and_resumes_to_the_same_result(tmp_path, small_model):
+    # One chunk of 6 questions, 3 batches: rows are written as batches finish, not when the chunk ends.
+    args = [*FAST, "--model", small_model, "--limit", "6", "--chunk-size", "6"]
     clean = tmp_path / "clean.jsonl"
     run_script("eval.py", *args, "--output", str(clean))
 
     out = tmp_path / "killed.jsonl"
     proc = subprocess.Popen([sys.executable, "eval.py", *args, "--output", str(out)], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "ALICE_WRITE_EVERY_S": "0"})
     kill_when(proc, out, 2)
     partial = len(lines(out))
     assert 2 <= partial < 6

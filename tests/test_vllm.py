@@ -31,6 +31,22 @@ def test_n_samples_come_from_one_request(engine):
     assert again[0] == out[0]  # seeded per question id: the same samples on a rerun
 
 
+def test_each_question_is_handed_over_as_it_finishes(engine):
+    # Questions of different lengths in one call: each result reaches the hook once, under its own id, and
+    # the call still returns them in the order asked.
+    convs = [[{"role": "user", "content": text}] for text in
+             ("Say yes.", "Write a long story about a dragon and a knight.", "Count from one to five.", "Hi.")]
+    ids = ["a", "b", "c", "d"]
+    handed = []
+    engine.on_result = lambda qid, completions: handed.append((qid, completions))
+    try:
+        out = engine.generate(convs, Sampling(n=2, temperature=0.9, top_p=0.95, max_tokens=40, seed=3), ids)
+    finally:
+        engine.on_result = None
+    assert sorted(qid for qid, _ in handed) == ids
+    assert dict(handed) == dict(zip(ids, out)) and all(len(o) == 2 for o in out)
+
+
 def test_cot_and_eval_through_vllm(tmp_path, small_model, engine):
     cot = tmp_path / "cot.jsonl"
     counts = cot_generate_filter.main([*ARGS, "--teacher", small_model, "--backend", "vllm",
