@@ -58,9 +58,9 @@ def generate_into(
         for start in range(0, len(work), chunk_size):
             chunk = work[start:start + chunk_size]
             reported[0] = 0
-            backend.on_result = InOrderWriter(output, chunk, make_row, WRITE_EVERY_S)
+            writer = backend.on_result = InOrderWriter(output, chunk, make_row, WRITE_EVERY_S)
             completions = backend.generate([c for _, c in chunk], sampling, [ex.id for ex, _ in chunk])
-            output.write_many(make_row(ex, outs) for (ex, _), outs in zip(chunk, completions))
+            writer.finish(completions)
             progress.update(max(0, len(chunk) - reported[0]))  # what the backend did not report itself
     finally:
         backend.on_progress = backend.on_result = None
@@ -99,3 +99,10 @@ class InOrderWriter:
                 self.next += 1
             self.output.write_many(rows)
             self.written_at = time.time()
+
+    def finish(self, completions: Sequence[list[str]]) -> None:
+        """The chunk's end: every row not written yet, in order."""
+        with self.lock:
+            self.output.write_many(self.make_row(ex, outs) for ex, outs in
+                                   zip(self.examples[self.next:], completions[self.next:]))
+            self.next = len(self.examples)

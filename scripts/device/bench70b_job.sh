@@ -6,8 +6,7 @@
 # checked free before each. Results: /tmp/job/out (packed by `job.sh wait`).
 set -uo pipefail
 source "$(dirname "$0")/job_common.sh"
-M=/tmp/alice-cache/models SITE=/tmp/site
-T=$M/Qwen2.5-Coder-0.5B-Instruct L70=/tmp/llama70b
+T=$TEACHER L70=/tmp/llama70b
 
 # The 70B-architecture folder (config + the small model's tokenizer, no weights) and the GSM rows.
 tokenizer_and_rows
@@ -16,13 +15,8 @@ python3 bench/bench_70b.py folder "$L70" --tokenizer /tmp/tok >"$O/folder.log" 2
 TRAIN=(train.py --data gsm_symbolic --student "$L70" --random-init --lora --ground-truth --pool student --limit 8
        --max-steps 8 --total-batch-size 8 --max-length 512 --lr 5e-4 --warmup-steps 0 --logging-steps 1 --save-steps 1000)
 
-# vLLM and the rest install in the background as soon as they are in.
-(wait_for "$F/v.tar"; mkdir -p /tmp/keep/vw && tar -xf "$F/v.tar" -C /tmp/keep/vw &&
-   python3 -m pip install -q --no-index --no-deps --no-compile --target "$SITE" /tmp/keep/vw/*.whl && touch "$SITE/.vllm"
- say "vllm wheels installed") &
-(wait_for "$SITE/.vllm"; wait_for "$F/qwen2.5-coder-0.5b-instruct.gguf"
- python3 scripts/fair.py convert "$F/qwen2.5-coder-0.5b-instruct.gguf" Qwen2.5-Coder-0.5B-Instruct >"$O/convert.log" 2>&1
- say "teacher converted") &
+# vLLM and the teacher arrive while training runs.
+vllm_and_teacher &
 
 # 1. 70B LoRA through train.py under ZeRO-3 over 2 GPUs with gradient checkpointing, recomputed in the
 # non-reentrant form (the reentrant form kept the whole model gathered: out of memory, 137.8 GB per GPU),

@@ -21,3 +21,12 @@ tokenizer_and_rows() {  # the small model's tokenizer in /tmp/tok, the GSM rows 
   wait_for "$F/tok.tar"; mkdir -p /tmp/tok && tar -xf "$F/tok.tar" -C /tmp/tok
   wait_for "$F/$GSM"; cp "$F/$GSM" "$ALICE_CACHE/gsm_symbolic/"
 }
+TEACHER=/tmp/alice-cache/models/Qwen2.5-Coder-0.5B-Instruct
+vllm_and_teacher() {  # vLLM and the rest (v.tar) into /tmp/site, then the 0.5B teacher from its GGUF into $TEACHER
+  wait_for "$F/v.tar"; mkdir -p /tmp/keep/vw && tar -xf "$F/v.tar" -C /tmp/keep/vw &&
+    python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site /tmp/keep/vw/*.whl
+  say "vllm wheels installed"
+  wait_for "$F/qwen2.5-coder-0.5b-instruct.gguf"
+  python3 scripts/fair.py convert "$F/qwen2.5-coder-0.5b-instruct.gguf" Qwen2.5-Coder-0.5B-Instruct >"$O/convert.log" 2>&1
+  say "teacher converted"
+}

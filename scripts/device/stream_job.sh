@@ -4,14 +4,10 @@
 # rerun; the job prints how many rows survived the kill and checks the finished output. Results: /tmp/job/out.
 set -uo pipefail
 source "$(dirname "$0")/job_common.sh"
-SITE=/tmp/site T=/tmp/alice-cache/models/Qwen2.5-Coder-0.5B-Instruct
+T=$TEACHER
 
 tokenizer_and_rows
-wait_for "$F/v.tar"; mkdir -p /tmp/keep/vw && tar -xf "$F/v.tar" -C /tmp/keep/vw &&
-  python3 -m pip install -q --no-index --no-deps --no-compile --target "$SITE" /tmp/keep/vw/*.whl; say "vllm wheels installed"
-wait_for "$F/qwen2.5-coder-0.5b-instruct.gguf"
-python3 scripts/fair.py convert "$F/qwen2.5-coder-0.5b-instruct.gguf" Qwen2.5-Coder-0.5B-Instruct >"$O/convert.log" 2>&1
-say "teacher converted"
+vllm_and_teacher
 mkdir -p "$O/s"
 U=(python3 uncertainty.py --data gsm_symbolic --limit 300 --teacher "$T" --k 8 --max-new-tokens 256 --kv-cache-gb 20
    --output "$O/s/u.jsonl")

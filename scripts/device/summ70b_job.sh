@@ -6,14 +6,10 @@
 # quality. Results: /tmp/job/out (packed by `job.sh wait`).
 set -uo pipefail
 source "$(dirname "$0")/job_common.sh"
-SITE=/tmp/site T=/tmp/alice-cache/models/Qwen2.5-Coder-0.5B-Instruct
+T=$TEACHER
 
 tokenizer_and_rows
-wait_for "$F/v.tar"; mkdir -p /tmp/keep/vw && tar -xf "$F/v.tar" -C /tmp/keep/vw &&
-  python3 -m pip install -q --no-index --no-deps --no-compile --target "$SITE" /tmp/keep/vw/*.whl; say "vllm wheels installed"
-wait_for "$F/qwen2.5-coder-0.5b-instruct.gguf"
-python3 scripts/fair.py convert "$F/qwen2.5-coder-0.5b-instruct.gguf" Qwen2.5-Coder-0.5B-Instruct >"$O/convert.log" 2>&1
-say "teacher converted: $(ls $T | tr '\n' ' ')"
+vllm_and_teacher
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 item 70b_summarizer_tp1 540 python3 bench/bench_70b_summarizer.py --teacher "$T" --modes inprocess \
   --tensor-parallel-size 1 --enforce-eager --kv-cache-gb 2 --max-model-len 4096 --limit 200 --timeout 520 \
