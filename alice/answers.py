@@ -45,6 +45,23 @@ class Score:
     by_rule: dict[str, bool] | None = None  # every rule's verdict, where the rules can differ (text answers)
 
 
+# ----------------------------------------------------------------------------- final answers
+
+
+def _final_values(response: str, patterns: list[re.Pattern], strong: int, value, allowed: set[str] | None = None
+                  ) -> list[str]:
+    """Distinct values of every match of the first ``strong`` patterns (the explicit final-answer marks),
+    or of the later ones when those find nothing; in order of appearance."""
+    if not response:
+        return []
+    for group in (patterns[:strong], patterns[strong:]):
+        matches = sorted((m for pattern in group for m in pattern.finditer(response)), key=lambda m: m.start())
+        values = [v for v in (value(m) for m in matches) if v is not None and (allowed is None or v in allowed)]
+        if values:
+            return list(dict.fromkeys(values))
+    return []
+
+
 # ----------------------------------------------------------------------------- choice
 
 OPTION_LINE = re.compile(r"^\s*\(?([A-Ea-e]|[1-5])[.)]\s+(.+?)\s*$", re.MULTILINE)
@@ -117,6 +134,13 @@ class ChoiceAnswer:
     def target(self, gold: str, question: str) -> str:
         return f"My choice is {gold}."
 
+    def final_answers(self, response: str, question: str) -> list[str]:
+        """Every distinct label the reply commits to ("My choice is", \\boxed{}), else what the weaker
+        patterns find; for the check that a training target has exactly one final answer."""
+        return _final_values(response, _CHOICE_PATTERNS, 2, lambda m: m.group(1).upper(),
+                             allowed=set(parse_options(question))) or \
+            ([label] if (label := extract_choice(response, list(parse_options(question)))) else [])
+
     def cluster_key(self, response: str, question: str) -> str | None:
         return extract_choice(response, list(parse_options(question)))
 
@@ -184,6 +208,11 @@ class NumberAnswer:
     def target(self, gold: str, question: str) -> str:
         return f"#### {gold}"
 
+    def final_answers(self, response: str, question: str) -> list[str]:
+        """Every distinct number after ``####`` or in ``\\boxed{}``, else after "the answer is"; for the
+        check that a training target has exactly one final answer."""
+        return _final_values(response, _NUMBER_PATTERNS, 2, lambda m: normalize_number(m.group(1)))
+
     def cluster_key(self, response: str, question: str) -> str | None:
         return extract_number(response)
 
@@ -243,6 +272,15 @@ class TextAnswer:
 
     def target(self, gold: str, question: str) -> str:
         return f"The answer is {gold}."
+
+    def final_answers(self, response: str, question: str) -> list[str]:
+        """Every distinct answer after "The answer is"; a reply without one is its own answer (the
+        paper's rule reads the whole reply)."""
+        found = list(dict.fromkeys(normalize_text(m.group(1).split("\n")[0]) for m in _TEXT_FINAL.finditer(response or "")))
+        found = [f for f in found if f]
+        if found:
+            return found
+        return [normalize_text(response)] if response and normalize_text(response) else []
 
     def cluster_key(self, response: str, question: str) -> str | None:
         return None  # open answers cluster by meaning, not by string

@@ -22,6 +22,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Self
 
 from .errors import AliceError
 from .models import ModelRef, check_chat_template
@@ -38,6 +39,18 @@ class Sampling:
     top_p: float = 1.0
     max_tokens: int = 512
     seed: int = 0
+
+
+class Completion(str):
+    """A completion's text that also says whether generation stopped at the token limit (``truncated``),
+    which the checks on training targets need (alice/hygiene.py). It is a ``str`` everywhere else."""
+
+    truncated: bool
+
+    def __new__(cls, text: str, truncated: bool = False) -> Self:
+        obj = super().__new__(cls, text)
+        obj.truncated = truncated
+        return obj
 
 
 def question_seed(seed: int, question_id: str) -> int:
@@ -229,7 +242,10 @@ class HFBackend(Backend):
         new_tokens = out[:, enc["input_ids"].shape[1]:]
         texts_out = self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
         self.report(len(batch), int((new_tokens != self.tokenizer.pad_token_id).sum()))
-        return [[t.strip() for t in texts_out[i * sampling.n:(i + 1) * sampling.n]] for i in range(len(batch))]
+        # A sequence that never produced an end token ran into max_new_tokens.
+        ended = self._torch.isin(new_tokens, self._torch.tensor(self.eos_ids, device=new_tokens.device)).any(dim=1)
+        texts = [Completion(t.strip(), truncated=not bool(e)) for t, e in zip(texts_out, ended.tolist())]
+        return [texts[i * sampling.n:(i + 1) * sampling.n] for i in range(len(batch))]
 
     def describe(self):
         return {"backend": self.name, "device": str(self.device), "batch_size": self.batch_size}
@@ -329,7 +345,7 @@ class VLLMBackend(Backend):
                 i = position.get(str(out.request_id))
                 if i is None:
                     raise AliceError(f"vLLM returned an output for an unknown request {out.request_id!r}")
-                texts[i] = [o.text.strip() for o in out.outputs]
+                texts[i] = [Completion(o.text.strip(), o.finish_reason == "length") for o in out.outputs]
                 self.report(1, sum(len(o.token_ids) for o in out.outputs))
                 self.deliver(ids[i], texts[i])
         missing = [ids[i] for i, t in enumerate(texts) if t is None]
@@ -393,7 +409,8 @@ class OpenAIBackend(Backend):
             raise AliceError(f"server at {url} refused the request: {err.status_code} {err.message}") from None
         usage = getattr(reply, "usage", None)
         self.report(1, int(getattr(usage, "completion_tokens", 0) or 0))
-        completions = [(choice.message.content or "").strip() for choice in reply.choices]
+        completions = [Completion((choice.message.content or "").strip(), choice.finish_reason == "length")
+                       for choice in reply.choices]
         self.deliver(qid, completions)
         return completions
 

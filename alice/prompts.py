@@ -18,25 +18,31 @@ from .tasks import Example, Task
 NOT_APPLICABLE = "N/A"
 
 SUMMARIZER_INSTRUCTIONS = """\
-Below is a question, followed by several different answers that one person came up with when \
-asked it repeatedly. Each answer is one line of reasoning that person found plausible.
+Below is a question, followed by the different ways you worked it out when you tried it several \
+times, the one you reached most often first. They end in different results.
 
-Speak as that person. In one to three sentences, written in the first person ("I"), say what you \
-are unsure about: which points or steps the answers disagree on, and between which alternatives \
-you are torn. Talk about your own doubts; do not refer to "answers", "responses", "attempts" or \
-"samples", and do not decide which answer is correct.
-If the answers do not actually disagree on anything that matters, reply with exactly: N/A"""
+In one to three sentences, written in the first person ("I"), say what you are unsure about: the \
+step where your ways of working it out part, and the results you are torn between (name the \
+numbers or facts themselves). Speak only of your own doubts: do not mention answers, responses, \
+attempts or samples, do not number or order them ("the first one"), and do not say which one is \
+right.
+If they do not actually differ on anything that matters, reply with exactly: N/A"""
+
+HOW_OFTEN = ((0.5, "most of the time"), (0.25, "often"), (0.1, "sometimes"), (0.0, "rarely"))
+
+
+def how_often(share: float) -> str:
+    return next(text for limit, text in HOW_OFTEN if share >= limit)
 
 
 def summarizer_messages(question: str, representatives: Sequence[str], sizes: Sequence[int]) -> list[dict]:
-    """One conversation per uncertain question; the representatives are shown largest cluster first."""
+    """One conversation per uncertain question; the representatives are shown largest cluster first,
+    each with how often it came up in words, and without a number or label the statement could cite."""
     total = sum(sizes) or 1
-    blocks = [
-        f"Answer {i} (given {size} of {total} times):\n{text.strip()}"
-        for i, (text, size) in enumerate(zip(representatives, sizes), start=1)
-    ]
+    blocks = [f"--- A way you worked it out ({how_often(size / total)}):\n{text.strip()}"
+              for text, size in zip(representatives, sizes)]
     content = f"{SUMMARIZER_INSTRUCTIONS}\n\nQuestion:\n{question.strip()}\n\n" + "\n\n".join(blocks) + \
-        "\n\nYour uncertainty, in the first person:"
+        "\n\n---\nWhat you are unsure about, in the first person:"
     return [{"role": "user", "content": content}]
 
 
@@ -51,10 +57,27 @@ def clean_statement(text: str) -> str:
 PROACTIVE_INSTRUCTIONS = """\
 You are answering a question for the second time. Before, you wrote a first answer on your own. \
 A tutor also answered it{told}. The tutor can be wrong, and so can \
-you: weigh both, check the reasoning yourself, and keep whatever is right from either.
+you: weigh both, check the reasoning yourself, and keep whatever is right from either."""
+# The prompt's section headers and the names of what it shows: a training target that repeats them
+# echoes its prompt (alice/hygiene.py).
+PROACTIVE_HEADERS = ("Your first answer:", "The tutor's answer:", "What the tutor was unsure about:")
+PROACTIVE_FORBIDDEN = ("tutor", "first answer")
 
-Now write your own final answer from scratch. Write it as a self-contained solution, as if you \
-were answering for the first time: do not mention {mention}."""
+
+def proactive_instructions(task: Task, example: Example, with_statement: bool = True) -> str:
+    """The proactive prompt's instruction text (its opening and its closing request)."""
+    return _opening(with_statement) + "\n\n" + _closing(task, example, with_statement)
+
+
+def _opening(with_statement: bool) -> str:
+    return PROACTIVE_INSTRUCTIONS.format(told=", and told you where it was unsure" if with_statement else "")
+
+
+def _closing(task: Task, example: Example, with_statement: bool) -> str:
+    mention = "your first answer, the tutor or its doubts" if with_statement else "your first answer or the tutor"
+    return (f"Now write your own solution to the question, from scratch and self-contained, as if you were "
+            f"answering it for the first time: do not mention {mention}, and do not repeat the material above. "
+            f"{task.format.instruction(example.question)}")
 
 
 def proactive_messages(task: Task, example: Example, own_answer: str, teacher_answer: str,
@@ -62,20 +85,17 @@ def proactive_messages(task: Task, example: Example, own_answer: str, teacher_an
     """Question + own zero-shot answer + teacher's answer + teacher's uncertainty -> final answer,
     in the task's answer format (its instruction closes the prompt). ``with_statement=False`` is the
     control without the uncertainty statement: the same prompt with no word of the tutor's doubts."""
-    instructions = PROACTIVE_INSTRUCTIONS.format(
-        told=", and told you where it was unsure" if with_statement else "",
-        mention="your first answer, the tutor, or its doubts" if with_statement else "your first answer or the tutor")
     doubt = ""
     if with_statement:
         text = statement if statement and statement != NOT_APPLICABLE else \
             "The tutor did not say what it was unsure about."
-        doubt = f"What the tutor was unsure about:\n{text}\n\n"
+        doubt = f"{PROACTIVE_HEADERS[2]}\n{text}\n\n"
     content = (
-        f"{instructions}\n\n"
+        f"{_opening(with_statement)}\n\n"
         f"Question:\n{example.question.strip()}\n\n"
-        f"Your first answer:\n{own_answer.strip() or '(empty)'}\n\n"
-        f"The tutor's answer:\n{teacher_answer.strip()}\n\n"
+        f"{PROACTIVE_HEADERS[0]}\n{own_answer.strip() or '(empty)'}\n\n"
+        f"{PROACTIVE_HEADERS[1]}\n{teacher_answer.strip()}\n\n"
         f"{doubt}"
-        f"Your final answer. {task.format.instruction(example.question)}"
+        f"{_closing(task, example, with_statement)}"
     )
     return [{"role": "user", "content": content}]

@@ -23,7 +23,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -109,12 +109,14 @@ def read_jsonl(
 
 
 class JsonlAppender:
-    """Append-only JSONL output that resumes: drops a torn last line, knows the ids written."""
+    """Append-only JSONL output that resumes: drops a torn last line, knows the rows written by key (the
+    row's id, or ``key(row)``: a log with several rows per question)."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, key: Callable[[dict], Any] | None = None):
         self.path = Path(path)
+        self.key = key or (lambda row: str(row["id"]))
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.done: dict[str, dict] = {}
+        self.done: dict[Any, dict] = {}
         if self.path.exists():
             self._repair_and_load()
         self._handle = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed by close()/__exit__
@@ -126,12 +128,12 @@ class JsonlAppender:
             with open(self.path, "r+b") as handle:
                 handle.truncate(end)
         for _, row in iter_jsonl(self.path):
-            self.done[str(row["id"])] = row
+            self.done[self.key(row)] = row
 
     def write_many(self, rows: Iterable[dict]) -> None:
         lines = []
         for row in rows:
-            row_id = str(row["id"])
+            row_id = self.key(row)
             if row_id in self.done:
                 continue
             self.done[row_id] = row

@@ -73,7 +73,8 @@ class InOrderWriter:
     """Writes a chunk's rows while the chunk is still generating, so a kill loses only what is unfinished
     (a chunk of a 70B summarizer can take an hour). Rows go out in the chunk's order, the finished run of
     questions from its start, at most every ``every_s`` seconds (each write is fsynced): the file is the
-    same as when the chunk is written at its end. Called from the backend's threads (OpenAI path)."""
+    same as when the chunk is written at its end. ``make_row`` may return None: nothing is written for
+    that question (a checked stage tries it again). Called from the backend's threads (OpenAI path)."""
 
     def __init__(self, output: JsonlAppender, chunk: Sequence[tuple[Example, Conversation]],
                  make_row: Callable[[Example, list[str]], dict], every_s: float = 2.0) -> None:
@@ -97,12 +98,12 @@ class InOrderWriter:
             while self.next in self.finished:
                 rows.append(self.make_row(self.examples[self.next], self.finished.pop(self.next)))
                 self.next += 1
-            self.output.write_many(rows)
+            self.output.write_many(row for row in rows if row is not None)
             self.written_at = time.time()
 
     def finish(self, completions: Sequence[list[str]]) -> None:
         """The chunk's end: every row not written yet, in order."""
         with self.lock:
-            self.output.write_many(self.make_row(ex, outs) for ex, outs in
-                                   zip(self.examples[self.next:], completions[self.next:]))
+            rows = (self.make_row(ex, outs) for ex, outs in zip(self.examples[self.next:], completions[self.next:]))
+            self.output.write_many(row for row in rows if row is not None)
             self.next = len(self.examples)

@@ -35,17 +35,18 @@ from ..cli import (
 from ..clustering import THRESHOLD, Embedder, ProbeResult, cluster_by_key, cluster_many_semantic
 from ..config import setting
 from ..errors import AliceError
+from ..hygiene import answer_check, check_statement, structured_from_row
 from ..models import ModelRef
 from ..prompts import NOT_APPLICABLE, clean_statement, summarizer_messages
-from ..records import JsonlAppender, Manifest
+from ..records import JsonlAppender, Manifest, iter_jsonl
 from ..tasks import Example, Task
-from .common import LazyBackend, generate_stage, sibling, slug
+from .common import Checked, CheckSettings, LazyBackend, check_counts, generate_checked, generate_stage, sibling, slug
 
 SUMMARIZER = "summarizer (default: the teacher itself, sharing its backend)"
 
 
 @dataclass(kw_only=True)
-class UncertaintyConfig(OutputSettings, GenerationSettings, ModelSettings, DataSettings):
+class UncertaintyConfig(OutputSettings, CheckSettings, GenerationSettings, ModelSettings, DataSettings):
     """uncertainty.py."""
 
     teacher: str | None = role("teacher")
@@ -105,8 +106,19 @@ def summarizer_setup(args: UncertaintyConfig, teacher: ModelRef) -> tuple[ModelR
     return ref, summ_args, shared
 
 
-def probe_row(ex: Example, samples: list[str], result: ProbeResult, task: Task) -> dict:
-    clusters = [{"size": c.size, "key": c.key, "representative": samples[c.representative]} for c in result.clusters]
+def representative(cluster, samples: list[str], clean=None) -> str:
+    """The sample that stands for a cluster: its first member, or with ``clean`` its first member that
+    passes the target checks (the teacher's answer becomes a training target), else its first."""
+    if clean is not None:
+        for member in cluster.members:
+            if clean(samples[member]):
+                return samples[member]
+    return samples[cluster.representative]
+
+
+def probe_row(ex: Example, samples: list[str], result: ProbeResult, task: Task, clean=None) -> dict:
+    clusters = [{"size": c.size, "key": c.key, "representative": representative(c, samples, clean)}
+                for c in result.clusters]
     answer = clusters[0]["representative"] if clusters else None
     return {
         "id": ex.id, "question": ex.question, "status": result.status, "certain": result.status == "certain",
@@ -115,6 +127,12 @@ def probe_row(ex: Example, samples: list[str], result: ProbeResult, task: Task) 
         "clusters": clusters, "n_samples": len(samples), "unparsable": result.unparsable,
         "dropped_singletons": result.dropped_singletons, "statement": None,
     }
+
+
+def statement_check(text: str) -> str | None:
+    """A statement is fine when it keeps the method's rules (alice/hygiene.py); N/A is allowed."""
+    statement = clean_statement(text)
+    return None if statement == NOT_APPLICABLE else check_statement(statement)
 
 
 def cluster_pending(task: Task, examples: list[Example], samples: dict[str, list[str]], mode: str,
@@ -204,7 +222,11 @@ def uncertainty(args: UncertaintyConfig, backend: Backend | None = None,
 
         # Phase 2: clusters, then statements for the uncertain questions.
         results = cluster_pending(task, pending, samples, mode, args, timings)
-        rows = {ex.id: probe_row(ex, samples[ex.id], results[ex.id], task) for ex in pending}
+        checking = args.max_tries > 0
+        plain_check = answer_check(task)
+        rows = {ex.id: probe_row(ex, samples[ex.id], results[ex.id], task,
+                                 (lambda text, ex=ex: plain_check(ex, text) is None) if checking else None)
+                for ex in pending}
         if args.save_samples:
             for ex in pending:
                 rows[ex.id]["samples"] = samples[ex.id]
@@ -217,6 +239,10 @@ def uncertainty(args: UncertaintyConfig, backend: Backend | None = None,
         def with_statement(ex: Example, outs: list[str]) -> dict:
             return {**rows[ex.id], "statement": clean_statement(outs[0])}
 
+        def structured_row(ex: Example) -> dict:
+            """Every summarizer try broke the method's rules: the statement written by rule from the clusters."""
+            return {**rows[ex.id], "statement": structured_from_row(rows[ex.id], task, ex)}
+
         def summarizer_prompt(ex: Example) -> list[dict]:
             row = rows[ex.id]
             return summarizer_messages(ex.question, [c["representative"] for c in row["clusters"]],
@@ -226,8 +252,14 @@ def uncertainty(args: UncertaintyConfig, backend: Backend | None = None,
             final.write_many(rows[ex.id] for ex in pending if rows[ex.id]["status"] != "uncertain")
         if uncertain:
             summarizing = Sampling(n=1, temperature=0.0, max_tokens=args.summarizer_max_new_tokens, seed=args.seed)
-            _, stats = generate_stage(output, summ_lazy, uncertain, summarizer_prompt, with_statement,
-                                      summarizing, args, "uncertainty statements")
+            if checking:  # a greedy first try; later tries sample at the paper's summarizer temperature
+                _, stats = generate_checked(output, summ_lazy, uncertain, summarizer_prompt, with_statement,
+                                            summarizing, args, "uncertainty statements",
+                                            Checked(lambda ex, text: statement_check(text), args.max_tries,
+                                                    structured_row))
+            else:
+                _, stats = generate_stage(output, summ_lazy, uncertain, summarizer_prompt, with_statement,
+                                          summarizing, args, "uncertainty statements")
             timings["summarizing_s"] = round(timings.get("summarizing_s", 0) + stats.get("generation_s", 0.0), 3)
             if summ_lazy.backend is not None and not shared:
                 manifest.data["summarizer_backend"] = summ_lazy.backend.describe()
@@ -247,6 +279,11 @@ def uncertainty(args: UncertaintyConfig, backend: Backend | None = None,
         "samples": sum(r["n_samples"] for r in done),
         "unparsable_samples": sum(r["unparsable"] for r in done),
     }
+    if args.max_tries > 0:
+        log = sibling(output, "rejected")
+        counts["statement_checks"] = check_counts([r for r in done if r["status"] == "uncertain"],
+                                                  [r for _, r in iter_jsonl(log)] if log.is_file() else [],
+                                                  counts["uncertain"])
     if adaptive_rule:
         manifest.data["adaptive"] = describe_run(done, args.k, adaptive_rule)
     if len(done) == len(examples) and not args.save_samples and samples_path.exists():

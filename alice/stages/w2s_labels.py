@@ -4,6 +4,13 @@ training rows (id, question, response), ready for train.py.
 
 Both teacher variants of the paper go through here: the teacher trained on its filtered CoT
 (W2S-CoT) and the teacher trained on answers only (W2S-QA, ``train.py --ground-truth --no-rationale``).
+The student labelling the pool itself (``--teacher`` the student, temperature 0.9) is the
+self-training control.
+
+Labels are checked (alice/hygiene.py) unless ``--max-tries 0``: a label with no final answer, two
+that differ, an echo of the prompt's instructions, or cut off at the token limit is sampled again,
+up to ``--max-tries`` tries, then the question is dropped; right or wrong is never checked (no
+ground truth). ``<output>.rejected.jsonl`` logs the rejected labels; the manifest counts them.
 """
 
 from __future__ import annotations
@@ -24,13 +31,14 @@ from ..cli import (
     task_from_args,
 )
 from ..config import setting
-from ..records import Manifest
+from ..hygiene import answer_check
+from ..records import Manifest, iter_jsonl
 from ..tasks import Example
-from .common import generate_once, slug
+from .common import Checked, CheckSettings, LazyBackend, check_counts, generate_checked, generate_once, sibling, slug
 
 
 @dataclass(kw_only=True)
-class W2SLabelsConfig(OutputSettings, GenerationSettings, ModelSettings, DataSettings):
+class W2SLabelsConfig(OutputSettings, CheckSettings, GenerationSettings, ModelSettings, DataSettings):
     """w2s_labels.py."""
 
     teacher: str | None = role("teacher")
@@ -56,11 +64,26 @@ def w2s_labels(args: W2SLabelsConfig, backend: Backend | None = None) -> dict:
         return {"id": ex.id, "question": ex.question, "response": outs[0], "label": "w2s",
                 "prediction": score.prediction, "parsed": score.parsed, "kept": bool(outs[0].strip())}
 
-    rows, stats = generate_once(manifest, args, teacher, backend, output, examples, task.messages, make_row,
-                                sampling_from_args(args, args.temperature, top_p=args.top_p), "teacher labels (W2S)")
+    sampling = sampling_from_args(args, args.temperature, top_p=args.top_p)
+    if args.max_tries > 0:
+        lazy = LazyBackend(args, teacher, backend)
+        try:
+            rows, stats = generate_checked(output, lazy, examples, task.messages, make_row, sampling, args,
+                                           "teacher labels (W2S)", Checked(answer_check(task), args.max_tries))
+        finally:
+            lazy.close()
+        if lazy.backend is not None:
+            manifest.data["backend"] = lazy.backend.describe()
+        manifest.data["timings"]["generation_s"] = stats.get("generation_s", 0.0)
+    else:
+        rows, stats = generate_once(manifest, args, teacher, backend, output, examples, task.messages, make_row,
+                                    sampling, "teacher labels (W2S)")
     counts = {"questions": len(examples), "labels": len(rows), "kept": sum(r["kept"] for r in rows),
               "unparsable": sum(not r["parsed"] for r in rows),
               "skipped_long_prompts": stats.get("skipped_long_prompts", 0)}
+    if args.max_tries > 0:
+        log = sibling(output, "rejected")
+        counts["checks"] = check_counts(rows, [r for _, r in iter_jsonl(log)] if log.is_file() else [], len(examples))
     manifest.complete(counts, output=str(output), dataset=task.name, pool="student")
     print(f"{output}: {counts['labels']} teacher labels ({counts['unparsable']} unparsable)")
     return counts
