@@ -8,6 +8,7 @@ import json
 import pytest
 from conftest import run_script
 
+from alice.hygiene import check_statement
 from alice.prompts import (
     NOT_APPLICABLE,
     clean_statement,
@@ -38,6 +39,12 @@ def check_uncertainty_rows(rows: list[dict], k: int, pool_ids: list[str]) -> Non
         else:
             assert r["teacher_answer"] is None
         assert (r["statement"] is not None) == (r["status"] == "uncertain")
+        if r["status"] == "uncertain":  # checked: the summarizer's, within the method's rules, or the structured one
+            assert r["source"] in ("generated", "fallback") and 1 <= r["tries"] <= 4
+            if r["source"] == "generated":
+                assert r["statement"] == NOT_APPLICABLE or check_statement(r["statement"]) is None
+            else:
+                assert r["statement"].startswith("I reached ")
 
 
 def test_both_scripts_with_transformers_and_resume(tmp_path, small_model):
@@ -51,6 +58,10 @@ def test_both_scripts_with_transformers_and_resume(tmp_path, small_model):
     manifest = json.loads((tmp_path / "unc.manifest.json").read_text())
     assert manifest["status"] == "complete" and manifest["counts"]["written"] == 3
     assert manifest["counts"]["certain"] == sum(r["status"] == "certain" for r in rows)
+    checks = manifest["counts"]["statement_checks"]
+    uncertain = [r for r in rows if r["status"] == "uncertain"]
+    assert checks["clean_first_try"] + checks["clean_after_retry"] + checks["fallback"] == len(uncertain)
+    assert checks["fallback"] == sum(r["source"] == "fallback" for r in uncertain)
     assert not (tmp_path / "unc.samples.jsonl").exists()  # no --save-samples: removed when complete
 
     # A rerun resumes: nothing is generated again or written twice.
@@ -63,7 +74,15 @@ def test_both_scripts_with_transformers_and_resume(tmp_path, small_model):
     run_script("student_generate.py", *s_args)
     train = read_rows(out)
     by_id = {r["id"]: r for r in rows}
-    assert sorted(r["id"] for r in train) == sorted(r["id"] for r in rows if r["status"] != "no_answer")
+    # A question whose every try was malformed (32 tokens cut most replies short) is dropped and logged; a
+    # certain question whose teacher answer is malformed is dropped and counted.
+    counts = json.loads((tmp_path / "student.manifest.json").read_text())["counts"]
+    rejected = read_rows(tmp_path / "student.rejected.jsonl") if (tmp_path / "student.rejected.jsonl").exists() else []
+    dropped = {r["id"] for r in rejected if r["try"] is None}
+    answered = {r["id"] for r in rows if r["status"] != "no_answer"}
+    assert {r["id"] for r in train} | dropped <= answered
+    assert len(train) + len(dropped) + counts["original_malformed"] == len(answered)
+    assert counts["checks"]["dropped"] == len(dropped)
     for r in train:
         assert set(r) >= {"id", "question", "response", "label"}
         expected = "original" if by_id[r["id"]]["status"] == "certain" else "new"
@@ -77,32 +96,76 @@ def test_both_scripts_with_transformers_and_resume(tmp_path, small_model):
 
 
 def test_student_on_a_hand_written_uncertainty_file(tmp_path, small_model):
-    """Every branch regardless of what the small teacher happens to say: certain, uncertain, none."""
+    """Every branch regardless of what the small teacher happens to say: certain (clean and malformed),
+    uncertain, none; every malformed target tried again, then the fallback or a drop, all counted."""
     task = load_task("arc_challenge")
-    first, second, third = task.examples("student", limit=3)
+    first, second, third, fourth, fifth = task.examples("student", limit=5)
     unc = tmp_path / "unc.jsonl"
-    teacher = {"certain": "Dew forms on cold surfaces.\nMy choice is C.", "uncertain": "My choice is A."}
+    teacher = {"certain": "Dew forms on cold surfaces.\nMy choice is C.", "uncertain": "My choice is A.",
+               "malformed": "My choice is A. No, my choice is C."}
+    clusters = [{"size": 6, "key": "A", "representative": "My choice is A."},
+                {"size": 3, "key": "B", "representative": "My choice is B."}]
     rows = [
         {"id": first.id, "status": "certain", "teacher_answer": teacher["certain"], "statement": None},
         {"id": second.id, "status": "uncertain", "teacher_answer": teacher["uncertain"],
-         "statement": "I am torn between two of the options."},
+         "statement": "I am torn between two of the options.", "clusters": clusters, "n_samples": 10},
         {"id": third.id, "status": "no_answer", "teacher_answer": None, "statement": None},
+        {"id": fourth.id, "status": "certain", "teacher_answer": teacher["malformed"], "statement": None},
+        {"id": fifth.id, "status": "uncertain", "teacher_answer": teacher["uncertain"],
+         "statement": "I am torn between two of the options.", "clusters": clusters, "n_samples": 10},
     ]
     unc.write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = tmp_path / "student.jsonl"
-    run_script("student_generate.py", *ARC, "--student", small_model, "--backend", "hf", "--uncertainty",
-               str(unc), "--output", str(out))
+    # 4 new tokens cut every reply short: each proactive try is malformed ("truncated").
+    args = ["--data", "arc_challenge", "--max-new-tokens", "4", "--student", small_model, "--backend", "hf",
+            "--uncertainty", str(unc), "--output", str(out), "--max-tries", "2"]
+    run_script("student_generate.py", *args)
+    zero_path = tmp_path / "student.zeroshot.jsonl"
+    zero = read_rows(zero_path)
+    assert [r["id"] for r in zero] == [second.id, fifth.id]  # zero-shot only where the teacher was uncertain
+    assert all(r["truncated"] for r in zero)
+    # Both uncertain questions: two rejected tries each, new samples on the second, then no clean zero-shot
+    # answer to fall back on: dropped.
+    log = read_rows(tmp_path / "student.rejected.jsonl")
+    tries = [r for r in log if r["try"] is not None]
+    assert sorted((r["id"], r["try"]) for r in tries) == sorted((q, t) for q in (second.id, fifth.id) for t in (1, 2))
+    assert all(r["reason"] == "truncated" and r["response"] for r in tries)
+    by_try = {(r["id"], r["try"]): r["response"] for r in tries}
+    assert any(by_try[(q, 1)] != by_try[(q, 2)] for q in (second.id, fifth.id))  # another seed, another sample
+    assert {r["id"] for r in log if r["try"] is None} == {second.id, fifth.id}
+    train = {r["id"]: r for r in read_rows(out)}
+    assert set(train) == {first.id}  # the malformed certain answer (two choices) is no target
+    assert train[first.id]["label"] == "original" and train[first.id]["response"] == teacher["certain"]
+    counts = json.loads((tmp_path / "student.manifest.json").read_text())["counts"]
+    assert (counts["certain"], counts["uncertain"], counts["no_teacher_answer"], counts["new"]) == (2, 2, 1, 0)
+    assert counts["original_malformed_by_reason"] == {"several_final_answers": 1}
+    assert counts["checks"]["dropped"] == 2 and counts["checks"]["rejected_by_reason"] == {"truncated": 4}
+    assert counts["checks"]["first_try_malformed_by_reason"] == {"truncated": 2}
+
+    # A clean zero-shot answer is the fallback: give the second question one, and run the proactive step again.
+    zero[0].update(response="Frost forms on cold nights.\nMy choice is B.", truncated=False)
+    zero_path.write_text("".join(json.dumps(r) + "\n" for r in zero))
+    out.unlink()
+    (tmp_path / "student.rejected.jsonl").unlink()
+    run_script("student_generate.py", *args)
     train = {r["id"]: r for r in read_rows(out)}
     assert set(train) == {first.id, second.id}
-    assert train[first.id]["label"] == "original" and train[first.id]["response"] == teacher["certain"]
     new = train[second.id]
-    assert new["label"] == "new" and new["question"] == second.question and new["zero_shot"]
-    assert new["differs_from_teacher"] == (new["prediction"] != "A")
-    zero = read_rows(tmp_path / "student.zeroshot.jsonl")
-    assert [r["id"] for r in zero] == [second.id]  # zero-shot only where the teacher was uncertain
+    assert new["label"] == "new" and new["source"] == "fallback" and new["tries"] == 2
+    assert new["response"] == zero[0]["response"] and new["prediction"] == "B" and new["parsed"]
+    assert new["differs_from_teacher"] and new["zero_shot"] == zero[0]["response"]
     counts = json.loads((tmp_path / "student.manifest.json").read_text())["counts"]
-    assert (counts["certain"], counts["uncertain"], counts["no_teacher_answer"], counts["new"]) == (1, 1, 1, 1)
-    assert counts["new_unparsable"] == int(not new["parsed"])
+    assert counts["checks"]["fallback"] == 1 and counts["checks"]["dropped"] == 1 and counts["new"] == 1
+
+    # Unchecked (--max-tries 0, the reference code), with the structured statement: every row kept.
+    plain = tmp_path / "plain.jsonl"
+    run_script("student_generate.py", *args[:-4], "--output", str(plain), "--max-tries", "0",
+               "--statement", "structured")
+    train = {r["id"]: r for r in read_rows(plain)}
+    assert set(train) == {first.id, second.id, fourth.id, fifth.id}
+    assert train[second.id]["statement"] == ("I reached A most often (more than half the time), but I also got B "
+                                              "about a third of the time.")
+    assert not (tmp_path / "plain.rejected.jsonl").exists()
 
     # Ids the task's student pool does not have are an error, before any model loads.
     bad = tmp_path / "bad.jsonl"
