@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
-from .answers import DEFAULT_SCORING, SCORING_RULES, Score, answer_format, check_scoring
+from .answers import DEFAULT_SCORING, SCORING_RULES, Score, answer_format, check_scoring, normalize_number
 from .errors import AliceError
 from .records import atomic_write_json, read_jsonl
 
@@ -55,6 +56,11 @@ class Task:
 
     def set_scoring(self, rule: str) -> None:
         self.scoring = check_scoring(rule)
+
+    def cluster_of(self, example_id: str) -> str:
+        """The unit a question is independent by, for intervals and tests (a template, a document): here
+        the question itself. Tasks whose questions come in groups say so (GsmSymbolic: its template)."""
+        return example_id
 
     # --- data
     def _load_rows(self, split: str) -> list[dict]:
@@ -214,7 +220,15 @@ class GsmSymbolic(Task):
       train=N, test=N       distinct instances per template in train / test (defaults: 24 and 4 for
                             the instance split, 30 and 20 for the template split);
       test_templates=N      templates held out for test with split=template (default 17 of 85);
-      seed=N                draws the instances and, for split=template, the held-out templates.
+      held_out=N            with split=instance: N templates left out of train altogether, whose
+                            ``test`` instances each make a second test set (split ``held_out``);
+      eval=in_template|held_out   which test set ``eval.py`` scores (default in_template: ``test``);
+      seed=N                draws the instances and the held-out templates.
+
+    A test question with the same numbers (in order) and the same answer as a train question differs
+    from it only in names: it is not drawn (another instance of its template is), and the count of
+    such near-duplicates left out is kept (``near_duplicates``). Questions are grouped by template for
+    intervals (``cluster_of``).
 
     The defaults give 2040 train rows (teacher half and student pool: 12 instances of each of the 85
     templates each) and 340 test rows. Train rows are ordered instance by instance, so each half of
@@ -225,11 +239,12 @@ class GsmSymbolic(Task):
     answer_type = "number"
     DEFAULTS: ClassVar[dict[str, dict[str, int]]] = {"instance": {"train": 24, "test": 4},
                                                      "template": {"train": 30, "test": 20}}
+    EVAL_SETS: ClassVar[dict[str, str]] = {"in_template": "test", "held_out": "held_out"}
 
     def __init__(self, options: dict[str, str] | None = None) -> None:
         super().__init__()
         options = dict(options or {})
-        known = {"split", "train", "test", "test_templates", "seed"}
+        known = {"split", "train", "test", "test_templates", "held_out", "eval", "seed"}
         unknown = sorted(set(options) - known)
         if unknown:
             raise AliceError(f"--data gsm_symbolic: unknown option(s) {', '.join(unknown)} "
@@ -237,6 +252,9 @@ class GsmSymbolic(Task):
         self.split_by = options.pop("split", "instance")
         if self.split_by not in self.DEFAULTS:
             raise AliceError(f"--data gsm_symbolic: split={self.split_by} (use instance or template)")
+        eval_set = options.pop("eval", "in_template")
+        if eval_set not in self.EVAL_SETS:
+            raise AliceError(f"--data gsm_symbolic: eval={eval_set} (use {' or '.join(self.EVAL_SETS)})")
         try:
             values = {k: int(v) for k, v in options.items()}
         except ValueError:
@@ -245,10 +263,22 @@ class GsmSymbolic(Task):
         self.train_per_template = values.get("train", defaults["train"])
         self.test_per_template = values.get("test", defaults["test"])
         self.test_templates = values.get("test_templates", 17)
+        self.held_out = values.get("held_out", 0)
         self.seed = values.get("seed", 0)
         if min(self.train_per_template, self.test_per_template) < 1:
             raise AliceError("--data gsm_symbolic: train and test must be at least 1 per template")
+        if self.held_out and self.split_by != "instance":
+            raise AliceError("--data gsm_symbolic: held_out=N goes with split=instance (split=template holds out "
+                             "test_templates)")
+        if eval_set == "held_out" and not self.held_out:
+            raise AliceError("--data gsm_symbolic: eval=held_out needs held_out=N templates")
+        self.eval_set = eval_set
+        self.eval_split = self.EVAL_SETS[eval_set]
         self._rows: dict[str, list[dict]] | None = None
+
+    def cluster_of(self, example_id: str) -> str:
+        match = re.search(r"-t(\d+)-", example_id)
+        return f"template {int(match.group(1))}" if match else example_id
 
     def _generate(self) -> dict[str, list[dict]]:
         try:
@@ -275,11 +305,20 @@ class GsmSymbolic(Task):
             wanted = {t: ({"test": self.test_per_template} if t in held_out else {"train": self.train_per_template})
                       for t in templates}
         else:
-            wanted = {t: {"train": self.train_per_template, "test": self.test_per_template} for t in templates}
-        per_split: dict[str, dict[int, list[dict]]] = {"train": {}, "test": {}}
-        for template in templates:
-            seen: set[str] = set()
-            for split, count in wanted[template].items():
+            if not 0 <= self.held_out < len(templates):
+                raise AliceError(f"--data gsm_symbolic: held_out must be between 0 and {len(templates) - 1}")
+            held_out = set(random.Random(f"gsm_symbolic:{self.seed}:held_out").sample(templates, self.held_out))
+            wanted = {t: ({"held_out": self.test_per_template} if t in held_out else
+                          {"train": self.train_per_template, "test": self.test_per_template}) for t in templates}
+        per_split: dict[str, dict[int, list[dict]]] = {"train": {}, "test": {}, "held_out": {}}
+        seen: dict[int, set[str]] = {t: set() for t in templates}  # distinct questions, none shared by two splits
+        train_keys: set[tuple] = set()
+        near_duplicates = {"test": 0, "held_out": 0}
+        for split in ("train", "test", "held_out"):  # every train row first: test rows are checked against all
+            for template in templates:
+                count = wanted[template].get(split)
+                if not count:
+                    continue
                 made: list[dict] = []
                 attempt = 0
                 while len(made) < count:
@@ -290,26 +329,49 @@ class GsmSymbolic(Task):
                     rng = random.Random(f"gsm_symbolic:{self.seed}:{template}:{split}:{attempt}")
                     attempt += 1
                     example = generators[template](rng, 1.0)
-                    if example["question"] in seen:  # distinct questions, none shared by train and test
+                    if example["question"] in seen[template]:
                         continue
-                    seen.add(example["question"])
+                    key = (tuple(numbers_in(example["question"])), normalize_number(str(example["answer"])))
+                    if split != "train" and key in train_keys:
+                        near_duplicates[split] += 1  # a train question with other names: not a test
+                        continue
+                    seen[template].add(example["question"])
+                    if split == "train":
+                        train_keys.add(key)
                     made.append({"id": f"gsm_symbolic-t{template:02d}-{split}-{len(made):02d}",
                                  "question": example["question"], "answer": str(example["answer"]),
                                  "rationale": example["metadata"]["answer_cot"]})
                 per_split[split][template] = made
-        rows = {}
+        rows: dict = {}
         for split, by_template in per_split.items():
             # Instance by instance over the templates, so both halves of train cover every template.
             depth = max((len(v) for v in by_template.values()), default=0)
             rows[split] = [by_template[t][i] for i in range(depth) for t in sorted(by_template)
                            if i < len(by_template[t])]
+        rows["meta"] = {"near_duplicates_left_out": near_duplicates, "held_out_templates": sorted(held_out)}
         return rows
+
+    @property
+    def near_duplicates(self) -> dict[str, int]:
+        """Test draws left out because a train question had the same numbers and answer, per test set."""
+        self._load_rows("train")
+        return dict(self._rows.get("meta", {}).get("near_duplicates_left_out", {}))
+
+    def describe(self) -> dict:
+        """What the rows are, for manifests and reports."""
+        self._load_rows("train")
+        meta = self._rows.get("meta", {})
+        return {"split": self.split_by, "train_per_template": self.train_per_template,
+                "test_per_template": self.test_per_template, "held_out_templates": meta.get("held_out_templates"),
+                "eval_set": self.eval_set, "near_duplicates_left_out": meta.get("near_duplicates_left_out"),
+                "rows": {s: len(r) for s, r in self._rows.items() if s != "meta"}}
 
     def cache_path(self) -> Path:
         from .models import cache_dir
 
+        held = self.test_templates if self.split_by == "template" else self.held_out
         key = (f"{self.split_by}-train{self.train_per_template}-test{self.test_per_template}"
-               f"-held{self.test_templates if self.split_by == 'template' else 0}-seed{self.seed}")
+               f"-held{held}-seed{self.seed}-dedup")
         return cache_dir() / "gsm_symbolic" / f"reasoning-gym-{GSM_SYMBOLIC_VERSION}-{key}.json"
 
     def _load_rows(self, split: str) -> list[dict]:
@@ -322,9 +384,15 @@ class GsmSymbolic(Task):
             else:
                 self._rows = self._generate()
                 atomic_write_json(path, self._rows)
-        if split not in self._rows:
-            raise AliceError(f"gsm_symbolic has splits train and test, not {split!r}")
+        if split == "meta" or split not in self._rows or (split == "held_out" and not self._rows[split]):
+            sets = "train, test" + (" and held_out" if self._rows.get("held_out") else "")
+            raise AliceError(f"gsm_symbolic has splits {sets}, not {split!r}")
         return self._rows[split]
+
+
+def numbers_in(text: str) -> list[str]:
+    """The numbers of a question in order, normalized ('1,200' -> '1200')."""
+    return [n for n in (normalize_number(m) for m in re.findall(r"\d[\d,]*(?:\.\d+)?", text)) if n is not None]
 
 
 class HotpotQA(Task):

@@ -1,7 +1,7 @@
 # What the device job scripts share (sourced; transfer in pieces, see job.sh): the environment, the
 # result folder, timed items with GPU memory sampled, and the tokenizer and GSM rows once they are in.
 export ALICE_CACHE=/tmp/alice-cache PYTHONPATH=/tmp/job/repo:${PYTHONPATH:-} PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True
-O=/tmp/job/out F=/tmp/keep/files GSM=reasoning-gym-0.1.25-instance-train24-test4-held0-seed0.json
+O=/tmp/job/out F=/tmp/keep/files GSM=reasoning-gym-0.1.25-instance-train24-test4-held0-seed0-dedup.json
 mkdir -p "$O" "$ALICE_CACHE/gsm_symbolic"
 say() { echo "$(date -u +%T) $*"; }
 free_gpus() {  # leftovers of an item that was cut short must not hold memory for the next one
