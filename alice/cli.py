@@ -104,6 +104,16 @@ class GenerationSettings(Settings):
 
 
 @dataclass(kw_only=True)
+class CheckSettings(Settings):
+    """The checks on generated training data (alice/hygiene.py)."""
+
+    max_tries: int = setting(4, "tries per question for a clean target (or statement): a malformed one is sampled "
+                             "again with a new seed, then replaced by the stage's fallback or dropped, and counted "
+                             "in the manifest; 0: no checks, every completion is kept (the reference code)",
+                             group="checks", later_default=0)
+
+
+@dataclass(kw_only=True)
 class OutputSettings(Settings):
     output: str | None = setting(None, "output JSONL (a manifest is written beside it)", group="output",
                                  operational=True)

@@ -110,3 +110,66 @@ def paired_difference(a: np.ndarray, b: np.ndarray, samples: int = 2000, seed: i
     interval, how = bootstrap_interval((a, b), _mean_difference, samples, seed)
     return {"n": len(a), "delta": float(diff.mean()), "ci": interval, "ci_method": how, "a_better": a_better,
             "b_better": b_better, "p_mcnemar": exact_sign_p(a_better, b_better)}
+
+
+# ----------------------------------------------------------------------------- clustered, over seeds
+
+
+def cluster_index(clusters: Sequence[str]) -> tuple[np.ndarray, int]:
+    """Each question's cluster as an integer (0..G-1) and G."""
+    labels = {c: i for i, c in enumerate(dict.fromkeys(clusters))}
+    return np.array([labels[c] for c in clusters], dtype=int), len(labels)
+
+
+def per_cluster(outcomes: np.ndarray, index: np.ndarray, count: int) -> np.ndarray:
+    """(seeds, questions) outcomes -> (seeds, clusters) sums."""
+    out = np.zeros((outcomes.shape[0], count))
+    for s in range(outcomes.shape[0]):
+        out[s] = np.bincount(index, weights=outcomes[s], minlength=count)
+    return out
+
+
+def bootstrap_arms(arms: Sequence[np.ndarray], clusters: Sequence[str], statistic: Callable[..., np.ndarray],
+                   samples: int = 4000, seed: int = 0) -> list[float] | None:
+    """95% percentile interval of ``statistic(acc_1, ..., acc_k)`` (each a vector of resampled accuracies)
+    under a two-stage bootstrap: the clusters (templates; questions when each is its own) are resampled
+    with replacement, the same draw for every arm (paired), and each arm's training seeds are resampled
+    with replacement, independently. ``arms``: per arm a (seeds, questions) array of outcomes over the
+    same questions. None when fewer than two clusters or half the resamples are undefined."""
+    index, count = cluster_index(clusters)
+    if count < 2:
+        return None
+    rng = np.random.default_rng(seed)
+    sizes = np.bincount(index, minlength=count).astype(float)
+    weights = rng.multinomial(count, np.full(count, 1.0 / count), size=samples).astype(float)  # (B, G)
+    denominator = weights @ sizes
+    accuracies = []
+    for outcomes in arms:
+        sums = per_cluster(np.atleast_2d(outcomes), index, count)  # (S, G)
+        seeds = sums.shape[0]
+        picks = rng.multinomial(seeds, np.full(seeds, 1.0 / seeds), size=samples) / seeds  # (B, S) seed weights
+        accuracies.append(((picks @ sums) * weights).sum(axis=1) / denominator)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        values = np.asarray(statistic(*accuracies), dtype=float)
+    values = values[np.isfinite(values)]
+    if len(values) < samples / 2:
+        return None
+    low, high = np.percentile(values, [2.5, 97.5])
+    return [float(low), float(high)]
+
+
+def cluster_test(a: np.ndarray, b: np.ndarray, clusters: Sequence[str]) -> dict:
+    """Paired test at the level of clusters: each cluster's accuracy difference (seed means of a and b),
+    Wilcoxon's signed-rank test over the clusters where they differ (two-sided; exact for small counts)."""
+    index, count = cluster_index(clusters)
+    sizes = np.bincount(index, minlength=count)
+    diff = (per_cluster(np.atleast_2d(a), index, count).mean(0) - per_cluster(np.atleast_2d(b), index, count).mean(0)) \
+        / sizes
+    nonzero = diff[np.abs(diff) > 1e-12]
+    p = 1.0
+    if len(nonzero) > 0:
+        from scipy import stats
+
+        p = float(stats.wilcoxon(nonzero).pvalue)
+    return {"clusters": int(count), "clusters_a_better": int((diff > 1e-12).sum()),
+            "clusters_b_better": int((diff < -1e-12).sum()), "p_clusters": p}

@@ -67,11 +67,17 @@ def read_json(path: str | Path) -> Any:
 
 
 def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
-    """Yield (line number, row); a malformed line is an error naming file and line."""
+    """Yield (line number, row); a malformed line is an error naming file and line (``.xz``: compressed)."""
     path = Path(path)
     if not path.is_file():
         raise AliceError(f"{path}: file not found")
-    with open(path, encoding="utf-8") as handle:
+    if path.suffix == ".xz":  # a results folder keeps large JSONL compressed
+        import lzma
+
+        handle = lzma.open(path, "rt", encoding="utf-8")  # noqa: SIM115 - closed by the with below
+    else:
+        handle = open(path, encoding="utf-8")  # noqa: SIM115 - closed by the with below
+    with handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue

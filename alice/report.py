@@ -10,17 +10,16 @@ Run-folder contract (what experiment.py and eval.py write):
   ``gate.json`` and ``noise_floor.json``: copied into report.json.
 Results are grouped by the folder they sit in (one folder = one dataset and model pair).
 
-Per group:
+Per group (every interval resamples the independent units: templates where the eval rows name a
+``cluster``, else questions; and each method's training seeds):
 - per method: accuracy = mean over its seeds, each seed's accuracy, their sd, parse rate (mean over
-  seeds) and a 95% Wilson interval (a single run's own; with several seeds, over the seeds' questions
-  pooled, which leaves out the seed-to-seed spread that the sd shows);
-- PGR = (method - weak) / (ceiling - weak) with a 95% bootstrap interval over questions, where each
-  question's outcome is its correctness averaged over the method's seeds (weak and ceiling too);
-- paired comparisons (``PAIRS``): per seed pair (seed N against seed N, or a single-run side against
-  every seed of the other) delta, a BCa paired bootstrap interval and McNemar's exact p; pooled: the
-  mean and sd of the per-seed deltas, a BCa interval over questions of the seed-averaged outcomes
-  and the exact sign test over the questions whose seed-averaged outcomes differ (McNemar's exact
-  test when each side has one run).
+  seeds) and a 95% percentile bootstrap interval over units and seeds (a Wilson interval where the
+  per-question results are missing);
+- PGR = (method - weak) / (ceiling - weak) on seed means, with its 95% bootstrap interval;
+- paired comparisons (``PAIRS``): every seed of a against every seed of b: delta of the seed means,
+  the sd of the per-seed-pair deltas, a 95% bootstrap interval (the same units drawn for both sides),
+  Wilcoxon's signed-rank test over the units' seed-mean differences, and for reference McNemar's exact
+  p per seed pair (questions treated as independent).
 Writes report.md, report.csv (one row per method), report.png and report.json: one group's object
 (``setting``, ``gate``, ``noise_floor``, ``methods``, ``paired``) when the root holds one group, else
 ``{"groups": [...]}`` with one such object per group. Missing results are listed, never fatal.
@@ -40,7 +39,7 @@ import numpy as np
 
 from .answers import DEFAULT_SCORING, SCORING_RULES
 from .errors import AliceError
-from .metrics import bootstrap_pgr, paired_difference, pgr, wilson_interval
+from .metrics import bootstrap_arms, cluster_test, paired_difference, pgr, wilson_interval
 from .records import atomic_write_text, iter_jsonl
 
 # (name, label) in the table's order; weak and ceiling are the PGR's ends, PGR_METHODS are rated by PGR.
@@ -53,14 +52,18 @@ METHODS = [
     ("alice", "Alice"),
     ("self_training", "Self-training"),
     ("alice_no_statement", "Alice without statement"),
+    ("alice_structured", "Alice, structured statement"),
     ("cascade", "Cascade Alice"),
 ]
 LABELS = dict(METHODS)
-PGR_METHODS = ("zero_shot", "w2s_qa", "w2s_cot", "alice", "self_training", "alice_no_statement", "cascade")
-ARMS = ("w2s_qa", "w2s_cot", "alice", "self_training", "alice_no_statement", "cascade", "ceiling", "weak")
+PGR_METHODS = ("zero_shot", "w2s_qa", "w2s_cot", "alice", "self_training", "alice_no_statement", "alice_structured",
+               "cascade")
+ARMS = ("w2s_qa", "w2s_cot", "alice", "self_training", "alice_no_statement", "alice_structured", "cascade", "ceiling",
+        "weak")
 REFERENCES = ("zero_shot", "self_training", "w2s_qa", "w2s_cot")
 # Every arm against every reference, then the statement ablation; each unordered pair once.
-PAIRS = [(a, b) for a in ARMS for b in REFERENCES] + [("alice", "alice_no_statement")]
+PAIRS = [(a, b) for a in ARMS for b in REFERENCES] + [("alice", "alice_no_statement"), ("alice", "alice_structured"),
+                                                      ("alice_structured", "alice_no_statement")]
 CSV_COLUMNS = ["folder", "dataset", "teacher", "student", "method", "n", "accuracy", "accuracy_sd", "seeds",
                "accuracy_ci_low", "accuracy_ci_high", "parse_rate", "pgr", "pgr_ci_low", "pgr_ci_high", "note",
                "scoring", *(f"accuracy_{rule}" for rule in SCORING_RULES)]
@@ -79,6 +82,7 @@ class Run:
     seed: int | None
     summary: dict
     outcomes: dict[str, bool] | None
+    clusters: dict[str, str] | None = None  # question id -> the group it is independent by (a template)
 
 
 @dataclass
@@ -113,15 +117,27 @@ def parse_eval_name(name: str) -> tuple[str, int | None] | None:
     return match["method"].replace("-", "_"), None if match["seed"] is None else int(match["seed"])
 
 
-def eval_outcomes(summary_path: Path) -> dict[str, bool] | None:
-    """Per-question correctness (id -> bool) from the eval JSONL beside a summary, if present."""
-    rows_path = summary_path.with_name(summary_path.name.removesuffix(".summary.json") + ".jsonl")
-    if not rows_path.is_file():
-        return None
+def eval_rows_path(summary_path: Path) -> Path | None:
+    """The eval JSONL beside a summary (``.jsonl``, or ``.jsonl.xz`` in a results folder), if present."""
+    stem = summary_path.name.removesuffix(".summary.json")
+    for name in (f"{stem}.jsonl", f"{stem}.jsonl.xz"):
+        if (summary_path.parent / name).is_file():
+            return summary_path.parent / name
+    return None
+
+
+def eval_outcomes(summary_path: Path) -> tuple[dict[str, bool] | None, dict[str, str] | None]:
+    """Per-question correctness (id -> bool) and groups (id -> cluster, where the rows name one) from the
+    eval JSONL beside a summary, if present."""
+    rows_path = eval_rows_path(summary_path)
+    if rows_path is None:
+        return None, None
     try:
-        return {str(row["id"]): bool(row.get("correct")) for _, row in iter_jsonl(rows_path) if "id" in row}
+        rows = [row for _, row in iter_jsonl(rows_path) if "id" in row]
     except AliceError:
-        return None
+        return None, None
+    clusters = {str(r["id"]): str(r["cluster"]) for r in rows if r.get("cluster") is not None}
+    return {str(r["id"]): bool(r.get("correct")) for r in rows}, clusters if len(clusters) == len(rows) else None
 
 
 def collect(root: str | Path) -> list[Group]:
@@ -147,7 +163,7 @@ def collect(root: str | Path) -> list[Group]:
         if seed in runs:  # e.g. eval-zero-shot and eval-zero_shot side by side
             group.missing.append(f"{name} ({path.name} ignored: {runs[seed].path.name} is the same run)")
             continue
-        runs[seed] = Run(path, seed, summary, eval_outcomes(path))
+        runs[seed] = Run(path, seed, summary, *eval_outcomes(path))
         if group.dataset == "?":
             group.dataset = summary.get("dataset", "?")
     # A run folder with an experiment.json but no results yet still gets a (missing) table.
@@ -199,7 +215,21 @@ def _shared_ids(runs: list[Run]) -> list[str]:
 
 def averaged(runs: list[Run], ids: list[str]) -> np.ndarray:
     """Each question's correctness averaged over the runs (0/1 for one run), in ``ids``' order."""
-    return np.array([[r.outcomes[i] for i in ids] for r in runs], dtype=float).mean(axis=0)
+    return matrix(runs, ids).mean(axis=0)
+
+
+def matrix(runs: list[Run], ids: list[str]) -> np.ndarray:
+    """(runs, questions) correctness in ``ids``' order."""
+    return np.array([[r.outcomes[i] for i in ids] for r in runs], dtype=float)
+
+
+def clusters_of(runs: list[Run], ids: list[str]) -> tuple[list[str], bool]:
+    """Each question's group (its template) where every run names one, else the question itself; and
+    whether questions are grouped."""
+    named = [r.clusters for r in runs if r.clusters]
+    if len(named) == len(runs) and runs:
+        return [named[0].get(i, i) for i in ids], True
+    return list(ids), False
 
 
 def compute(group: Group, samples: int = 2000, seed: int = 0) -> Group:
@@ -210,7 +240,7 @@ def compute(group: Group, samples: int = 2000, seed: int = 0) -> Group:
             if method in LABELS:
                 group.missing.append(f"{method} (no eval-{method}.summary.json)")
             continue
-        row = method_row(group, method, runs)
+        row = method_row(group, method, runs, samples, seed)
         if method in PGR_METHODS:
             row.update(pgr_cells(group, method, samples, seed))
         if row["parse_rate"] is not None and row["parse_rate"] < COLLAPSE:
@@ -227,9 +257,16 @@ def compute(group: Group, samples: int = 2000, seed: int = 0) -> Group:
     return group
 
 
-def method_row(group: Group, method: str, runs: list[Run]) -> dict:
+def method_row(group: Group, method: str, runs: list[Run], samples: int = 2000, seed: int = 0) -> dict:
     accuracies = [float(r.summary["accuracy"]) for r in runs]
-    if len(runs) == 1:
+    interval_kind = "wilson"
+    if all(r.outcomes for r in runs) and (ids := _shared_ids(runs)):
+        # Templates and training seeds resampled: the interval holds both kinds of spread.
+        clusters, grouped = clusters_of(runs, ids)
+        low, high = bootstrap_arms([matrix(runs, ids)], clusters, lambda a: a, samples, seed) or (None, None)
+        interval_kind = "bootstrap over " + ("templates" if grouped else "questions") + \
+            (" and seeds" if len(runs) > 1 else "")
+    elif len(runs) == 1:
         low, high = runs[0].summary.get("accuracy_ci95", [None, None])
     else:
         low, high = wilson_interval(sum(r.summary["correct"] for r in runs), sum(r.summary["n"] for r in runs))
@@ -245,6 +282,7 @@ def method_row(group: Group, method: str, runs: list[Run]) -> dict:
             "student": group.student, "method": method, "n": runs[0].summary["n"], "accuracy": fmean(accuracies),
             "accuracy_sd": stdev(accuracies) if len(runs) > 1 else None, "seeds": accuracies,
             "seed_numbers": [r.seed for r in runs], "accuracy_ci_low": low, "accuracy_ci_high": high,
+            "accuracy_ci_kind": interval_kind,
             "parse_rate": fmean(parse_rates) if parse_rates else None, "pgr": None, "pgr_ci_low": None,
             "pgr_ci_high": None, "note": ""}
 
@@ -261,18 +299,23 @@ def pgr_cells(group: Group, method: str, samples: int, seed: int) -> dict:
         if point is None:
             return {"note": "ceiling does not beat weak: PGR undefined"}
         return {"pgr": point, "note": "no per-question results: PGR without interval"}
-    point, interval, how = bootstrap_pgr(*(averaged(runs, ids) for runs in sides), samples, seed)
+    point = pgr(*(float(averaged(runs, ids).mean()) for runs in sides))
     if point is None:
         return {"note": "ceiling does not beat weak: PGR undefined"}
+    clusters, _ = clusters_of(everything, ids)
+    interval = bootstrap_arms([matrix(runs, ids) for runs in sides], clusters, _pgr_of, samples, seed)
     notes = []
     if len(ids) < max(len(r.outcomes) for r in sides[0]):
         notes.append(f"PGR on the {len(ids)} shared questions")
     if interval is None:
         notes.append("interval undefined (ceiling rarely beats weak)")
-    elif how == "percentile":
-        notes.append("PGR interval by percentile (BCa undefined)")
     return {"pgr": point, "pgr_ci_low": interval[0] if interval else None,
             "pgr_ci_high": interval[1] if interval else None, "note": "; ".join(notes)}
+
+
+def _pgr_of(method: np.ndarray, weak: np.ndarray, ceiling: np.ndarray) -> np.ndarray:
+    gap = ceiling - weak
+    return np.where(gap > 0, (method - weak) / np.where(gap > 0, gap, 1), np.nan)
 
 
 def seed_pairs(a: list[Run], b: list[Run]) -> list[tuple[Run, Run]]:
@@ -287,29 +330,33 @@ def seed_pairs(a: list[Run], b: list[Run]) -> list[tuple[Run, Run]]:
 
 
 def compare(group: Group, a: str, b: str, samples: int, seed: int) -> dict | None:
-    """a vs b on the same questions, per seed pair and pooled (see the module docstring); None when it
+    """a vs b on the same questions, over every seed of both (see the module docstring); None when it
     cannot be done (the reason goes to ``group.missing``)."""
-    pairs = seed_pairs(group.method_runs(a), group.method_runs(b))
-    runs_a = list({ra.seed: ra for ra, _ in pairs}.values())
-    runs_b = list({rb.seed: rb for _, rb in pairs}.values())
-    if not pairs or not all(r.outcomes for r in runs_a + runs_b):
-        group.missing.append(f"{a} vs {b} ({'no per-question results' if pairs else 'no seeds to pair'})")
+    runs_a, runs_b = group.method_runs(a), group.method_runs(b)
+    if not all(r.outcomes for r in runs_a + runs_b):
+        group.missing.append(f"{a} vs {b} (no per-question results)")
         return None
     ids = _shared_ids(runs_a + runs_b)
     if not ids:
         group.missing.append(f"{a} vs {b} (no shared questions)")
         return None
     per_seed = []
-    for run_a, run_b in pairs:
+    for run_a, run_b in seed_pairs(runs_a, runs_b):
         pair_ids = _shared_ids([run_a, run_b])
         per_seed.append({"seed_a": run_a.seed, "seed_b": run_b.seed,
                          **paired_difference(averaged([run_a], pair_ids), averaged([run_b], pair_ids), samples, seed)})
-    pooled = paired_difference(averaged(runs_a, ids), averaged(runs_b, ids), samples, seed)
+    outcomes_a, outcomes_b = matrix(runs_a, ids), matrix(runs_b, ids)
+    clusters, grouped = clusters_of(runs_a + runs_b, ids)
     deltas = [s["delta"] for s in per_seed]
-    return {"a": a, "b": b, "delta": fmean(deltas), "delta_sd": stdev(deltas) if len(deltas) > 1 else None,
-            "ci": pooled["ci"], "ci_method": pooled["ci_method"], "p_mcnemar": pooled["p_mcnemar"],
-            "pooled_test": "McNemar exact" if len(runs_a) == len(runs_b) == 1 else "sign test, seed-averaged",
-            "n": pooled["n"], "a_better": pooled["a_better"], "b_better": pooled["b_better"], "per_seed": per_seed}
+    mean_a, mean_b = outcomes_a.mean(1), outcomes_b.mean(1)
+    return {"a": a, "b": b, "delta": float(mean_a.mean() - mean_b.mean()),
+            "delta_sd": stdev(deltas) if len(deltas) > 1 else None,
+            "seeds_a": [r.seed for r in runs_a], "seeds_b": [r.seed for r in runs_b],
+            "ci": bootstrap_arms([outcomes_a, outcomes_b], clusters, lambda x, y: x - y, samples, seed),
+            "ci_method": "bootstrap over " + ("templates" if grouped else "questions") + " and seeds",
+            **cluster_test(outcomes_a, outcomes_b, clusters),
+            "test": "Wilcoxon signed-rank over " + ("templates" if grouped else "questions") +
+                    " (seed-mean differences)", "n": len(ids), "per_seed": per_seed}
 
 
 def _pct(value: float | None) -> str:
@@ -337,11 +384,10 @@ def _seed_pair(per_seed: dict) -> str:
 def _paired_cells(p: dict) -> str:
     delta = f"{100 * p['delta']:+.1f}" + ("" if p["delta_sd"] is None else f" ± {100 * p['delta_sd']:.1f}")
     ci = "—" if p["ci"] is None else f"[{100 * p['ci'][0]:+.1f}, {100 * p['ci'][1]:+.1f}]"
-    if p["ci_method"] == "percentile":
-        ci += " (percentile)"
     per_seed = ", ".join(f"{_seed_pair(r)} {r['p_mcnemar']:.3g}".strip() for r in p["per_seed"])
-    return (f"| {LABELS.get(p['a'], p['a'])} | {LABELS.get(p['b'], p['b'])} | {delta} | {ci} | {per_seed} | "
-            f"{p['p_mcnemar']:.3g} | {p['n']} |\n")
+    better = f"{p['clusters_a_better']}/{p['clusters_b_better']} of {p['clusters']}"
+    return (f"| {LABELS.get(p['a'], p['a'])} | {LABELS.get(p['b'], p['b'])} | {delta} | {ci} | {p['p_clusters']:.3g} | "
+            f"{better} | {per_seed} | {p['n']} |\n")
 
 
 def gate_text(gate: dict) -> str:
@@ -361,9 +407,9 @@ def markdown(groups: list[Group]) -> str:
     out = io.StringIO()
     out.write("# Weak-to-strong results\n\n")
     out.write("Accuracy in % (unparsable answers count as wrong): the mean over training seeds, each seed's "
-              "accuracy and their sd, with a 95% Wilson interval (one run: its own; several seeds: over their "
-              "questions pooled). PGR = (method - weak) / (ceiling - weak) with a 95% BCa bootstrap interval over "
-              "questions, each question's outcome averaged over a method's seeds.\n")
+              "accuracy and their sd, with a 95% percentile bootstrap interval that resamples the independent units "
+              "(templates where questions come in templates, else questions) and the training seeds. PGR = "
+              "(method - weak) / (ceiling - weak) on seed means, with its interval from the same bootstrap.\n")
     if not groups:
         out.write("\nNo results found (no eval-*.summary.json).\n")
     for group in groups:
@@ -389,14 +435,15 @@ def markdown(groups: list[Group]) -> str:
         if scoring:
             out.write(scoring)
         if group.paired:
-            out.write("\nPaired comparisons on the same questions. Δ = accuracy(a) - accuracy(b) in points: with "
-                      "several seeds the mean ± sd over seed pairs (seed N against seed N; a single run against "
-                      "each seed). 95% CI: BCa paired bootstrap over questions of the seed-averaged outcomes "
-                      "(percentile where BCa is undefined, marked). McNemar p: exact two-sided binomial test on the "
-                      "discordant questions, per seed pair. Pooled p: exact sign test over the questions whose "
-                      "seed-averaged outcomes differ (McNemar's exact test when each side has one run).\n\n")
-            out.write("| a | b | Δ (points) | 95% CI | McNemar p per seed | pooled p | n |\n")
-            out.write("|---|---|---:|---|---|---:|---:|\n")
+            out.write("\nPaired comparisons on the same questions, over every training seed of both sides. Δ = "
+                      "seed-mean accuracy(a) - seed-mean accuracy(b) in points, ± the sd of the per-seed-pair "
+                      "differences. 95% CI: percentile bootstrap resampling the independent units (templates where "
+                      "questions come in templates, else questions), the same draw for both sides, and each side's "
+                      "seeds. p: Wilcoxon signed-rank test over those units' seed-mean differences (two-sided); "
+                      "units better: where a beats b / b beats a. McNemar p per seed pair (questions treated as "
+                      "independent, for reference).\n\n")
+            out.write("| a | b | Δ (points) | 95% CI | p | units better (a/b) | McNemar p per seed | n |\n")
+            out.write("|---|---|---:|---|---:|---|---|---:|\n")
             for p in group.paired:
                 out.write(_paired_cells(p))
         if group.missing:

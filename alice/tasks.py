@@ -57,6 +57,10 @@ class Task:
     def set_scoring(self, rule: str) -> None:
         self.scoring = check_scoring(rule)
 
+    def describe(self) -> dict:
+        """What a generated data set's rows are (options, counts), for summaries; {} for fixed data sets."""
+        return {}
+
     def cluster_of(self, example_id: str) -> str:
         """The unit a question is independent by, for intervals and tests (a template, a document): here
         the question itself. Tasks whose questions come in groups say so (GsmSymbolic: its template)."""

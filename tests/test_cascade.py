@@ -34,7 +34,7 @@ def sums_dataset(path: Path, train: int = 12, test: int = 2) -> Path:
 def cascade_args(data: Path, out: Path, small_model: str) -> list[str]:
     return ["--data", str(data), "--answer-type", "number", "--split-seed", "3",
             "--ladder", small_model, small_model, small_model, small_model,
-            "--backend", "hf", "--k", "3", "--max-new-tokens", "24", "--batch-size", "16",
+            "--backend", "hf", "--k", "3", "--max-new-tokens", "24", "--batch-size", "16", "--max-tries", "0",
             # Semantic clusters with singletons kept: every question gets a teacher answer, even when
             # the small model's numbers are unparsable.
             "--uncertainty-args", "--keep-singletons --clustering semantic --summarizer-max-new-tokens 24",

@@ -61,13 +61,14 @@ def test_pgr_from_known_results(tmp_path):
         table = list(csv.DictReader(handle))
     assert [r["method"] for r in table] == ["weak", "ceiling", "zero_shot", "w2s_cot", "alice"]
     assert table[-1]["seeds"] == "0.6" and table[-1]["accuracy_sd"] == ""
-    # Single runs pair as one "seed": the McNemar p is the pooled p; gate and noise floor absent -> null.
+    # Single runs: one seed pair; questions are the units (no templates named); gate and noise floor -> null.
     result = json.loads(Path(report["json"]).read_text())
     assert result["gate"] is None and result["noise_floor"] is None
     assert result["setting"]["teacher_label"] == "1.5B" and set(result["methods"]) == set(rows)
     pair = next(p for p in result["paired"] if (p["a"], p["b"]) == ("alice", "zero_shot"))
-    assert abs(pair["delta"] + 0.2) < 1e-9 and pair["delta_sd"] is None and pair["pooled_test"] == "McNemar exact"
-    assert (pair["a_better"], pair["b_better"]) == (0, 2) and pair["p_mcnemar"] == pair["per_seed"][0]["p_mcnemar"]
+    assert abs(pair["delta"] + 0.2) < 1e-9 and pair["delta_sd"] is None and "over questions" in pair["test"]
+    assert (pair["clusters_a_better"], pair["clusters_b_better"], pair["clusters"]) == (0, 2, 10)
+    assert pair["p_clusters"] == stats.wilcoxon([-1.0, -1.0]).pvalue and pair["per_seed"][0]["b_better"] == 2
     assert abs(float(next(r for r in table if r["method"] == "alice")["pgr"]) - 0.5) < 1e-9
     assert Path(report["png"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert Path(report["pdf"]).read_bytes()[:5] == b"%PDF-"
@@ -169,41 +170,85 @@ def test_paired_statistics_over_seeds(tmp_path):
     paired = {(p["a"], p["b"]): p for p in result["paired"]}
     assert ("zero_shot", "self_training") not in paired and ("self_training", "zero_shot") in paired
     vs_zero = paired[("alice", "zero_shot")]
-    # The single zero-shot run against each Alice seed. Seed 0: 10 questions only Alice gets right, 2 only
-    # zero-shot does; seed 1: 2 and 0.
+    # Per seed pair, for reference: the single zero-shot run against each Alice seed. Seed 0: 10 questions only
+    # Alice gets right, 2 only zero-shot does; seed 1: 2 and 0.
     seed0, seed1 = vs_zero["per_seed"]
     assert (seed0["seed_a"], seed0["seed_b"], seed1["seed_a"], seed1["seed_b"]) == (0, None, 1, None)
     assert (seed0["a_better"], seed0["b_better"], seed1["a_better"], seed1["b_better"]) == (10, 2, 2, 0)
     assert abs(seed0["delta"] - 0.4) < 1e-12 and abs(seed1["delta"] - 0.1) < 1e-12
     assert seed0["p_mcnemar"] == stats.binomtest(10, 12, 0.5).pvalue and abs(seed0["p_mcnemar"] - 0.0386) < 1e-4
     assert seed1["p_mcnemar"] == stats.binomtest(2, 2, 0.5).pvalue == 0.5
-    assert seed0["ci_method"] == "BCa"
-    assert np.allclose(seed0["ci"], direct_bca(outcomes(alice[0]), outcomes(zero_shot), samples), rtol=0, atol=1e-12)
-    # Pooled: mean and sd of the per-seed deltas; BCa over the seed-averaged outcomes; sign test on the 12
-    # questions whose seed-averaged outcomes differ (10 for Alice, 2 for zero-shot).
+    # Over every seed of both: the seed means' difference, the sd of the per-seed deltas, the interval of a
+    # bootstrap over questions and seeds (computed again here, draw by draw), and Wilcoxon over the questions'
+    # seed-mean differences.
     assert abs(vs_zero["delta"] - 0.25) < 1e-12 and abs(vs_zero["delta_sd"] - stdev([0.4, 0.1])) < 1e-12
-    averaged = (outcomes(alice[0]) + outcomes(alice[1])) / 2
-    assert np.allclose(vs_zero["ci"], direct_bca(averaged, outcomes(zero_shot), samples), rtol=0, atol=1e-12)
-    assert (vs_zero["a_better"], vs_zero["b_better"]) == (10, 2)
-    assert vs_zero["p_mcnemar"] == stats.binomtest(10, 12, 0.5).pvalue and vs_zero["pooled_test"] != "McNemar exact"
+    alice_runs = np.stack([outcomes(alice[0]), outcomes(alice[1])])
+    assert np.allclose(vs_zero["ci"], slow_bootstrap([alice_runs, outcomes(zero_shot)[None]], SEEDED, samples))
+    assert vs_zero["ci"][0] < 0.25 < vs_zero["ci"][1]
+    differences = alice_runs.mean(0) - outcomes(zero_shot)
+    assert vs_zero["p_clusters"] == stats.wilcoxon(differences[differences != 0]).pvalue
+    assert (vs_zero["clusters_a_better"], vs_zero["clusters_b_better"]) == (10, 2)
     # Both seeded: seed N against seed N.
     vs_qa = paired[("alice", "w2s_qa")]
     assert [(s["seed_a"], s["seed_b"]) for s in vs_qa["per_seed"]] == [(0, 0), (1, 1)]
     assert np.allclose([s["delta"] for s in vs_qa["per_seed"]], [0.6, 0.2]) and abs(vs_qa["delta"] - 0.4) < 1e-12
-    # Every difference zero: BCa is undefined, the percentile interval is the point, and says so.
+    # Every difference zero: the interval is the point, the test finds nothing.
     same = paired[("self_training", "zero_shot")]
-    assert same["delta"] == 0 and same["ci"] == [0.0, 0.0] and same["ci_method"] == "percentile"
-    assert same["p_mcnemar"] == 1.0
+    assert same["delta"] == 0 and same["ci"] == [0.0, 0.0] and same["p_clusters"] == 1.0
 
     text = Path(report["markdown"]).read_text()
     assert "| Alice | 20 | 65.0 |" in text and "s0 80.0, s1 50.0" in text
     assert "| Alice | Zero-shot student | +25.0 ± 21.2 |" in text and "s0 0.0386, s1 0.5" in text
-    assert "[+0.0, +0.0] (percentile)" in text and "sign test" in text
+    assert "[+0.0, +0.0] | 1 | 0/0 of 20" in text and "Wilcoxon" in text
     assert "Gate (gate.json): passed." in text and "outcome agreement 90.0%" in text
     with open(report["csv"]) as handle:
         table = {r["method"]: r for r in csv.DictReader(handle)}
     assert table["alice"]["seeds"] == "0.8;0.5" and abs(float(table["alice"]["accuracy_sd"]) - stdev([0.8, 0.5])) < 1e-9
     assert Path(report["png"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def slow_bootstrap(arms: list[np.ndarray], clusters: list[str], samples: int, seed: int = 0) -> list[float]:
+    """The report's interval of a - b, one resample at a time: draw the clusters (the same for both), then
+    each arm's seeds, and take the difference of the accuracies over the drawn questions."""
+    rng = np.random.default_rng(seed)
+    units = list(dict.fromkeys(clusters))
+    members = {u: [i for i, c in enumerate(clusters) if c == u] for u in units}
+    counts = rng.multinomial(len(units), [1 / len(units)] * len(units), size=samples)
+    seed_counts = [rng.multinomial(len(a), [1 / len(a)] * len(a), size=samples) for a in arms]
+    values = []
+    for b in range(samples):
+        questions = [i for u, k in zip(units, counts[b]) for _ in range(k) for i in members[u]]
+        accuracy = [sum(k * arm[s, questions].mean() for s, k in enumerate(sc[b])) / len(arm)
+                    for arm, sc in zip(arms, seed_counts)]
+        values.append(accuracy[0] - accuracy[1])
+    return list(np.percentile(values, [2.5, 97.5]))
+
+
+def test_intervals_resample_templates(tmp_path):
+    """Questions that come in templates: the interval resamples templates (wider than by question when the
+    templates differ), and the test runs over templates."""
+    ids = [f"gsm_symbolic-t{t:02d}-test-{i:02d}" for t in range(10) for i in range(4)]
+    run = tmp_path / "run"
+    easy = {i for i in ids if int(i[14:16]) < 5}  # whole templates right or wrong: strongly clustered
+    write_eval(run, "zero_shot", set(), ids=ids)
+    write_eval(run, "alice", easy, ids=ids)
+    for name in ("zero_shot", "alice"):  # eval.py names each question's template
+        path = run / f"eval-{name}.jsonl"
+        rows = [json.loads(line) for line in path.read_text().splitlines()]
+        path.write_text("".join(json.dumps({**r, "cluster": f"template {int(r['id'][14:16])}"}) + "\n" for r in rows))
+    clustered = {p["a"]: p for p in build_report(run, samples=2000)["paired"]}["alice"]
+    assert clustered["clusters"] == 10 and clustered["ci_method"] == "bootstrap over templates and seeds"
+    assert (clustered["clusters_a_better"], clustered["clusters_b_better"]) == (5, 0)
+    assert clustered["p_clusters"] == stats.wilcoxon([1.0] * 5).pvalue
+    labels = [f"template {int(i[14:16])}" for i in ids]
+    alice = np.array([[i in easy for i in ids]], dtype=float)
+    assert np.allclose(clustered["ci"], slow_bootstrap([alice, np.zeros((1, 40))], labels, 2000))
+    for name in ("zero_shot", "alice"):  # the same rows without templates: questions are the units, a narrower interval
+        path = run / f"eval-{name}.jsonl"
+        rows = [json.loads(line) for line in path.read_text().splitlines()]
+        path.write_text("".join(json.dumps({k: v for k, v in r.items() if k != "cluster"}) + "\n" for r in rows))
+    plain = {p["a"]: p for p in build_report(run, samples=2000)["paired"]}["alice"]
+    assert plain["clusters"] == 40 and plain["ci"][1] - plain["ci"][0] < clustered["ci"][1] - clustered["ci"][0]
 
 
 def test_open_answers_reported_under_both_scoring_rules(tmp_path):

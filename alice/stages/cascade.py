@@ -23,7 +23,15 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from ..cli import GenerationSettings, ModelSettings, TeacherDataSettings, TestDataSettings, resolve_role, role
+from ..cli import (
+    CheckSettings,
+    GenerationSettings,
+    ModelSettings,
+    TeacherDataSettings,
+    TestDataSettings,
+    resolve_role,
+    role,
+)
 from ..config import fingerprint_settings, overrides, setting
 from ..engines import Engines
 from ..errors import AliceError
@@ -46,7 +54,7 @@ class StagePassthrough:
 
 
 @dataclass(kw_only=True)
-class CascadeConfig(StagePassthrough, GenerationSettings, ModelSettings, TeacherDataSettings):
+class CascadeConfig(StagePassthrough, CheckSettings, GenerationSettings, ModelSettings, TeacherDataSettings):
     """cascade.py (the cascade splits the student pool itself, one part per stage: no --pool-part)."""
 
     teacher: str | None = role("teacher")
@@ -65,7 +73,7 @@ class CascadeConfig(StagePassthrough, GenerationSettings, ModelSettings, Teacher
 
 # The setting groups a step takes over from the run it belongs to, where its config has the group
 # (a training step has no generation settings: the run's sampling --seed is not its training seed).
-SHARED_GROUPS = (TestDataSettings, TeacherDataSettings, ModelSettings, GenerationSettings)
+SHARED_GROUPS = (TestDataSettings, TeacherDataSettings, ModelSettings, GenerationSettings, CheckSettings)
 
 
 def derive(cls: type, source: Any, **values: Any) -> Any:

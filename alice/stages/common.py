@@ -13,7 +13,6 @@ from pathlib import Path
 
 from ..backends import Backend, Sampling
 from ..cli import GenerationSettings, backend_from_args
-from ..config import Settings, setting
 from ..models import ModelRef
 from ..records import JsonlAppender, Manifest
 from ..runner import generate_into
@@ -71,16 +70,6 @@ def generate_stage(
                                   chunk_size=args.chunk_size, skip_long=args.skip_long_prompts, desc=desc)
         rows = [appender.done[ex.id] for ex in examples if ex.id in appender.done]
     return rows, stats
-
-
-@dataclass(kw_only=True)
-class CheckSettings(Settings):
-    """The checks on generated training data (alice/hygiene.py)."""
-
-    max_tries: int = setting(4, "tries per question for a clean target (or statement): a malformed one is sampled "
-                             "again with a new seed, then replaced by the stage's fallback or dropped, and counted "
-                             "in the manifest; 0: no checks, every completion is kept (the reference code)",
-                             group="checks", later_default=0)
 
 
 # Try t (from 1) of a checked stage samples with seed + RETRY_SEED_STRIDE * (t - 1): the first try draws what an

@@ -46,6 +46,9 @@ def score_rows(task: Task, examples: list[Example], responses: dict[str, str]) -
                "prediction": score.prediction, "parsed": score.parsed, "correct": score.correct}
         if score.by_rule is not None:
             row["correct_by_rule"] = score.by_rule
+        cluster = task.cluster_of(ex.id)
+        if cluster != ex.id:  # questions that come in groups (templates): intervals resample the groups
+            row["cluster"] = cluster
         rows.append(row)
     return rows
 
@@ -82,6 +85,8 @@ def write_summary(output: Path, rows: list[dict], task: Task, split: str, model,
     parsed = [r["parsed"] for r in rows] + [False] * len(skipped)
     summary = {"dataset": task.name, "split": split, "model": model, "scoring": task.scoring,
                **summarize_scores(correct, parsed), "skipped_long_prompts": len(skipped)}
+    if task.describe():
+        summary["data"] = task.describe()
     if len(task.scoring_rules) > 1 and all("correct_by_rule" in r for r in rows):
         # Open answers: every rule's accuracy (same denominator), so a report can show both.
         n = max(1, summary["n"])

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from ..backends import Backend, Sampling
 from ..cli import (
+    CheckSettings,
     DataSettings,
     GenerationSettings,
     ModelSettings,
@@ -43,7 +44,6 @@ from ..records import JsonlAppender, Manifest, iter_jsonl, read_jsonl
 from ..tasks import Example, Task
 from .common import (
     Checked,
-    CheckSettings,
     LazyBackend,
     check_counts,
     generate_checked,

@@ -23,6 +23,7 @@ from pathlib import Path
 from ..adaptive import ADAPTIVE_ARGS, AdaptiveRule, adaptive_stage, describe_run, rule_from_args
 from ..backends import BACKENDS, Backend, Sampling
 from ..cli import (
+    CheckSettings,
     DataSettings,
     GenerationSettings,
     ModelSettings,
@@ -40,7 +41,7 @@ from ..models import ModelRef
 from ..prompts import NOT_APPLICABLE, clean_statement, summarizer_messages
 from ..records import JsonlAppender, Manifest, iter_jsonl
 from ..tasks import Example, Task
-from .common import Checked, CheckSettings, LazyBackend, check_counts, generate_checked, generate_stage, sibling, slug
+from .common import Checked, LazyBackend, check_counts, generate_checked, generate_stage, sibling, slug
 
 SUMMARIZER = "summarizer (default: the teacher itself, sharing its backend)"
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from ..backends import Backend
 from ..cli import (
+    CheckSettings,
     DataSettings,
     GenerationSettings,
     ModelSettings,
@@ -34,7 +35,7 @@ from ..config import setting
 from ..hygiene import answer_check
 from ..records import Manifest, iter_jsonl
 from ..tasks import Example
-from .common import Checked, CheckSettings, LazyBackend, check_counts, generate_checked, generate_once, sibling, slug
+from .common import Checked, LazyBackend, check_counts, generate_checked, generate_once, sibling, slug
 
 
 @dataclass(kw_only=True)
