@@ -11,15 +11,27 @@ Arms (each trained student arm once per seed in ``seeds.student``; models named 
   summarizer, the student's proactive answers, the student trained on them;
 - ``self_training`` (control, no teacher): the student trained on its own zero-shot answers to the
   same pool questions (temperature 0.9, as Alice's zero-shot stage);
-- ``alice_no_statement`` (control): Alice with the teacher's answer but without the statement.
+- ``alice_no_statement`` (control): Alice with the teacher's answer but without the statement;
+- ``alice_structured``: Alice with a statement written by rule from the teacher's clusters (the
+  results it reached and how often) instead of the summarizer's: does the LLM summary add anything
+  over the teacher's answer distribution?
 
-The gate (``gate.json``) runs once weak, ceiling (first seed) and zero-shot are evaluated; the
-student arms' training waits for it, so nothing is spent on a frame that does not hold. The noise
-floor (``noise_floor.json``) evaluates the untrained student again in other batch compositions.
-Run folder: ``models/`` (trained models; weights removed once evaluated unless ``keep_models``),
-``data/`` (training JSONL), ``uncertainty.jsonl``, ``eval-<arm>[-seed<N>].jsonl`` + summaries,
-``noise/``, ``logs/``, ``gate.json``, ``noise_floor.json``, ``evidence.json``, ``experiment.json``,
-``steps.json`` and the report.
+Every generated training target and statement is checked (alice/hygiene.py; ``--max-tries``), and
+the checks' counts per arm are the report's ``hygiene``.
+
+Test sets: every model is evaluated on the data set's test split (``eval-*.jsonl`` at the run
+folder's root: new instances of the training templates) and, when the config names
+``held_out_eval`` (e.g. ``eval=held_out`` for ``gsm_symbolic:held_out=N``), on the second test set
+(``held_out_templates/eval-*.jsonl``: templates absent from every training file).
+
+The gate (``gate.json``) runs once every seed of weak and ceiling and the zero-shot student are
+evaluated, and reads seed means; the student arms' training waits for it, so nothing is spent on a
+frame that does not hold. The noise floor (``noise_floor.json``) evaluates the untrained student
+again in other batch compositions. Run folder: ``models/`` (trained models; weights removed once
+evaluated unless ``keep_models``), ``data/`` (training JSONL), ``uncertainty.jsonl``,
+``eval-<arm>[-seed<N>].jsonl`` + summaries, ``held_out_templates/``, ``noise/``, ``logs/``,
+``gate.json``, ``noise_floor.json``, ``evidence.json``, ``experiment.json``, ``steps.json`` and the
+report.
 """
 
 from __future__ import annotations
@@ -39,7 +51,10 @@ from .plan import Step, run_steps
 from .records import atomic_write_json, iter_jsonl, read_json
 from .tasks import load_task
 
-ARMS = ("w2s_qa", "w2s_cot", "alice", "self_training", "alice_no_statement")
+ARMS = ("w2s_qa", "w2s_cot", "alice", "self_training", "alice_no_statement", "alice_structured")
+# What student_generate.py's --statement is for each Alice arm.
+ALICE_STATEMENTS = {"alice": "summarizer", "alice_no_statement": "none", "alice_structured": "structured"}
+HELD_OUT = "held_out_templates"  # the second test set's folder
 PY = sys.executable
 
 
@@ -141,6 +156,10 @@ class FairTest:
     def gen(self) -> list[str]:
         return list(self.args.get("generation", []))
 
+    def checks(self) -> list[str]:
+        """--max-tries for the steps that write training data (the stages' default when the config has none)."""
+        return ["--max-tries", str(self.config["max_tries"])] if "max_tries" in self.config else []
+
     def share(self, kind: str) -> float:
         return float(self.shares.get(kind, 0.0)) if self.gpus else 0.0
 
@@ -165,16 +184,27 @@ class FairTest:
 
     def evaluate(self, method: str, model_folder: str, needs: tuple[str, ...], priority: int,
                  cleanup: Path | None = None, output: Path | None = None, extra: list[str] | None = None,
-                 name: str | None = None) -> Path:
+                 name: str | None = None, both: bool = True) -> Path:
+        """Evaluation steps of one model: the test split, then (``both`` and a config with
+        ``held_out_eval``) the held-out templates; the weights are dropped after the last."""
         output = output or self.run / f"eval-{method}.jsonl"
-        summary = output.with_name(output.name.removesuffix(".jsonl") + ".summary.json")
         eval_args = self.args.get("eval", []) if extra is None else extra
         keep = self.config.get("keep_models", False)
-        self.add(name or f"eval {method}", [PY, "eval.py", *self.data(), "--student", model_folder, *self.gen(),
-                                             *eval_args, "--output", output],
-                 needs=needs, gpu=self.share("engine"), priority=priority,
-                 done=lambda: summary.is_file() and output_done(output),
-                 after=(lambda: drop_weights(cleanup)) if cleanup is not None and not keep else None)
+        held_out = self.config.get("held_out_eval") if both else None
+        sets = [(name or f"eval {method}", output, self.data())]
+        if held_out:
+            sets.append((f"{name or f'eval {method}'} (held-out)", self.run / HELD_OUT / output.name,
+                         ["--data", f"{self.config['data']},{held_out}"]))
+        previous: tuple[str, ...] = needs
+        for i, (step, path, data) in enumerate(sets):
+            summary = path.with_name(path.name.removesuffix(".jsonl") + ".summary.json")
+            last = i == len(sets) - 1
+            self.add(step, [PY, "eval.py", *data, "--student", model_folder, *self.gen(), *eval_args, "--output",
+                            path],
+                     needs=previous, gpu=self.share("engine"), priority=priority,
+                     done=lambda s=summary, o=path: s.is_file() and output_done(o),
+                     after=(lambda: drop_weights(cleanup)) if cleanup is not None and not keep and last else None)
+            previous = (step,)
         return output
 
     # ------------------------------------------------------------------ the table
@@ -204,7 +234,8 @@ class FairTest:
         for s, folder in ceiling_dirs.items():
             self.evaluate(f"ceiling-seed{s}", str(folder), (f"train ceiling-seed{s}",), 2, cleanup=folder)
         self.add("gate", action=self.check_gate, priority=2, done=self.gate_done,
-                 needs=("eval zero_shot", f"eval weak-seed{self.weak_seeds[0]}", f"eval ceiling-seed{s0}"))
+                 needs=("eval zero_shot", *(f"eval weak-seed{s}" for s in self.weak_seeds),
+                        *(f"eval ceiling-seed{s}" for s in self.seeds)))
 
         # Teacher-side data (no student training yet, so not gated).
         # Probing is host-bound in vLLM (~45 us per running sequence per step), so the pool is probed in
@@ -215,7 +246,7 @@ class FairTest:
         for i, output in enumerate(outputs, start=1):
             self.add(f"uncertainty {i}/{parts}" if parts > 1 else "uncertainty",
                      [PY, "uncertainty.py", *self.data(), "--teacher", teacher_dir, "--summarizer", student.folder,
-                      *self.gen(), "--k", self.config.get("k", 100), *self.args.get("probe", []),
+                      *self.gen(), *self.checks(), "--k", self.config.get("k", 100), *self.args.get("probe", []),
                       *(["--pool-part", f"{i}/{parts}"] if parts > 1 else []), "--output", output],
                      needs=("train teacher",) + self.model_needs(student), gpu=self.share("probe"),
                      done=lambda o=output: output_done(o), priority=1)
@@ -225,19 +256,18 @@ class FairTest:
                      done=lambda: output_done(uncertainty), priority=1)
         data = run / "data"
         sources = {
-            "w2s_cot": ([PY, "w2s_labels.py", *self.data(), "--teacher", teacher_dir, *self.gen(), "--output",
+            "w2s_cot": ([PY, "w2s_labels.py", *self.data(), "--teacher", teacher_dir, *self.gen(), *self.checks(), "--output",
                          data / "w2s_cot.jsonl"], ("train teacher",)),
-            "w2s_qa": ([PY, "w2s_labels.py", *self.data(), "--teacher", teacher_qa_dir, *self.gen(), "--output",
+            "w2s_qa": ([PY, "w2s_labels.py", *self.data(), "--teacher", teacher_qa_dir, *self.gen(), *self.checks(), "--output",
                         data / "w2s_qa.jsonl"], ("train teacher_qa",)),
             # The student labels the pool itself, sampled as Alice's zero-shot stage samples it.
-            "self_training": ([PY, "w2s_labels.py", *self.data(), "--teacher", student.folder, *self.gen(),
+            "self_training": ([PY, "w2s_labels.py", *self.data(), "--teacher", student.folder, *self.gen(), *self.checks(),
                                "--temperature", "0.9", "--output", data / "self_training.jsonl"],
                               self.model_needs(student)),
-            "alice": ([PY, "student_generate.py", *self.data(), "--student", student.folder, "--uncertainty",
-                       uncertainty, *self.gen(), "--output", data / "alice.jsonl"], ("uncertainty",)),
-            "alice_no_statement": ([PY, "student_generate.py", *self.data(), "--student", student.folder,
-                                    "--uncertainty", uncertainty, *self.gen(), "--no-statement", "--output",
-                                    data / "alice_no_statement.jsonl"], ("uncertainty",)),
+            **{arm: ([PY, "student_generate.py", *self.data(), "--student", student.folder, "--uncertainty",
+                      uncertainty, *self.gen(), *self.checks(), "--statement", statement, "--output",
+                      data / f"{arm}.jsonl"],
+                     ("uncertainty",)) for arm, statement in ALICE_STATEMENTS.items()},
         }
         for arm in self.arms:
             command, needs = sources[arm]
@@ -254,8 +284,8 @@ class FairTest:
         if self.config.get("context_evals", True):
             # What the teacher scores before and after training (context for the table; not arms). The
             # untrained one runs first of all: the evaluation settings meet the GPU there.
-            self.evaluate("teacher", str(teacher_dir), ("train teacher",), 5)
-            self.evaluate("teacher_zero_shot", teacher.folder, self.model_needs(teacher), 0)
+            self.evaluate("teacher", str(teacher_dir), ("train teacher",), 5, both=False)
+            self.evaluate("teacher_zero_shot", teacher.folder, self.model_needs(teacher), 0, both=False)
         if self.config.get("noise", True):
             self.noise_steps()
         return self.steps
@@ -267,18 +297,18 @@ class FairTest:
         chunk = str(self.config.get("noise_chunk_size", 48))
         needs = self.model_needs(self.student)
         self.evaluate("zero_shot", self.student.folder, needs, 7, output=noise / "rerun.jsonl",
-                      extra=[*self.args.get("eval", []), "--chunk-size", chunk], name="noise rerun")
+                      extra=[*self.args.get("eval", []), "--chunk-size", chunk], name="noise rerun", both=False)
         self.evaluate("zero_shot", self.student.folder, needs, 7, output=noise / "plain-a.jsonl", extra=[],
-                      name="noise plain-a")
+                      name="noise plain-a", both=False)
         self.evaluate("zero_shot", self.student.folder, needs, 7, output=noise / "plain-b.jsonl",
-                      extra=["--chunk-size", chunk], name="noise plain-b")
+                      extra=["--chunk-size", chunk], name="noise plain-b", both=False)
         self.add("noise floor", action=self.noise_floor, priority=7, done=(self.run / "noise_floor.json").is_file,
                  needs=("eval zero_shot", "noise rerun", "noise plain-a", "noise plain-b"))
 
     # ------------------------------------------------------------------ checks and summaries
 
     def check_gate(self) -> dict:
-        gate = gate_result(self.run, self.config, self.seeds[0], self.weak_seeds[0])
+        gate = gate_result(self.run, self.config, self.seeds, self.weak_seeds)
         gate["overridden"] = not gate["passed"] and self.override_gate
         atomic_write_json(self.run / "gate.json", gate)
         if gate["overridden"]:
@@ -307,8 +337,20 @@ class FairTest:
         atomic_write_json(self.run / "noise_floor.json", result)
         return result
 
-    def targets(self) -> list[str]:
-        return [s.name for s in self.steps if s.name.startswith(("eval ", "noise ")) or s.name == "gate"]
+    def targets(self, patterns: list[str] | None = None) -> list[str]:
+        """The steps to run to: every evaluation, the gate and the noise floor, or those matching ``patterns``
+        (step names or shell patterns); a pattern that matches nothing is an error."""
+        if not patterns:
+            return [s.name for s in self.steps if s.name.startswith(("eval ", "noise ")) or s.name == "gate"]
+        from fnmatch import fnmatchcase
+
+        chosen = []
+        for pattern in patterns:
+            matched = [s.name for s in self.steps if fnmatchcase(s.name, pattern)]
+            if not matched:
+                raise AliceError(f"--targets {pattern!r} matches no step (see --dry-run for their names)")
+            chosen += [m for m in matched if m not in chosen]
+        return chosen
 
 
 def merge_parts(parts: list[Path], output: Path) -> dict:
@@ -339,27 +381,45 @@ def eval_summary(run: Path, name: str) -> dict:
     return read_json(path)
 
 
-def gate_result(run: Path, config: dict, seed: int, weak_seed: int) -> dict:
+def seed_means(run: Path, names: list[str], samples: int = 2000) -> dict:
+    """Several evaluations of one arm (its seeds) as one: the mean accuracy and parse rate, each seed's
+    accuracy, and a 95% interval resampling templates (or questions) and seeds (alice.metrics)."""
+    import numpy as np
+
+    from .metrics import bootstrap_arms
+
+    summaries = [eval_summary(run, name) for name in names]
+    rows = [outcomes(run / f"eval-{name}.jsonl") for name in names]
+    ids = sorted(set.intersection(*(set(r) for r in rows)))
+    matrix = np.array([[r[i]["correct"] for i in ids] for r in rows], dtype=float)
+    clusters = [rows[0][i].get("cluster") or i for i in ids]
+    interval = bootstrap_arms([matrix], clusters, lambda a: a, samples) if ids else None
+    accuracies = [s["accuracy"] for s in summaries]
+    return {"n": summaries[0]["n"], "accuracy": sum(accuracies) / len(accuracies),
+            "accuracy_ci95": interval or summaries[0]["accuracy_ci95"], "seeds": accuracies,
+            "parse_rate": sum(s["parse_rate"] for s in summaries) / len(summaries),
+            "units": len(set(clusters))}
+
+
+def gate_result(run: Path, config: dict, seeds: list[int], weak_seeds: list[int]) -> dict:
     """The frame holds when the trained weak model is above chance (95% interval), the ceiling beats
-    it by ``min_gap`` with intervals apart, and training did not make the student worse."""
+    it by ``min_gap`` with intervals apart, and training did not make the student worse; on the means
+    over every seed of weak and of the ceiling, intervals resampling templates and seeds."""
     gate = config["gate"]
     chance, min_gap = float(gate.get("chance", 0.0)), float(gate.get("min_gap", 0.15))
-    weak, ceiling = eval_summary(run, f"weak-seed{weak_seed}"), eval_summary(run, f"ceiling-seed{seed}")
-    zero_shot = eval_summary(run, "zero_shot")
-
-    def view(s: dict) -> dict:
-        return {k: s[k] for k in ("n", "accuracy", "accuracy_ci95", "parse_rate")}
-
+    weak = seed_means(run, [f"weak-seed{s}" for s in weak_seeds])
+    ceiling = seed_means(run, [f"ceiling-seed{s}" for s in seeds])
+    zero_shot = seed_means(run, ["zero_shot"])
     checks = {
         "weak_above_chance": weak["accuracy_ci95"][0] > chance,
         "gap_at_least_min": ceiling["accuracy"] - weak["accuracy"] >= min_gap,
         "intervals_apart": ceiling["accuracy_ci95"][0] > weak["accuracy_ci95"][1] or not gate.get("intervals_apart", True),
         "ceiling_not_below_zero_shot": ceiling["accuracy"] >= zero_shot["accuracy"],
     }
-    return {"weak": view(weak), "ceiling": view(ceiling), "zero_shot": view(zero_shot), "chance": chance,
-            "min_gap": min_gap, "gap": ceiling["accuracy"] - weak["accuracy"], "seeds": {"weak": weak_seed,
-                                                                                       "ceiling": seed},
-            "checks": checks, "passed": all(checks.values())}
+    return {"weak": weak, "ceiling": ceiling, "zero_shot": zero_shot, "chance": chance, "min_gap": min_gap,
+            "gap": ceiling["accuracy"] - weak["accuracy"], "seeds": {"weak": weak_seeds, "ceiling": seeds},
+            "reads": "seed means; intervals resample templates and seeds", "checks": checks,
+            "passed": all(checks.values())}
 
 
 def outcomes(path: Path) -> dict[str, dict]:
@@ -445,10 +505,11 @@ def evidence(run: Path, config: dict) -> dict:
     for label in ("original", "new"):
         result["training_targets"][f"alice ({label} rows)"] = target_accuracy(
             task, pool, alice, where=lambda r, want=label: r.get("label") == want)
-    for name in ("alice", "alice_no_statement"):
+    for name in ALICE_STATEMENTS:
         manifest = data / f"{name}.manifest.json"
         if manifest.is_file():
             result[f"student_generate {name}"] = read_json(manifest).get("counts")
+    result["hygiene"] = hygiene(run, task)
     runs = {}
     for manifest in sorted((run / "models").glob("*/manifest.json")):
         info = read_json(manifest)
@@ -463,10 +524,38 @@ def evidence(run: Path, config: dict) -> dict:
     return result
 
 
+def hygiene(run: Path, task) -> dict:
+    """How clean each arm's training targets and the statements are: the checks' counts from the stages'
+    manifests (the first try alone is what an unchecked run would have trained on), and every row of the
+    training files judged again (what the models were trained on)."""
+    from .hygiene import audit_rows, audit_statements
+
+    result: dict = {}
+    uncertainty = run / "uncertainty.jsonl"
+    statements = {}
+    if uncertainty.is_file():
+        rows = [row for _, row in iter_jsonl(uncertainty)]
+        statements = {str(r["id"]): r.get("statement") for r in rows if r.get("status") == "uncertain"}
+        manifest = read_json(run / "uncertainty.manifest.json") if (run / "uncertainty.manifest.json").is_file() else {}
+        result["statements"] = {"checks": manifest.get("counts", {}).get("statement_checks"),
+                                "final": audit_statements(rows)}
+    for arm in ARMS:
+        path = run / "data" / f"{arm}.jsonl"
+        if not path.is_file():
+            continue
+        counts = read_json(path.with_name(f"{arm}.manifest.json")).get("counts", {})
+        result[arm] = {"checks": counts.get("checks"),
+                       "teacher_answers_malformed": counts.get("original_malformed_by_reason"),
+                       "final": audit_rows(task, [row for _, row in iter_jsonl(path)],
+                                           statements if arm == "alice" else None)}
+    return result
+
+
 def setting(config: dict, test: FairTest) -> dict:
     task = load_task(config["data"])
     teacher_half, pool = task.pools()
-    return {"data": config["data"], "train_rows": len(task.load(task.train_split)), "teacher_half": len(teacher_half),
+    return {"data": config["data"], "data_description": task.describe(), "held_out_eval": config.get("held_out_eval"),
+            "train_rows": len(task.load(task.train_split)), "teacher_half": len(teacher_half),
             "student_pool": len(pool), "test_rows": len(task.load(task.eval_split)), "limit": config.get("limit"),
             "teacher": {"label": test.teacher.label, "model": test.teacher.folder, "source": test.teacher.source},
             "student": {"label": test.student.label, "model": test.student.folder, "source": test.student.source},
@@ -474,24 +563,44 @@ def setting(config: dict, test: FairTest) -> dict:
             "arms": test.arms, "args": config["args"], "gate": config["gate"]}
 
 
+def compressed_copy(source: Path, target: Path, keep: tuple[str, ...] | None = None) -> None:
+    """A JSONL file as ``target`` (.jsonl.xz), each row reduced to ``keep`` where given."""
+    import lzma
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with lzma.open(target, "wt", encoding="utf-8", preset=6) as out:
+        for _, row in iter_jsonl(source):
+            out.write(json.dumps(row if keep is None else {k: row.get(k) for k in keep if k in row},
+                                 ensure_ascii=False) + "\n")
+
+
+EVAL_KEEP = ("id", "cluster", "prediction", "parsed", "correct", "response")
+
+
 def collect(run: Path, results: Path, config_path: str | Path) -> None:
     """The deliverables without model weights: report, gate, noise floor, evidence, steps, config,
-    every manifest, and per-question outcomes (id, prediction, parsed, correct) of each evaluation."""
+    every manifest, each evaluation's per-question rows with the response text (id, cluster, prediction,
+    parsed, correct, response; compressed), every training file, rejection log and the uncertainty rows
+    (compressed)."""
     results.mkdir(parents=True, exist_ok=True)
     for name in ("report.md", "report.csv", "report.png", "report.pdf", "report.json", "experiment.json", "gate.json",
                  "noise_floor.json", "evidence.json", "steps.json"):
         if (run / name).exists():
             shutil.copyfile(run / name, results / name)
     shutil.copyfile(config_path, results / "config.toml")
-    for summary in sorted(list(run.glob("eval-*.summary.json")) + list((run / "noise").glob("*.summary.json"))):
-        folder = results if summary.parent == run else results / "noise"
+    folders = [run, run / HELD_OUT, run / "noise"]
+    for summary in sorted(s for folder in folders for s in folder.glob("*.summary.json")):
+        folder = results / summary.parent.relative_to(run)
         folder.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(summary, folder / summary.name)
         rows = summary.with_name(summary.name.removesuffix(".summary.json") + ".jsonl")
         if rows.is_file():
-            with open(folder / rows.name, "w") as out:
-                out.writelines(json.dumps({k: row.get(k) for k in ("id", "prediction", "parsed", "correct")}) + "\n"
-                               for _, row in iter_jsonl(rows))
+            compressed_copy(rows, folder / (rows.name + ".xz"), EVAL_KEEP)
+    if (run / HELD_OUT / "experiment.json").is_file():
+        shutil.copyfile(run / HELD_OUT / "experiment.json", results / HELD_OUT / "experiment.json")
+    for path in sorted((run / "data").glob("*.jsonl")) + [run / "uncertainty.jsonl"]:
+        if path.is_file():
+            compressed_copy(path, results / path.relative_to(run).with_name(path.name + ".xz"))
     manifests = results / "manifests"
     for path in sorted(run.rglob("*manifest.json")):
         if "checkpoint-" in str(path):
@@ -501,31 +610,60 @@ def collect(run: Path, results: Path, config_path: str | Path) -> None:
         shutil.copyfile(path, target)
 
 
-def run_fair(config_path: str, run: Path, results: Path | None, gguf_dir: str | None, from_hub: bool,
-             gpus: list[str], dry_run: bool = False, override_gate: bool = False) -> dict:
-    """Build the table, run what is missing, then the gate's verdict, evidence, report and deliverables."""
+def fair_report(run: Path) -> dict:
+    """The report over both test sets (report.md, .csv, .png: one section each) and report.json in the
+    fair test's schema: ``in_template`` and ``held_out_templates`` (each the report's group: methods with
+    every seed, template-clustered intervals, paired comparisons), ``gate``, ``near_duplicates`` (test draws
+    left out for having a train question's numbers and answer), ``hygiene`` (per arm) and ``setting``."""
     from .report import build_report
 
+    report = build_report(run)
+    groups = json.loads((run / "report.json").read_text())
+    groups = groups.get("groups", [groups])
+    by_folder = {Path(g["folder"]).resolve(): g for g in groups}
+    info = read_json(run / "experiment.json") if (run / "experiment.json").is_file() else {}
+    evidence_path = run / "evidence.json"
+    description = info.get("setting", {}).get("data_description") or {}
+    composite = {
+        "in_template": by_folder.get(run.resolve()),
+        "held_out_templates": by_folder.get((run / HELD_OUT).resolve()),
+        "gate": read_json(run / "gate.json") if (run / "gate.json").is_file() else None,
+        "near_duplicates": description.get("near_duplicates_left_out"),
+        "hygiene": read_json(evidence_path).get("hygiene") if evidence_path.is_file() else None,
+        "setting": info.get("setting"),
+    }
+    atomic_write_json(run / "report.json", composite)
+    return report
+
+
+def run_fair(config_path: str, run: Path, results: Path | None, gguf_dir: str | None, from_hub: bool,
+             gpus: list[str], dry_run: bool = False, override_gate: bool = False,
+             targets: list[str] | None = None) -> dict:
+    """Build the table, run what is missing, then the gate's verdict, evidence, report and deliverables."""
     config = load_config(config_path)
     test = FairTest(config, run, gguf_dir, from_hub, gpus, override_gate)
     steps = test.build()
+    wanted = test.targets(targets)
     if dry_run:
-        run_steps(steps, test.targets(), gpus, run / "logs", dry_run=True)
+        run_steps(steps, wanted, gpus, run / "logs", dry_run=True)
         return {}
     run.mkdir(parents=True, exist_ok=True)
     started = time.time()
     note = ("The summarizer is the untrained student, not the paper's 70B model. Teacher and student are 4-bit "
             "GGUF checkpoints dequantized to bf16." if any(m.convert for m in (test.teacher, test.student)) else
             "The summarizer is the untrained student, not the paper's 70B model.")
-    atomic_write_json(run / "experiment.json", {"dataset": load_task(config["data"]).name,
-                                                "teacher_label": test.teacher.label,
-                                                "student_label": test.student.label, "note": note,
-                                                "setting": setting(config, test)})
+    info = {"dataset": load_task(config["data"]).name, "teacher_label": test.teacher.label,
+            "student_label": test.student.label, "note": note, "setting": setting(config, test)}
+    atomic_write_json(run / "experiment.json", info)
+    if config.get("held_out_eval"):
+        atomic_write_json(run / HELD_OUT / "experiment.json",
+                          {**info, "dataset": f"{info['dataset']} (held-out templates)",
+                           "note": note + " Test set: templates absent from every training file."})
     capacity = float(config.get("gpu", {}).get("capacity", 0.9))
-    status = run_steps(steps, test.targets(), gpus, run / "logs", capacity=capacity,
+    status = run_steps(steps, wanted, gpus, run / "logs", capacity=capacity,
                        cpu_slots=int(config.get("cpu_slots", 2)), status_path=run / "steps.json")
     atomic_write_json(run / "evidence.json", evidence(run, config))
-    report = build_report(run)
+    report = fair_report(run)
     failed = {k: v for k, v in status.items() if v.get("status") != "done"}
     if results is not None:
         collect(run, results, config_path)

@@ -187,3 +187,52 @@ def structured_from_row(row: dict, task, example) -> str:
     keys = [str(c.get("key") or task.score(c.get("representative") or "", example).prediction or "another result")
             for c in clusters]
     return structured_statement(keys, [c["size"] for c in clusters], row.get("n_samples"))
+
+
+def audit_rows(task, rows: Sequence[dict], statements: dict[str, str] | None = None) -> dict:
+    """A training file judged again by the target checks, row by row: what a model trained on it saw.
+    Rows labelled ``new`` (proactive answers) get the proactive prompt's checks, with the statement they
+    carry (or ``statements[id]``); every other row is a plain answer. Truncation cannot be seen in a
+    file and is not counted. Returns rows, clean rows and malformed rows by reason."""
+    from collections import Counter
+
+    from .prompts import PROACTIVE_FORBIDDEN, PROACTIVE_HEADERS, proactive_instructions
+    from .tasks import Example
+
+    reasons: Counter = Counter()
+    plain = answer_check(task)
+    for row in rows:
+        text = row.get("response") or ""
+        example = Example(id=str(row["id"]), question=row.get("question", ""), gold="0")
+        if row.get("label") == "new":
+            statement = row.get("statement", (statements or {}).get(str(row["id"])))
+            why = check_target(text, task.format.final_answers(text, example.question), question=example.question,
+                               shown=(row.get("zero_shot") or "", row.get("teacher_answer") or ""),
+                               headers=PROACTIVE_HEADERS, forbidden=PROACTIVE_FORBIDDEN,
+                               instructions=proactive_instructions(task, example, statement is not None),
+                               statement=statement)
+        else:
+            why = plain(example, text)
+        reasons[why or "clean"] += 1
+    clean = reasons.pop("clean", 0)
+    return {"rows": len(rows), "clean": clean, "malformed": sum(reasons.values()),
+            "malformed_by_reason": dict(sorted(reasons.items()))}
+
+
+def audit_statements(rows: Sequence[dict]) -> dict:
+    """The uncertain rows' statements judged by the statement checks (N/A counted apart)."""
+    from collections import Counter
+
+    reasons: Counter = Counter()
+    for row in rows:
+        if row.get("status") != "uncertain":
+            continue
+        text = (row.get("statement") or "").strip()
+        if text.upper().startswith("N/A"):
+            reasons["not_applicable"] += 1
+            continue
+        reasons[check_statement(text) or "clean"] += 1
+    clean, na = reasons.pop("clean", 0), reasons.pop("not_applicable", 0)
+    return {"statements": clean + na + sum(reasons.values()), "clean": clean, "not_applicable": na,
+            "structured_fallback": sum(r.get("status") == "uncertain" and r.get("source") == "fallback" for r in rows),
+            "failing": sum(reasons.values()), "failing_by_reason": dict(sorted(reasons.items()))}

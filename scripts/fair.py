@@ -9,7 +9,8 @@ many at once as the GPUs hold; a rerun resumes, running only what is still missi
   python scripts/fair.py                                   # everything, on every visible GPU
   python scripts/fair.py --gpus 0 --run-dir runs/fair      # one GPU
   python scripts/fair.py --dry-run                         # print every step's command
-  python report.py results/fair                            # rebuild the report from the deliverables
+  python scripts/fair.py --targets gate 'data *'           # only what those steps need (a first part)
+  python scripts/fair.py report results/fair               # rebuild the report from the deliverables
   python scripts/fair.py convert FILE.gguf LABEL           # (a step) GGUF -> Hugging Face folder
 """
 
@@ -24,7 +25,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 from alice.errors import AliceError, run_main
-from alice.fair import run_fair
+from alice.fair import fair_report, run_fair
 from alice.models import gguf_to_folder
 
 
@@ -40,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="print the steps still to run, run nothing")
     p.add_argument("--override-gate", action="store_true",
                    help="run the student arms even when the gate fails (gate.json and the report say so)")
+    p.add_argument("--targets", nargs="+", default=None, metavar="STEP",
+                   help="run only what these steps need (names or shell patterns, e.g. gate 'data *'; default: "
+                        "every evaluation, the gate and the noise floor); the report covers what exists")
     return p
 
 
@@ -71,10 +75,15 @@ def main(argv: list[str] | None = None) -> dict:
     if argv[:1] == ["convert"]:
         convert(argv[1:])
         return {}
+    if argv[:1] == ["report"]:
+        if len(argv) != 2:
+            raise AliceError("usage: scripts/fair.py report FOLDER (a run folder or its deliverables)")
+        print(fair_report(Path(argv[1]))["text"])
+        return {}
     args = build_parser().parse_args(argv)
     gpus = visible_gpus() if args.gpus is None else [g for g in args.gpus.split(",") if g.strip()]
     return run_fair(args.config, Path(args.run_dir), Path(args.results) if args.results else None, args.gguf_dir,
-                    args.from_hub, gpus, dry_run=args.dry_run, override_gate=args.override_gate)
+                    args.from_hub, gpus, dry_run=args.dry_run, override_gate=args.override_gate, targets=args.targets)
 
 
 if __name__ == "__main__":

@@ -116,7 +116,7 @@ def test_overwrite_starts_the_stages_over_and_keeps_other_files(tmp_path, small_
     data = sums_dataset(tmp_path / "sums.jsonl", train=4, test=1)
     out = tmp_path / "cascade"
     args = ["--data", str(data), "--answer-type", "number", "--ladder", small_model, small_model,
-            "--backend", "hf", "--k", "2", "--max-new-tokens", "8",
+            "--backend", "hf", "--k", "2", "--max-new-tokens", "8", "--max-tries", "0",
             "--uncertainty-args", "--keep-singletons --clustering semantic --summarizer-max-new-tokens 8",
             "--train-args", TRAIN_ARGS, "--output-dir", str(out)]
     run_script("cascade.py", *args)

@@ -57,30 +57,44 @@ def test_gpu_shares_limit_what_runs_at_once(tmp_path):
     assert second - first >= 1.0
 
 
-def write_summary(run: Path, name: str, correct: int, n: int = 100) -> None:
-    summary = summarize_scores([True] * correct + [False] * (n - correct), [True] * n)
+def write_eval(run: Path, name: str, correct: int, n: int = 100) -> None:
+    """An evaluation as eval.py writes it: per-question rows (4 questions per template) and the summary."""
+    rows = [{"id": f"q{i:03d}", "cluster": f"template {i // 4}", "correct": (i * 37) % n < correct, "parsed": True}
+            for i in range(n)]  # right answers spread over the templates
+    (run / f"eval-{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    summary = summarize_scores([r["correct"] for r in rows], [True] * n)
     (run / f"eval-{name}.summary.json").write_text(json.dumps(summary))
 
 
-def test_gate_passes_a_frame_that_holds_and_names_what_fails(tmp_path):
+def test_gate_reads_seed_means_and_names_what_fails(tmp_path):
     config = {"gate": {"chance": 0.0, "min_gap": 0.15}}
-    write_summary(tmp_path, "weak-seed0", 60)
-    write_summary(tmp_path, "ceiling-seed0", 85)
-    write_summary(tmp_path, "zero_shot", 50)
-    gate = gate_result(tmp_path, config, 0, 0)
+    for seed, (weak, ceiling) in enumerate([(58, 84), (60, 85), (62, 86)]):
+        write_eval(tmp_path, f"weak-seed{seed}", weak)
+        write_eval(tmp_path, f"ceiling-seed{seed}", ceiling)
+    write_eval(tmp_path, "zero_shot", 50)
+    gate = gate_result(tmp_path, config, [0, 1, 2], [0, 1, 2])
     assert gate["passed"] and abs(gate["gap"] - 0.25) < 1e-9 and gate["zero_shot"]["accuracy"] == 0.5
+    assert gate["weak"]["seeds"] == [0.58, 0.6, 0.62] and abs(gate["ceiling"]["accuracy"] - 0.85) < 1e-9
+    # Intervals resample the 25 templates and the seeds.
+    low, high = gate["weak"]["accuracy_ci95"]
+    assert gate["weak"]["units"] == 25 and low < 0.6 < high
+    # Seed 0 alone would pass (80 against 58); the means decide: a gap of 14.7 points, under 15.
+    for seed, ceiling in enumerate([80, 74, 70]):
+        write_eval(tmp_path, f"ceiling-seed{seed}", ceiling)
+    gate = gate_result(tmp_path, config, [0, 1, 2], [0, 1, 2])
+    assert not gate["checks"]["gap_at_least_min"] and abs(gate["gap"] - (0.7466666 - 0.6)) < 1e-6
     # Memorising templates: the ceiling falls below the untrained student.
-    write_summary(tmp_path, "zero_shot", 90)
-    gate = gate_result(tmp_path, config, 0, 0)
-    assert not gate["passed"] and gate["checks"] == {"weak_above_chance": True, "gap_at_least_min": True,
-                                                     "intervals_apart": True, "ceiling_not_below_zero_shot": False}
+    write_eval(tmp_path, "zero_shot", 90)
+    gate = gate_result(tmp_path, config, [0, 1, 2], [0, 1, 2])
+    assert not gate["passed"] and not gate["checks"]["ceiling_not_below_zero_shot"]
     # A weak model at chance with a ceiling too close: three checks fail.
-    write_summary(tmp_path, "weak-seed0", 0)
-    write_summary(tmp_path, "ceiling-seed0", 5)
-    checks = gate_result(tmp_path, config, 0, 0)["checks"]
+    for seed in (0, 1, 2):
+        write_eval(tmp_path, f"weak-seed{seed}", 0)
+        write_eval(tmp_path, f"ceiling-seed{seed}", 2)
+    checks = gate_result(tmp_path, config, [0, 1, 2], [0, 1, 2])["checks"]
     assert not checks["weak_above_chance"] and not checks["gap_at_least_min"] and not checks["intervals_apart"]
     with pytest.raises(AliceError, match="missing"):
-        gate_result(tmp_path, config, 1, 0)
+        gate_result(tmp_path, config, [3], [0])
 
 
 def test_probe_parts_merge_into_one_output_with_summed_counts(tmp_path):
@@ -104,11 +118,23 @@ def test_shipped_config_builds_every_arm_and_seed(tmp_path):
     config = load_config(Path(__file__).resolve().parent.parent / "configs" / "fair.toml")
     test = FairTest(config, tmp_path / "run", gpus=["0", "1"])
     names = {s.name for s in test.build()}
-    for arm in ("alice", "alice_no_statement", "self_training", "w2s_cot", "w2s_qa", "ceiling"):
-        assert {f"train {arm}-seed{s}" for s in (0, 1, 2)} <= names and f"eval {arm}-seed2" in names
+    for arm in ("alice", "alice_no_statement", "alice_structured", "self_training", "w2s_cot", "w2s_qa", "ceiling",
+                "weak"):
+        assert {f"train {arm}-seed{s}" for s in (0, 1, 2)} <= names
+        assert {f"eval {arm}-seed2", f"eval {arm}-seed2 (held-out)"} <= names  # both test sets
     assert {"gate", "uncertainty", "uncertainty 4/4", "noise floor", "eval zero_shot", "eval weak-seed0"} <= names
     gated = [s for s in test.steps if s.name.startswith("train ") and "gate" in s.needs]
-    assert len(gated) == 15  # every trained student arm waits for the gate (ceiling feeds it)
+    assert len(gated) == 18  # every trained student arm waits for the gate (weak and ceiling feed it)
+    gate = next(s for s in test.steps if s.name == "gate")
+    assert set(gate.needs) == {"eval zero_shot", *(f"eval {m}-seed{s}" for m in ("weak", "ceiling") for s in (0, 1, 2))}
+    held_out = next(s for s in test.steps if s.name == "eval alice-seed1 (held-out)")
+    assert held_out.command[held_out.command.index("--data") + 1] == config["data"] + ",eval=held_out"
+    assert "--statement" in next(s for s in test.steps if s.name == "data alice_structured").command
+    # A part of the table: what the gate and the training data need, and nothing of the student arms.
+    part = test.targets(["gate", "data *"])
+    assert "gate" in part and "data alice_structured" in part and not [n for n in part if n.startswith("train ")]
+    with pytest.raises(AliceError, match="matches no step"):
+        test.targets(["nothing like this"])
 
 
 SMOKE = """
@@ -117,6 +143,7 @@ limit = 4
 k = 2
 arms = ["alice", "self_training"]
 context_evals = false
+max_tries = 0   # unchecked: 24 tokens of the 135M model are rarely a clean target, and this checks the plumbing
 [gate]
 chance = -1.0
 min_gap = -1.0
@@ -153,9 +180,12 @@ def test_fair_test_end_to_end_on_cpu(tmp_path, small_model):
     assert all(s["status"] == "done" for s in steps.values()), steps
     assert "gate passed" in done.stdout and json.loads((run / "gate.json").read_text())["passed"]
     report = json.loads((results / "report.json").read_text())
-    assert set(report["methods"]) == {"weak", "ceiling", "zero_shot", "alice", "self_training"}
-    assert report["methods"]["alice"]["seeds"] == [report["methods"]["alice"]["accuracy"]]
-    assert any(p["a"] == "alice" and p["b"] == "self_training" for p in report["paired"])
+    assert {"in_template", "held_out_templates", "gate", "near_duplicates", "hygiene"} <= set(report)
+    methods = report["in_template"]["methods"]
+    assert set(methods) == {"weak", "ceiling", "zero_shot", "alice", "self_training"}
+    assert methods["alice"]["seeds"] == [methods["alice"]["accuracy"]]
+    assert any(p["a"] == "alice" and p["b"] == "self_training" for p in report["in_template"]["paired"])
+    assert report["hygiene"]["alice"]["final"]["rows"] > 0 and "statements" in report["hygiene"]
     # Three CPU evaluations of one model in different chunks agree question by question.
     noise = json.loads((run / "noise_floor.json").read_text())
     assert noise["outcome_agreement"] == 1.0 and noise["without_batch_invariance"]["identical_responses"] == 4
@@ -163,6 +193,7 @@ def test_fair_test_end_to_end_on_cpu(tmp_path, small_model):
     assert evidence["pool_questions"] == 4 and "room_for_transfer" in evidence
     assert evidence["training_runs"]["alice-seed0"]["steps"] == 1
     assert not list(run.glob("models/alice-seed0/*.safetensors"))  # evaluated: weights dropped
-    assert (results / "eval-alice-seed0.jsonl").is_file() and (results / "manifests" / "uncertainty.manifest.json").is_file()
+    assert (results / "eval-alice-seed0.jsonl.xz").is_file() and (results / "manifests" / "uncertainty.manifest.json").is_file()
+    assert (results / "data" / "alice.jsonl.xz").is_file()
     again = run_script("scripts/fair.py", *args)
     assert "0 steps to run" in again.stdout
