@@ -106,7 +106,8 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
         if (not action.option_strings or "default" in text.lower() or "%(default)" in text
-                or action.default is None or action.default is False or action.default is argparse.SUPPRESS):
+                or action.default is None or action.default is False or action.default is argparse.SUPPRESS
+                or isinstance(action, argparse._StoreFalseAction)):  # --no-X: off unless given, nothing to show
             return text
         return f"{text} (default: %(default)s)".strip()
 

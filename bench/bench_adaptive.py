@@ -1,6 +1,6 @@
 """Adaptive probing replayed offline on a real teacher's saved K samples (issue 18, item 1).
 
-The data: ``results/fair/uncertainty.jsonl.xz``, the fair test's trained teacher
+The data: ``results/fair/previous/uncertainty.jsonl.xz``, the fair test's trained teacher
 (Qwen2.5-Coder-0.5B-Instruct) probed with K=100 samples per student-pool question of
 ``--data gsm_symbolic`` (temperature 0.9, top-p 0.95; ``--save-samples`` kept them in the rows).
 vLLM's n=K samples are independent draws, so their stored order serves as the draw order: each
@@ -36,7 +36,7 @@ sys.path.insert(0, str(BENCH))
 
 from alice.adaptive import AdaptiveRule, compare, replay
 
-DATA = REPO / "results" / "fair" / "uncertainty.jsonl.xz"
+DATA = REPO / "results" / "fair" / "previous" / "uncertainty.jsonl.xz"
 TOKENS = BENCH / "adaptive_tokens.json.xz"
 CHOSEN = AdaptiveRule(wave=5, min_samples=15, z=2.0)  # the default of uncertainty.py --adaptive
 GRID = [AdaptiveRule(wave=w, min_samples=m, z=z) for w, m, z in
@@ -185,7 +185,7 @@ def main() -> None:
                                           "clusters (keys); 'both' = status and answer", **source},
     })
     shown = [r for r in grid if r["rule"]["wave"] == CHOSEN.wave and r["rule"]["min_samples"] in (10, 15, 20, 30)]
-    data_line = (f"data: `{source['data']}` (results/fair: {n} gsm_symbolic student-pool questions x K={args.k} "
+    data_line = (f"data: `{source['data']}` (results/fair/previous: {n} gsm_symbolic student-pool questions x K={args.k} "
                  "samples of the trained Qwen2.5-Coder-0.5B teacher, temperature 0.9, top-p 0.95); samples replayed "
                  "in their stored order")
     rule_line = ("rule (`alice/adaptive.py`): draw a first wave of m samples, then waves of w; after each wave stop a "
