@@ -318,6 +318,19 @@ class VLLMBackend(Backend):
     def prompt_tokens(self, conversation):
         return len(self.tokenizer(apply_template(self.tokenizer, conversation), add_special_tokens=False)["input_ids"])
 
+    def load_weights(self, ref: ModelRef) -> float:
+        """Another model of this engine's architecture (``models.architecture_key``) into the running
+        engine, in place (vLLM's weight reload, as RL trainers update their rollout engine), instead of
+        starting an engine for it; the prefix cache is emptied, so no cached prompt state of the old
+        weights is reused. Returns the seconds it took."""
+        import time
+
+        started = time.time()
+        self.llm.collective_rpc("reload_weights", kwargs={"weights_path": ref.path})
+        self.llm.reset_prefix_cache()
+        self.ref = ref
+        return time.time() - started
+
     def generate(self, conversations, sampling, ids):
         from vllm import SamplingParams
 

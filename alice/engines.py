@@ -1,7 +1,10 @@
 """Generation engines shared by the steps of a run (experiment.py, cascade.py): ``Engines`` hands out a
 backend per model and starts an engine only when a step generates. With vLLM and LoRA-trained models
 every adapter of a base model is served on that base's one engine (``LoRARequest``), so a CPU run
-starts one engine in all. Otherwise one engine lives at a time (GPU memory)."""
+starts one engine in all. Otherwise one engine lives at a time (GPU memory); a vLLM engine whose model
+has the architecture and tokenizer of the next one takes that model's weights in place instead of
+being restarted (``VLLMBackend.load_weights``); a model that cannot share it (another architecture,
+an adapter, a hub id) gets a new engine, and the run's record says why."""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ import time
 
 from .backends import Backend, VLLMBackend, cuda_available, vllm_available
 from .cli import GenerationSettings, backend_from_args
-from .models import ModelRef
+from .models import ModelRef, architecture_key
 
 
 class EngineHandle(Backend):
@@ -77,9 +80,24 @@ class Engines:
     def _key(self, ref: ModelRef) -> tuple:
         return (ref.path,) if self.share else (ref.path, ref.adapter)
 
+    def swap(self, ref: ModelRef) -> bool:
+        """The weights of ``ref`` into the current vLLM engine, when it can take them; True when done."""
+        if self.current is None or self.share or not isinstance(self.current[1], VLLMBackend):
+            return False
+        engine = self.current[1]
+        new, old = architecture_key(ref), architecture_key(engine.ref)
+        if new is None or new != old:
+            why = "an adapter or a hub id" if new is None or old is None else "another architecture or tokenizer"
+            self.starts.append({"model": ref.adapter or ref.path, "new_engine_because": why})
+            return False
+        seconds = engine.load_weights(ref)
+        self.starts.append({"model": ref.path, "weights_loaded_into_running_engine_s": round(seconds, 2)})
+        self.current = (self._key(ref), engine)
+        return True
+
     def ready(self, ref: ModelRef) -> Backend:
         key = self._key(ref)
-        if self.current is None or self.current[0] != key:
+        if (self.current is None or self.current[0] != key) and not self.swap(ref):
             self.close()
             started = time.time()
             if self.share:  # the base model's engine, serving every adapter trained on it

@@ -353,6 +353,16 @@ class FairTest:
         return chosen
 
 
+def add_counts(total: dict, more: dict) -> dict:
+    """Counts summed key by key (nested counts too, such as the checks' reasons)."""
+    for key, value in more.items():
+        if isinstance(value, dict):
+            add_counts(total.setdefault(key, {}), value)
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            total[key] = total.get(key, 0) + value
+    return total
+
+
 def merge_parts(parts: list[Path], output: Path) -> dict:
     """The parts' rows as one uncertainty output (pool order), with a manifest that sums their counts
     and names the parts (each part's own manifest holds its command)."""
@@ -360,8 +370,7 @@ def merge_parts(parts: list[Path], output: Path) -> dict:
     for part in parts:
         manifest = read_json(part.with_name(part.name.removesuffix(".jsonl") + ".manifest.json"))
         manifests.append(manifest)
-        for key, value in manifest.get("counts", {}).items():
-            counts[key] = counts.get(key, 0) + value
+        add_counts(counts, manifest.get("counts", {}))
         rows.extend(row for _, row in iter_jsonl(part))
     from .records import write_jsonl_atomic
 
@@ -608,6 +617,42 @@ def collect(run: Path, results: Path, config_path: str | Path) -> None:
         target = manifests / path.relative_to(run)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, target)
+
+
+def restore(results: Path, run: Path) -> int:
+    """A run folder rebuilt from its deliverables (``collect``), so a later part of the run resumes from them
+    on another machine: every manifest back in its place, every compressed JSONL decompressed, the gate,
+    summaries and settings copied. Model weights are not in the deliverables: steps that need them run
+    again. Files already in ``run`` are kept. Returns the number of files written."""
+    import lzma
+
+    if not (results / "manifests").is_dir():
+        raise AliceError(f"{results}: not a fair test's deliverables (no manifests/)")
+    written = 0
+
+    def place(target: Path, write) -> None:
+        nonlocal written
+        if target.exists():
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write(target)
+        written += 1
+
+    for manifest in (results / "manifests").rglob("*.json"):
+        place(run / manifest.relative_to(results / "manifests"), lambda t, m=manifest: shutil.copyfile(m, t))
+    for path in results.rglob("*"):
+        relative = path.relative_to(results)
+        if relative.parts[0] == "manifests" or not path.is_file():
+            continue
+        if path.name.endswith(".jsonl.xz"):
+            def unpack(target: Path, source: Path = path) -> None:
+                with lzma.open(source, "rb") as data, open(target, "wb") as out:
+                    shutil.copyfileobj(data, out)
+            place(run / relative.with_name(path.name.removesuffix(".xz")), unpack)
+        elif path.name.endswith(".summary.json") or path.name in ("gate.json", "experiment.json", "evidence.json",
+                                                                  "noise_floor.json"):
+            place(run / relative, lambda t, s=path: shutil.copyfile(s, t))
+    return written
 
 
 def fair_report(run: Path) -> dict:

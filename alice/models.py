@@ -79,6 +79,29 @@ class ModelRef:
         return info
 
 
+# The config.json fields that must agree for one model's weights to load into another's engine.
+ARCHITECTURE_FIELDS = ("architectures", "model_type", "hidden_size", "num_hidden_layers", "num_attention_heads",
+                       "num_key_value_heads", "intermediate_size", "vocab_size", "tie_word_embeddings",
+                       "max_position_embeddings", "rope_theta")  # not the dtype: the engine casts to its own
+
+
+def architecture_key(ref: ModelRef) -> tuple | None:
+    """What a model's weights must share with another's to be swapped into its running engine: the
+    architecture fields of its config.json and its tokenizer files' content; None for a hub id or an
+    adapter (no swapping then)."""
+    folder = Path(ref.path)
+    if ref.adapter or not (folder / "config.json").is_file():
+        return None
+    config = json.loads((folder / "config.json").read_text())
+    text = config.get("text_config", config)
+    fields = tuple((name, json.dumps(text.get(name, config.get(name)), sort_keys=True)) for name in ARCHITECTURE_FIELDS)
+    tokenizer = hashlib.sha256()
+    for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "special_tokens_map.json"):
+        if (folder / name).is_file():
+            tokenizer.update(name.encode() + (folder / name).read_bytes())
+    return fields + (("tokenizer", tokenizer.hexdigest()),)
+
+
 def revision_record(ref: ModelRef) -> dict:
     """The manifest's record of which hub commit a model is: ``revision`` (the commit sha, or None),
     ``revision_requested`` and ``revision_source`` (hub, local hub cache, given, or why it is unknown)."""

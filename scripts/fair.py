@@ -12,6 +12,7 @@ many at once as the GPUs hold; a rerun resumes, running only what is still missi
   python scripts/fair.py --targets gate 'data *'           # only what those steps need (a first part)
   python scripts/fair.py report results/fair               # rebuild the report from the deliverables
   python scripts/fair.py convert FILE.gguf LABEL           # (a step) GGUF -> Hugging Face folder
+  python scripts/fair.py restore results/fair runs/fair    # a run folder from its deliverables (resume elsewhere)
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 from alice.errors import AliceError, run_main
-from alice.fair import fair_report, run_fair
+from alice.fair import fair_report, restore, run_fair
 from alice.models import gguf_to_folder
 
 
@@ -74,6 +75,11 @@ def main(argv: list[str] | None = None) -> dict:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["convert"]:
         convert(argv[1:])
+        return {}
+    if argv[:1] == ["restore"]:
+        if len(argv) != 3:
+            raise AliceError("usage: scripts/fair.py restore RESULTS RUN_DIR")
+        print(f"{restore(Path(argv[1]), Path(argv[2]))} files restored into {argv[2]}")
         return {}
     if argv[:1] == ["report"]:
         if len(argv) != 2:

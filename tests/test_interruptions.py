@@ -27,6 +27,10 @@ def interrupted_equals_clean(tmp_path, script, args, watched_suffix):
     resumed, expected = [json.loads(x) for x in lines(out)], [json.loads(x) for x in lines(clean)]
     assert len({r["id"] for r in resumed}) == len(resumed)
     assert sorted(resumed, key=lambda r: r["id"]) == sorted(expected, key=lambda r: r["id"])
+    logs = [tmp_path / f"{name}.rejected.jsonl" for name in ("killed", "clean")]
+    if logs[1].exists():  # checked: the same rejected tries, each logged once, none twice
+        rejected = [sorted((json.loads(x) for x in lines(log)), key=lambda r: (r["id"], r["try"] or 0)) for log in logs]
+        assert rejected[0] == rejected[1] and rejected[1]
     counts = [json.loads((tmp_path / f"{name}.manifest.json").read_text())["counts"] for name in ("killed", "clean")]
     assert counts[0] == counts[1]
     return resumed
@@ -40,8 +44,19 @@ def test_uncertainty_killed_while_sampling(tmp_path, small_model):
 
 
 def test_w2s_labels_killed_mid_generation(tmp_path, small_model):
-    rows = interrupted_equals_clean(tmp_path, "w2s_labels.py", [*FAST, "--teacher", small_model], ".jsonl")
+    rows = interrupted_equals_clean(tmp_path, "w2s_labels.py", [*FAST, "--teacher", small_model, "--max-tries", "0"],
+                                    ".jsonl")
     assert len(rows) == 3
+
+
+def test_checked_labels_killed_between_tries(tmp_path, small_model):
+    """Killed once the first malformed labels are logged (16 tokens cut every reply short): the rerun resumes
+    each question at its next try, with that try's seed, so it draws, logs and drops exactly what an
+    uninterrupted run does."""
+    interrupted_equals_clean(tmp_path, "w2s_labels.py", [*FAST, "--teacher", small_model, "--max-tries", "2"],
+                             ".rejected.jsonl")
+    counts = json.loads((tmp_path / "killed.manifest.json").read_text())["counts"]["checks"]
+    assert counts["questions"] == 3 and counts["dropped"] + counts["clean_first_try"] + counts["clean_after_retry"] == 3
 
 
 def test_student_generate_killed_between_zero_shot_and_proactive(tmp_path, small_model):
@@ -50,6 +65,6 @@ def test_student_generate_killed_between_zero_shot_and_proactive(tmp_path, small
     unc.write_text("".join(json.dumps({"id": e.id, "status": "uncertain", "teacher_answer": "My choice is A.",
                                        "statement": "I am unsure which option fits."}) + "\n" for e in pool))
     rows = interrupted_equals_clean(tmp_path, "student_generate.py",
-                                    [*FAST, "--student", small_model, "--uncertainty", str(unc)],
+                                    [*FAST, "--student", small_model, "--uncertainty", str(unc), "--max-tries", "0"],
                                     ".zeroshot.jsonl")
     assert {r["id"] for r in rows} == {e.id for e in pool} and all(r["label"] == "new" for r in rows)

@@ -3,14 +3,15 @@
 # in: the GGUF models arrive in /tmp/keep/files (their conversion waits for them), and so does the
 # gsm_symbolic data set's cached rows (reasoning-gym's compiled dependencies are not needed then).
 # FAIR_TARGETS: steps to run to, separated by ';' (e.g. "gate;data *"; default: everything);
-# FAIR_ARGS: more scripts/fair.py options. A run folder carried in as run.tar (an earlier part's
-# JSONL, evaluations and gate) is unpacked first, so the run resumes from it.
+# FAIR_ARGS: more scripts/fair.py options. An earlier part's deliverables in the checkout
+# (results/fair: its JSONL, evaluations, gate and manifests) are restored into the run folder first,
+# so the run resumes from them.
 set -uo pipefail
 export ALICE_CACHE=/tmp/alice-cache
 mkdir -p "$ALICE_CACHE/gsm_symbolic" /tmp/job/run
 until ls /tmp/keep/files/reasoning-gym-*.json >/dev/null 2>&1; do sleep 3; done
 cp /tmp/keep/files/reasoning-gym-*.json "$ALICE_CACHE/gsm_symbolic/"
-[ -f /tmp/keep/files/run.tar ] && tar -xf /tmp/keep/files/run.tar -C /tmp/job/run
+[ -d results/fair/manifests ] && python3 scripts/fair.py restore results/fair /tmp/job/run
 IFS=';' read -ra targets <<<"${FAIR_TARGETS:-}"
 python3 scripts/fair.py --gguf-dir /tmp/keep/files --run-dir /tmp/job/run --results /tmp/job/results \
   ${targets[@]:+--targets "${targets[@]}"} ${FAIR_ARGS:-}
