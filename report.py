@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
-"""The comparison table: weak, strong ceiling, zero-shot, W2S-QA, W2S-CoT, Alice, self-training, Alice
-without statement and cascade Alice, as accuracy (mean over training seeds, each seed, sd, 95% interval),
-parse rate and PGR = (method - weak) / (ceiling - weak) with a 95% bootstrap interval over questions;
-then paired comparisons on the same questions (delta, BCa interval, McNemar p per seed, pooled test).
+"""The comparison table: weak, strong ceiling, zero-shot, W2S-QA, W2S-CoT, Alice, the controls
+(self-training, Alice without statement, Alice with a structured statement) and cascade Alice, as
+accuracy (mean over training seeds, each seed, sd, 95% interval), parse rate and PGR = (method - weak) /
+(ceiling - weak); then paired comparisons on the same questions over every seed of both sides (delta,
+interval, a test over templates or questions, McNemar p per seed pair). Intervals resample templates
+(where questions come in templates) and training seeds.
 Reads every eval-<method>[-seed<N>].summary.json (and the .jsonl beside it) under a run folder (or a
 folder of run folders: one table per dataset and model pair), plus experiment.json, gate.json and
 noise_floor.json where present; writes report.md, report.csv, report.json and report.png. Missing
@@ -15,13 +17,13 @@ Examples:
 
 import argparse
 
-from alice import cli
+from alice.config import HelpFormatter
 from alice.errors import run_main
 from alice.report import build_report
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = cli.parser(__doc__)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("root", help="a run folder, or a folder holding run folders")
     p.add_argument("--output-dir", default=None, help="where report.md/.csv/.json/.png go (default: root)")
     p.add_argument("--bootstrap-samples", type=int, default=2000, help="bootstrap resamples per interval")

@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 
 from .answers import DEFAULT_SCORING, SCORING_RULES
 from .backends import BACKENDS, Backend, Sampling, make_backend
-from .config import Parser, Settings, field_map, fingerprint_settings, setting
+from .config import Settings, field_map, fingerprint_settings, setting
 from .errors import AliceError
 from .models import ModelRef, resolve_model
 from .tasks import Task, load_task, parse_pool_part
@@ -121,11 +121,6 @@ class OutputSettings(Settings):
                                  operational=True)
     overwrite: bool = setting(False, "start over: replace this command's outputs instead of resuming them",
                               group="output", operational=True)
-
-
-def parser(doc: str | None) -> Parser:
-    """The parser of a script that has no stage config (report.py)."""
-    return Parser(description=doc)
 
 
 def add_revision_arg(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:

@@ -662,14 +662,15 @@ def fair_report(run: Path) -> dict:
     left out for having a train question's numbers and answer), ``hygiene`` (per arm) and ``setting``."""
     from .report import build_report
 
-    report = build_report(run)
-    groups = json.loads((run / "report.json").read_text())
-    groups = groups.get("groups", [groups])
+    report = build_report(run, exclude=("previous", "noise"))  # an earlier run kept beside it is not this run
+    standard = json.loads((run / "report.json").read_text())
+    groups = standard["groups"]
     by_folder = {Path(g["folder"]).resolve(): g for g in groups}
     info = read_json(run / "experiment.json") if (run / "experiment.json").is_file() else {}
     evidence_path = run / "evidence.json"
     description = info.get("setting", {}).get("data_description") or {}
     composite = {
+        **standard,  # schema, command, git commit, versions and groups, as every report.json has them
         "in_template": by_folder.get(run.resolve()),
         "held_out_templates": by_folder.get((run / HELD_OUT).resolve()),
         "gate": read_json(run / "gate.json") if (run / "gate.json").is_file() else None,

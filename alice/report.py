@@ -20,9 +20,10 @@ Per group (every interval resamples the independent units: templates where the e
   the sd of the per-seed-pair deltas, a 95% bootstrap interval (the same units drawn for both sides),
   Wilcoxon's signed-rank test over the units' seed-mean differences, and for reference McNemar's exact
   p per seed pair (questions treated as independent).
-Writes report.md, report.csv (one row per method), report.png and report.json: one group's object
-(``setting``, ``gate``, ``noise_floor``, ``methods``, ``paired``) when the root holds one group, else
-``{"groups": [...]}`` with one such object per group. Missing results are listed, never fatal.
+Writes report.md, report.csv (one row per method), report.png and report.json: ``schema``, ``command``,
+``git_commit``, ``versions`` and ``groups``, one object per group (``setting``, ``gate``,
+``noise_floor``, ``methods``, ``paired``), the same keys for one run and for a sweep. Missing results
+are listed, never fatal.
 """
 
 from __future__ import annotations
@@ -140,12 +141,17 @@ def eval_outcomes(summary_path: Path) -> tuple[dict[str, bool] | None, dict[str,
     return {str(r["id"]): bool(r.get("correct")) for r in rows}, clusters if len(clusters) == len(rows) else None
 
 
-def collect(root: str | Path) -> list[Group]:
+def collect(root: str | Path, exclude: tuple[str, ...] = ()) -> list[Group]:
+    """Every group under ``root``; folders named in ``exclude`` (relative to root) are left out."""
     root = Path(root)
     if not root.exists():
         raise AliceError(f"{root}: no such folder")
     groups: dict[Path, Group] = {}
-    for path in sorted(root.rglob("eval-*.summary.json")):
+
+    def excluded(path: Path) -> bool:
+        return any(part in exclude for part in path.relative_to(root).parts[:-1])
+
+    for path in sorted(p for p in root.rglob("eval-*.summary.json") if not excluded(p)):
         parsed = parse_eval_name(path.name)
         if parsed is None:
             continue
@@ -167,7 +173,7 @@ def collect(root: str | Path) -> list[Group]:
         if group.dataset == "?":
             group.dataset = summary.get("dataset", "?")
     # A run folder with an experiment.json but no results yet still gets a (missing) table.
-    for info in root.rglob("experiment.json"):
+    for info in (p for p in root.rglob("experiment.json") if not excluded(p)):
         groups.setdefault(info.parent, _new_group(info.parent))
     return [groups[k] for k in sorted(groups)]
 
@@ -491,8 +497,18 @@ def group_json(group: Group) -> dict:
             "noise_floor": group.noise_floor, "methods": methods, "paired": group.paired, "missing": group.missing}
 
 
+REPORT_SCHEMA = "alice-report/2"
+
+
 def report_json(groups: list[Group]) -> dict:
-    return group_json(groups[0]) if len(groups) == 1 else {"groups": [group_json(g) for g in groups]}
+    """report.json: the same keys for one run and for a sweep (one entry in ``groups`` per dataset and
+    model pair), with what made it (the command, the code's git commit, the library versions)."""
+    import sys
+
+    from .records import git_commit, library_versions
+
+    return {"schema": REPORT_SCHEMA, "command": " ".join(sys.argv), "git_commit": git_commit(),
+            "versions": library_versions(), "groups": [group_json(g) for g in groups]}
 
 
 COLLAPSE = 0.5  # a parse rate below this is a format collapse, not a low score
@@ -589,10 +605,10 @@ def pgr_panel(ax, group: Group) -> None:
 
 
 def build_report(root: str | Path, output_dir: str | Path | None = None, samples: int = 2000,
-                 seed: int = 0) -> dict:
+                 seed: int = 0, exclude: tuple[str, ...] = ()) -> dict:
     """Write report.md, report.csv, report.json, report.png and report.pdf; returns the paths, the method rows,
     the paired comparisons and what is missing."""
-    groups = [compute(g, samples, seed) for g in collect(root)]
+    groups = [compute(g, samples, seed) for g in collect(root, exclude)]
     out = Path(output_dir or root)
     text = markdown(groups)
     atomic_write_text(out / "report.md", text)

@@ -292,8 +292,8 @@ class GsmSymbolic(Task):
                 tasks_ok,
             )
         except ImportError:
-            raise AliceError("--data gsm_symbolic needs the reasoning-gym package "
-                             f"(pip install reasoning-gym=={GSM_SYMBOLIC_VERSION})") from None
+            raise AliceError("--data gsm_symbolic needs the reasoning-gym package: pip install -e \".[gsm]\" "
+                             f"(or reasoning-gym=={GSM_SYMBOLIC_VERSION})") from None
         from importlib.metadata import version
 
         if version("reasoning-gym") != GSM_SYMBOLIC_VERSION:

@@ -75,3 +75,17 @@ def test_presets():
     mine = apply_preset(parser.parse_args(["--k", "7", "--eval-limit", "0"]))
     assert mine.k == 7 and mine.eval_limit is None  # user values win; 0 = all
     assert paper.backend == "auto" and apply_preset(parser.parse_args(["--backend", "vllm"])).backend == "vllm"
+    # A stage's settings merge over the preset's, key by key: the demo keeps its two training steps.
+    lr = apply_preset(parser.parse_args(["--train-args=--lr 3e-5"]))
+    assert "--lr 3e-05" in lr.train_args and "--max-steps 2" in lr.train_args and "5e-05" not in lr.train_args
+
+
+def test_dry_run_shows_merged_settings_and_refuses_engine_settings_for_evaluation(capsys):
+    experiment.main(["--train-args=--lr 3e-5", "--dry-run"])
+    text = capsys.readouterr().out
+    train_line = next(line for line in text.splitlines() if line.strip().startswith("python train.py"))
+    assert "--lr 3e-05" in train_line and "--max-steps 2" in train_line
+    with pytest.raises(SystemExit) as stop:
+        experiment.main(["--eval-args=--batch-invariant", "--dry-run"])
+    assert stop.value.code == 2
+    assert "--eval-args --batch-invariant: a setting of the generation engine" in capsys.readouterr().err

@@ -62,7 +62,9 @@ def test_pgr_from_known_results(tmp_path):
     assert [r["method"] for r in table] == ["weak", "ceiling", "zero_shot", "w2s_cot", "alice"]
     assert table[-1]["seeds"] == "0.6" and table[-1]["accuracy_sd"] == ""
     # Single runs: one seed pair; questions are the units (no templates named); gate and noise floor -> null.
-    result = json.loads(Path(report["json"]).read_text())
+    top = json.loads(Path(report["json"]).read_text())
+    assert set(top) == {"schema", "command", "git_commit", "versions", "groups"} and "torch" in top["versions"]
+    result = top["groups"][0]
     assert result["gate"] is None and result["noise_floor"] is None
     assert result["setting"]["teacher_label"] == "1.5B" and set(result["methods"]) == set(rows)
     pair = next(p for p in result["paired"] if (p["a"], p["b"]) == ("alice", "zero_shot"))
@@ -101,7 +103,9 @@ def test_report_script_on_folder_with_missing_results(tmp_path):
     with open(sweep / "report.csv") as handle:
         table = list(csv.DictReader(handle))
     assert {r["method"] for r in table} == {"weak", "alice"} and table[1]["pgr"] == ""
-    groups = json.loads((sweep / "report.json").read_text())["groups"]  # several run folders: one entry each
+    top = json.loads((sweep / "report.json").read_text())
+    groups = top["groups"]  # several run folders: one entry each, under the keys a single run has too
+    assert set(top) == {"schema", "command", "git_commit", "versions", "groups"}
     assert [g["folder"] for g in groups] == [str(sweep / "runA"), str(sweep / "runB")]
     assert groups[1]["methods"] == {} and groups[0]["paired"] == []
 
@@ -153,7 +157,7 @@ def test_paired_statistics_over_seeds(tmp_path):
     (run / "noise_floor.json").write_text(json.dumps({"outcome_agreement": 0.9, "runs": 2}))
 
     report = build_report(run, samples=samples)
-    result = json.loads(Path(report["json"]).read_text())
+    result = json.loads(Path(report["json"]).read_text())["groups"][0]
     assert {"setting", "gate", "noise_floor", "methods", "paired"} <= set(result)
     assert result["setting"] == {"seeds": [0, 1]} and result["gate"] == gate
     assert result["noise_floor"] == {"outcome_agreement": 0.9, "runs": 2}
@@ -286,7 +290,7 @@ def test_open_answers_reported_under_both_scoring_rules(tmp_path):
     assert "the table's accuracy uses the `paper` rule" in report["text"]
     assert "| Alice | 100.0 | 50.0 |" in report["text"]
     assert "| Weak teacher (ground truth) | 25.0 | 25.0 |" in report["text"]
-    methods = json.loads((run / "report.json").read_text())["methods"]
+    methods = json.loads((run / "report.json").read_text())["groups"][0]["methods"]
     assert methods["alice"]["scoring"] == "paper"
     assert methods["alice"]["accuracy_by_rule"] == {"paper": 1.0, "strict": 0.5}
     with open(run / "report.csv") as handle:

@@ -175,7 +175,7 @@ def test_lora_resumes_after_a_kill_and_the_adapter_reloads(small_model, sums, tm
 
 def test_qlora_trains_an_nf4_base_on_the_cpu(small_model, sums, tmp_path):
     """--qlora loads the real model through bitsandbytes (NF4, double quantization) and trains an adapter
-    on it; bitsandbytes>=0.50 runs this on the CPU (requirements-dev.txt)."""
+    on it; bitsandbytes>=0.50 runs this on the CPU (the qlora extra)."""
     out = tmp_path / "student-qlora"
     run_script("train.py", "--data", str(sums), "--answer-type", "number", "--student", small_model, "--ground-truth",
                "--pool", "student", "--qlora", "--lr", "2e-3", "--max-steps", "3", "--output-dir", str(out), *FAST)

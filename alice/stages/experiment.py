@@ -108,6 +108,28 @@ PAPER = {"limit": None, "student_limit": None, "eval_limit": None, "k": 100, "ma
          "summarizer_max_new_tokens": 256, "max_tries": 4, "uncertainty_args": "", "train_args": ""}
 
 
+def _train_config() -> type:
+    from .train import TrainConfig
+
+    return TrainConfig
+
+
+def _uncertainty_config() -> type:
+    from .uncertainty import UncertaintyConfig
+
+    return UncertaintyConfig
+
+
+# The presets' stage settings, by the stage config that reads them (imported when needed).
+PASSTHROUGH_STAGES = {"train_args": _train_config, "uncertainty_args": _uncertainty_config}
+
+# Settings of the generation engine itself: evaluation shares the run's engines, so --eval-args cannot
+# change them for evaluation alone.
+ENGINE_SETTINGS = ("backend", "base_url", "tensor_parallel_size", "max_model_len", "gpu_memory_utilization",
+                   "kv_cache_gb", "enforce_eager", "disable_custom_all_reduce", "batch_invariant", "batch_size",
+                   "concurrency")
+
+
 def is_small_default(args: ExperimentConfig) -> bool:
     """Every model named is the embedded small model (by name, or its folder)."""
     def small(name: str) -> bool:
@@ -131,6 +153,13 @@ def apply_preset(args: ExperimentConfig) -> ExperimentConfig:
     for key, value in values.items():
         if getattr(args, key) is None:
             setattr(args, key, value)
+        elif key in PASSTHROUGH_STAGES and value:
+            # A stage's settings merge key by key over the preset's (--train-args "--lr 3e-5" keeps the demo's
+            # --max-steps 2); each side is checked by that stage's own parser.
+            stage = PASSTHROUGH_STAGES[key]()
+            merged = {**overrides(stage, value, f"--{key.replace('_', '-')}"),
+                      **overrides(stage, getattr(args, key), f"--{key.replace('_', '-')}")}
+            setattr(args, key, flag_text(stage, merged))
     if preset == "demo" and args.midlevel is None and args.cascade:
         args.midlevel = args.student or args.model  # a 3-rung ladder on the one small model
     if args.backend is None:
@@ -176,6 +205,11 @@ def experiment_steps(args: ExperimentConfig, folder: Path, task, engines: Engine
 
     extra = stage_overrides(args)
     eval_extra = overrides(EvalConfig, args.eval_args, "--eval-args")
+    engine_level = [name for name in eval_extra if name in ENGINE_SETTINGS]
+    if engine_level:
+        flags = ", ".join("--" + name.replace("_", "-") for name in engine_level)
+        raise AliceError(f"--eval-args {flags}: a setting of the generation engine, which evaluation shares with the "
+                         f"run's other steps; give it to the whole run ({flags}) instead")
     path = {name: str(folder / name) for name in PATHS}
     teacher_name, student_name = args.teacher or args.model, args.student or args.model
     teacher_ref = resolve_role(args, "teacher")
