@@ -515,31 +515,39 @@ COLLAPSE = 0.5  # a parse rate below this is a format collapse, not a low score
 
 
 def chance_level(group: Group) -> float | None:
-    """Accuracy of guessing, for the reference line: the gate's, else 25% for ARC's four options."""
-    if group.gate and group.gate.get("chance") is not None and group.gate["chance"] >= 0:
-        return float(group.gate["chance"])
+    """Accuracy of guessing, for the reference line: the gate's, else 25% for ARC's four options; None
+    where guessing scores nothing (numeric answers), so no line is drawn."""
+    if group.gate and group.gate.get("chance") is not None:
+        return float(group.gate["chance"]) if group.gate["chance"] > 0 else None
     return 0.25 if group.dataset.startswith("arc") else None
 
 
+# Labels for methods the table has no name for (context rows a run may add).
+EXTRA_LABELS = {"teacher": "Teacher (trained)", "teacher_zero_shot": "Teacher (untrained)"}
+# The comparisons the main panel shows: Alice (and cascade Alice) minus each baseline and control.
+FOCUS = ("alice", "cascade")
+PGR_LIMITS = (-1.0, 1.5)  # the PGR axis; values beyond are drawn at the edge and marked
+
+
+def label_of(method: str) -> str:
+    return LABELS.get(method) or EXTRA_LABELS.get(method) or method.replace("_", " ")
+
+
 def plot(groups: list[Group], path: Path) -> list[Path]:
-    """One row per group (dataset and model pair): on the left the seed-mean accuracy of each method
-    with its 95% interval, each seed as a dot, the parse rate under the bar (a format collapse is
-    hatched and named) and weak, ceiling and chance as reference lines; on the right each rated
-    method's PGR with its 95% interval. Written as PNG and PDF; returns the files."""
+    """One row per group (dataset and model pair), three panels:
+    - the paired differences the comparison is about: Alice (and cascade Alice) minus each baseline and
+      control, in points, with their 95% intervals (resampling templates or questions, and seeds);
+    - accuracy per method: the mean over seeds with an interval that includes the seed-to-seed spread,
+      each seed as a dot, weak and ceiling as reference lines (and chance, where guessing scores);
+      a format collapse (parse rate under 50%) hatched and named;
+    - PGR with its interval, on an axis clipped to PGR_LIMITS (values beyond are marked at the edge).
+    The gate's verdict heads each row. Written as PNG and PDF; returns the files."""
     groups = [g for g in groups if g.rows]
     if not groups:
         return []
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(len(groups), 2, figsize=(13, 4.2 * len(groups)), squeeze=False,
-                             gridspec_kw={"width_ratios": [2.2, 1]})
-    for (ax, pgr_ax), group in zip(axes, groups):
-        accuracy_panel(ax, group)
-        pgr_panel(pgr_ax, group)
-    fig.tight_layout()
+    fig = figure(groups)
     path.parent.mkdir(parents=True, exist_ok=True)
     written = []
     for target in (path, path.with_suffix(".pdf")):
@@ -549,23 +557,73 @@ def plot(groups: list[Group], path: Path) -> list[Path]:
     return written
 
 
+def figure(groups: list[Group]):
+    """The report's figure (see ``plot``) as a matplotlib Figure."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(groups), 3, figsize=(17, 5.2 * len(groups)), squeeze=False,
+                             gridspec_kw={"width_ratios": [1.35, 2.0, 1.1]})
+    for (diff_ax, ax, pgr_ax), group in zip(axes, groups):
+        difference_panel(diff_ax, group)
+        accuracy_panel(ax, group)
+        pgr_panel(pgr_ax, group)
+        ax.set_title(f"{group.title}\n{gate_verdict(group.gate)}", fontsize=9,
+                     color="black" if not group.gate or group.gate.get("passed") else "#aa0000")
+    fig.tight_layout()
+    return fig
+
+
+def gate_verdict(gate: dict | None) -> str:
+    """The gate in a few words, for the figure (report.md has the numbers)."""
+    if not gate:
+        return "no validity gate checked"
+    if gate.get("passed"):
+        return "validity gate passed"
+    failed = ", ".join(name.replace("_", " ") for name, ok in gate.get("checks", {}).items() if not ok)
+    return f"validity gate NOT passed ({failed})" + ("; arms run anyway" if gate.get("overridden") else "")
+
+
+def difference_panel(ax, group: Group) -> None:
+    pairs = [p for p in group.paired if p["a"] in FOCUS and p["ci"] is not None]
+    if not pairs:
+        ax.text(0.5, 0.5, "no paired comparisons of Alice", ha="center", va="center", transform=ax.transAxes,
+                fontsize=8)
+        ax.set_axis_off()
+        return
+    y = list(range(len(pairs)))[::-1]
+    for yi, p in zip(y, pairs):
+        low, high = 100 * p["ci"][0], 100 * p["ci"][1]
+        color = "#cc6677" if low > 0 else "#4477aa" if high < 0 else "#777777"
+        ax.errorbar(100 * p["delta"], yi, xerr=[[100 * p["delta"] - low], [high - 100 * p["delta"]]], fmt="o",
+                    color=color, capsize=3)
+    ax.axvline(0, color="#555555", linewidth=1)
+    ax.set_yticks(y, [f"{label_of(p['a'])} − {label_of(p['b'])}" for p in pairs], fontsize=8)
+    ax.set_xlabel("difference in accuracy (points, 95% CI)", fontsize=8)
+    ax.set_title("paired differences", fontsize=9)
+
+
 def accuracy_panel(ax, group: Group) -> None:
     rows = group.rows
     x = list(range(len(rows)))
     acc = [100 * r["accuracy"] for r in rows]
-    err = [[max(0.0, a - 100 * (r["accuracy_ci_low"] or 0)) for a, r in zip(acc, rows)],
-           [max(0.0, 100 * (r["accuracy_ci_high"] or 0) - a) for a, r in zip(acc, rows)]]
+    err = [[max(0.0, a - 100 * (r["accuracy_ci_low"] if r["accuracy_ci_low"] is not None else r["accuracy"]))
+            for a, r in zip(acc, rows)],
+           [max(0.0, 100 * (r["accuracy_ci_high"] if r["accuracy_ci_high"] is not None else r["accuracy"]) - a)
+            for a, r in zip(acc, rows)]]
     colors = ["#999999" if r["method"] in ("weak", "ceiling") else "#cc6677"
-              if r["method"] in ("alice", "cascade") else "#4477aa" for r in rows]
+              if r["method"] in FOCUS else "#4477aa" for r in rows]
     collapsed = [r["parse_rate"] is not None and r["parse_rate"] < COLLAPSE for r in rows]
-    bars = ax.bar(x, acc, yerr=err, color=colors, capsize=4, label="accuracy (seed mean, 95% CI)")
+    bars = ax.bar(x, acc, yerr=err, color=colors, capsize=3, label="accuracy (seed mean, 95% CI)")
     for bar, bad in zip(bars, collapsed):
         if bad:
             bar.set_hatch("//")
             bar.set_edgecolor("black")
     dots = [(xi, 100 * s) for xi, r in zip(x, rows) if len(r["seeds"]) > 1 for s in r["seeds"]]
     if dots:
-        ax.scatter(*zip(*dots), color="black", s=10, zorder=3, label="training seed")
+        ax.scatter(*zip(*dots), color="black", s=8, zorder=3, label="training seed")
     for r in rows:
         if r["method"] in ("weak", "ceiling"):
             ax.axhline(100 * r["accuracy"], color="#555555", linestyle="--" if r["method"] == "weak" else ":",
@@ -573,35 +631,38 @@ def accuracy_panel(ax, group: Group) -> None:
     chance = chance_level(group)
     if chance is not None:
         ax.axhline(100 * chance, color="#bb5500", linestyle="-.", linewidth=1, label=f"chance ({100 * chance:.0f}%)")
-    for xi, r, bad in zip(x, rows, collapsed):
-        if r["parse_rate"] is not None:  # parse rate under each bar; a collapse is named
-            ax.text(xi, 1.5, f"parse {100 * r['parse_rate']:.0f}%" + ("\nFORMAT\nCOLLAPSE" if bad else ""),
-                    ha="center", va="bottom", fontsize=6.5, color="white" if not bad and r["accuracy"] > 0.08
-                    else "black", fontweight="bold" if bad else "normal")
-    ax.set_xticks(x, [LABELS.get(r["method"], r["method"]) for r in rows], rotation=25, ha="right", fontsize=8)
+    names = [label_of(r["method"]) + ("\n(format collapse)" if bad else "") for r, bad in zip(rows, collapsed)]
+    ax.set_xticks(x, names, rotation=30, ha="right", fontsize=8)
     ax.set_ylabel("accuracy (%)")
     ax.set_ylim(0, 100)
-    ax.set_title(group.title, fontsize=10)
     ax.legend(fontsize=7, loc="upper left", ncol=2)
 
 
 def pgr_panel(ax, group: Group) -> None:
     rated = [r for r in group.rows if r["pgr"] is not None]
+    low_edge, high_edge = PGR_LIMITS
     ax.axhline(0, color="#555555", linestyle="--", linewidth=1, label="weak (PGR 0)")
     ax.axhline(1, color="#555555", linestyle=":", linewidth=1, label="ceiling (PGR 1)")
     for i, r in enumerate(rated):
+        color = "#cc6677" if r["method"] in FOCUS else "#4477aa"
+        point = min(max(r["pgr"], low_edge), high_edge)
         low, high = r["pgr_ci_low"], r["pgr_ci_high"]
-        yerr = [[r["pgr"] - low], [high - r["pgr"]]] if low is not None and high is not None else None
-        color = "#cc6677" if r["method"] in ("alice", "cascade") else "#4477aa"
-        ax.errorbar(i, r["pgr"], yerr=yerr, fmt="o", color=color, capsize=4)
-    ax.set_xticks(range(len(rated)), [LABELS.get(r["method"], r["method"]) for r in rated], rotation=25,
-                  ha="right", fontsize=8)
+        if low is not None and high is not None:
+            low, high = min(max(low, low_edge), high_edge), min(max(high, low_edge), high_edge)
+            ax.errorbar(i, point, yerr=[[point - low], [high - point]], fmt="o", color=color, capsize=3)
+        else:
+            ax.plot(i, point, "o", color=color)
+        if point != r["pgr"]:  # off the axis: drawn at the edge, its value written beside it
+            ax.annotate(f"{r['pgr']:.2f}", (i, point), textcoords="offset points", xytext=(6, 0), fontsize=7,
+                        va="center", color=color)
+    ax.set_ylim(low_edge - 0.05, high_edge + 0.05)
+    ax.set_xticks(range(len(rated)), [label_of(r["method"]) for r in rated], rotation=30, ha="right", fontsize=8)
     ax.set_ylabel("PGR (95% CI)")
-    ax.set_title("performance gap recovered", fontsize=10)
+    ax.set_title("performance gap recovered", fontsize=9)
     if not rated:
         ax.text(0.5, 0.5, "no PGR (needs weak and ceiling)", ha="center", va="center", transform=ax.transAxes,
                 fontsize=8)
-    ax.legend(fontsize=7, loc="best")
+    ax.legend(fontsize=7, loc="lower right")
 
 
 def build_report(root: str | Path, output_dir: str | Path | None = None, samples: int = 2000,

@@ -11,7 +11,7 @@ from conftest import run_script
 from scipy import stats
 
 from alice.metrics import summarize_scores
-from alice.report import build_report
+from alice.report import build_report, collect, compute, figure
 
 IDS = [f"q{i}" for i in range(10)]
 
@@ -299,3 +299,23 @@ def test_open_answers_reported_under_both_scoring_rules(tmp_path):
     # A choice-answer run folder (no rules to compare) says nothing about scoring.
     write_eval(tmp_path / "arc", "weak", set(IDS[:4]))
     assert "Scoring:" not in build_report(tmp_path / "arc", samples=200)["text"]
+
+
+def test_figure_shows_the_paired_differences_and_the_gate(tmp_path):
+    """The figure's first panel is Alice minus each baseline with its interval, the gate's verdict heads the
+    row, there is no chance line where guessing scores nothing, and an off-scale PGR is drawn at the edge."""
+    run = tmp_path / "run"
+    write_eval(run, "weak", set(IDS[:4]))
+    write_eval(run, "ceiling", set(IDS[:5]))
+    write_eval(run, "zero_shot", set())                    # PGR -4: off the axis
+    write_eval(run, "alice", set(IDS[:6]))
+    (run / "gate.json").write_text(json.dumps({"passed": False, "chance": 0.0, "overridden": True,
+                                               "checks": {"gap_at_least_min": False, "weak_above_chance": True}}))
+    groups = [compute(g, 200, 0) for g in collect(run)]
+    fig = figure(groups)
+    differences, accuracy, pgr_axis = fig.axes[:3]
+    assert differences.get_title() == "paired differences"
+    assert [t.get_text() for t in differences.get_yticklabels()] == ["Alice − Zero-shot student"]
+    assert "validity gate NOT passed (gap at least min); arms run anyway" in accuracy.get_title()
+    assert not [line for line in accuracy.get_lines() if "chance" in str(line.get_label())]
+    assert pgr_axis.get_ylim()[0] > -1.1 and any(t.get_text() == "-4.00" for t in pgr_axis.texts)
