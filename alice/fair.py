@@ -131,8 +131,9 @@ class FairTest:
     """The table of steps for one config and run folder."""
 
     def __init__(self, config: dict, run: Path, gguf_dir: str | None = None, from_hub: bool = False,
-                 gpus: list[str] | None = None, override_gate: bool = False) -> None:
+                 gpus: list[str] | None = None, override_gate: bool = False, config_path: str | None = None) -> None:
         self.config, self.run = config, run
+        self.config_path, self.gguf_dir, self.from_hub = config_path, gguf_dir, from_hub
         self.override_gate = override_gate
         self.gpus = gpus or []
         self.teacher = model_for(config, "teacher", gguf_dir, from_hub)
@@ -168,6 +169,39 @@ class FairTest:
         step = Step(name, [str(c) for c in command] if command else None, **kwargs)
         self.steps.append(step)
         return step
+
+    @property
+    def batched(self) -> bool:
+        """Evaluate each seed's trained students in one process and one engine (``eval_batches``)."""
+        if getattr(self, "_batched", None) is not None:
+            return bool(self._batched)
+        return bool(self.config.get("eval_batches")) and self.config_path is not None
+
+    def evaluate_batch(self, seed: int, folders: dict[str, Path]) -> None:
+        """One step evaluating every arm trained with ``seed`` on both test sets in one process: one engine,
+        each next model's weights loaded into it (``evaluate_many``), instead of an engine per evaluation.
+        Each evaluation still writes its own output and manifest (whose ``rerun`` is its eval.py command)."""
+        names = [f"{arm}-seed{seed}" for arm in folders]
+        outputs = [(self.run / f"eval-{n}.jsonl") for n in names]
+        if self.config.get("held_out_eval"):
+            outputs += [self.run / HELD_OUT / f"eval-{n}.jsonl" for n in names]
+        keep = self.config.get("keep_models", False)
+        where = (["--from-hub"] if self.from_hub else []) + (["--gguf-dir", self.gguf_dir] if self.gguf_dir else [])
+        self.add(f"eval seed{seed} arms", [PY, "scripts/fair.py", "evaluate", "--config", self.config_path,
+                                           "--run-dir", self.run, *where, *names],
+                 needs=tuple(f"train {n}" for n in names), gpu=self.share("engine"), priority=2,
+                 done=lambda: all(o.with_name(o.name.removesuffix(".jsonl") + ".summary.json").is_file()
+                                  and output_done(o) for o in outputs),
+                 after=None if keep else lambda: [drop_weights(f) for f in folders.values()])
+
+    def eval_commands(self, name: str) -> list[list[str]]:
+        """eval.py's arguments for every evaluation of one trained model (both test sets), as the table
+        would run them one by one."""
+        steps = {s.name: s for s in self.build(batched=False)}
+        found = [steps[step].command[2:] for step in (f"eval {name}", f"eval {name} (held-out)") if step in steps]
+        if not found:
+            raise AliceError(f"no evaluation of {name!r} in this table (names: <arm>-seed<N>)")
+        return found
 
     def model_needs(self, *models: Model) -> tuple[str, ...]:
         return tuple(f"convert {m.role}" for m in models if m.convert)
@@ -209,7 +243,10 @@ class FairTest:
 
     # ------------------------------------------------------------------ the table
 
-    def build(self) -> list[Step]:
+    def build(self, batched: bool | None = None) -> list[Step]:
+        """The table of steps; ``batched=False`` gives every evaluation its own step (``eval_batches``)."""
+        self.steps = []
+        self._batched = batched
         run, teacher, student = self.run, self.teacher, self.student
         for model in (teacher, student):
             if model.convert:
@@ -276,11 +313,16 @@ class FairTest:
                      done=lambda o=output: output_done(o), priority=2 if arm == "alice" else 3)
         # The student arms, seed by seed, once the gate has passed.
         for s in self.seeds:
+            folders = {}
             for arm in self.arms:
-                folder = self.train(f"{arm}-seed{s}", "student", student,
-                                    ["--train-file", data / f"{arm}.jsonl"], s, (f"data {arm}", "gate"),
-                                    3 if arm == "alice" else 4)
-                self.evaluate(f"{arm}-seed{s}", str(folder), (f"train {arm}-seed{s}",), 2, cleanup=folder)
+                folders[arm] = self.train(f"{arm}-seed{s}", "student", student,
+                                          ["--train-file", data / f"{arm}.jsonl"], s, (f"data {arm}", "gate"),
+                                          3 if arm == "alice" else 4)
+                if not self.batched:
+                    self.evaluate(f"{arm}-seed{s}", str(folders[arm]), (f"train {arm}-seed{s}",), 2,
+                                  cleanup=folders[arm])
+            if self.batched:
+                self.evaluate_batch(s, folders)
         if self.config.get("context_evals", True):
             # What the teacher scores before and after training (context for the table; not arms). The
             # untrained one runs first of all: the evaluation settings meet the GPU there.
@@ -351,6 +393,28 @@ class FairTest:
                 raise AliceError(f"--targets {pattern!r} matches no step (see --dry-run for their names)")
             chosen += [m for m in matched if m not in chosen]
         return chosen
+
+
+def evaluate_many(argvs: list[list[str]]) -> list[dict]:
+    """Several eval.py runs in one process sharing one generation engine: a model of the architecture of
+    the one loaded takes its place by loading its weights into the running engine (vLLM; ``Engines``), the
+    same model is not loaded again for its second test set. Each run writes its own output and manifest,
+    as eval.py would. Returns the engine record (starts and weight loads)."""
+    from .cli import resolve_role
+    from .config import parse
+    from .engines import Engines
+    from .stages.evaluate import EvalConfig, evaluate
+
+    configs = [parse(EvalConfig, argv) for argv in argvs]
+    engines = Engines(configs[0], share_adapters=False)
+    try:
+        for config in configs:
+            evaluate(config, engines.handle(resolve_role(config, "student")))
+    finally:
+        engines.close()
+    for start in engines.starts:
+        print("engine: " + ", ".join(f"{k} {v}" for k, v in start.items()), flush=True)
+    return engines.starts
 
 
 def add_counts(total: dict, more: dict) -> dict:
@@ -687,7 +751,7 @@ def run_fair(config_path: str, run: Path, results: Path | None, gguf_dir: str | 
              targets: list[str] | None = None) -> dict:
     """Build the table, run what is missing, then the gate's verdict, evidence, report and deliverables."""
     config = load_config(config_path)
-    test = FairTest(config, run, gguf_dir, from_hub, gpus, override_gate)
+    test = FairTest(config, run, gguf_dir, from_hub, gpus, override_gate, config_path=str(config_path))
     steps = test.build()
     wanted = test.targets(targets)
     if dry_run:

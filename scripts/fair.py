@@ -12,6 +12,7 @@ many at once as the GPUs hold; a rerun resumes, running only what is still missi
   python scripts/fair.py --targets gate 'data *'           # only what those steps need (a first part)
   python scripts/fair.py report results/fair               # rebuild the report from the deliverables
   python scripts/fair.py convert FILE.gguf LABEL           # (a step) GGUF -> Hugging Face folder
+  python scripts/fair.py evaluate --config C --run-dir R alice-seed0 ...   # (a step) several evaluations, one engine
   python scripts/fair.py restore results/fair runs/fair    # a run folder from its deliverables (resume elsewhere)
 """
 
@@ -26,7 +27,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 from alice.errors import AliceError, run_main
-from alice.fair import fair_report, restore, run_fair
+from alice.fair import FairTest, evaluate_many, fair_report, load_config, restore, run_fair
 from alice.models import gguf_to_folder
 
 
@@ -75,6 +76,17 @@ def main(argv: list[str] | None = None) -> dict:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["convert"]:
         convert(argv[1:])
+        return {}
+    if argv[:1] == ["evaluate"]:  # (a step) evaluations of trained models in one process, one engine
+        p = argparse.ArgumentParser(prog="fair.py evaluate")
+        p.add_argument("--config", required=True)
+        p.add_argument("--run-dir", required=True)
+        p.add_argument("--gguf-dir", default=None)
+        p.add_argument("--from-hub", action="store_true")
+        p.add_argument("names", nargs="+", help="<arm>-seed<N> of trained models in the table")
+        args = p.parse_args(argv[1:])
+        test = FairTest(load_config(args.config), Path(args.run_dir), args.gguf_dir, args.from_hub)
+        evaluate_many([command for name in args.names for command in test.eval_commands(name)])
         return {}
     if argv[:1] == ["restore"]:
         if len(argv) != 3:

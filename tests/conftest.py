@@ -24,6 +24,25 @@ def small_model() -> str:
     return resolve_model("smollm2").path
 
 
+@pytest.fixture(scope="session")
+def other_small_model(small_model, tmp_path_factory) -> str:
+    """Another model of the small model's architecture: its MLP weights moved by noise, so its greedy
+    outputs differ (for tests that swap one model's weights for another's)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder = tmp_path_factory.mktemp("other-model")
+    model = AutoModelForCausalLM.from_pretrained(small_model, dtype=torch.float32)
+    noise = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, weight in model.named_parameters():
+            if ".mlp." in name:
+                weight.add_(torch.randn(weight.shape, generator=noise) * weight.std() * 0.3)
+    model.save_pretrained(folder)
+    AutoTokenizer.from_pretrained(small_model).save_pretrained(folder)
+    return str(folder)
+
+
 def run_script(script: str, *args: str, check: bool = True, env: dict | None = None,
                timeout: int = 900) -> subprocess.CompletedProcess:
     """Run a stage script as a user would: a subprocess from the repo root, importing this checkout's

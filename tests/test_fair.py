@@ -115,20 +115,26 @@ def test_probe_parts_merge_into_one_output_with_summed_counts(tmp_path):
 
 
 def test_shipped_config_builds_every_arm_and_seed(tmp_path):
-    config = load_config(Path(__file__).resolve().parent.parent / "configs" / "fair.toml")
-    test = FairTest(config, tmp_path / "run", gpus=["0", "1"])
+    path = Path(__file__).resolve().parent.parent / "configs" / "fair.toml"
+    config = load_config(path)
+    test = FairTest(config, tmp_path / "run", gpus=["0", "1"], config_path=str(path))
     names = {s.name for s in test.build()}
-    for arm in ("alice", "alice_no_statement", "alice_structured", "self_training", "w2s_cot", "w2s_qa", "ceiling",
-                "weak"):
+    arms = ("alice", "alice_no_statement", "alice_structured", "self_training", "w2s_cot", "w2s_qa")
+    for arm in (*arms, "ceiling", "weak"):
         assert {f"train {arm}-seed{s}" for s in (0, 1, 2)} <= names
-        assert {f"eval {arm}-seed2", f"eval {arm}-seed2 (held-out)"} <= names  # both test sets
+    for arm in ("ceiling", "weak"):  # the gate's inputs: one evaluation step each, on both test sets
+        assert {f"eval {arm}-seed2", f"eval {arm}-seed2 (held-out)"} <= names
+    # The student arms: one step per seed evaluates its six models on both test sets in one engine.
+    batch = next(s for s in test.steps if s.name == "eval seed1 arms")
+    assert set(batch.needs) == {f"train {arm}-seed1" for arm in arms}
+    assert batch.command[2:4] == ["evaluate", "--config"] and batch.command[-6:] == [f"{a}-seed1" for a in arms]
+    held_out = test.eval_commands("alice-seed1")[1]
+    assert held_out[0] == "--data" and held_out[1] == config["data"] + ",eval=held_out"
     assert {"gate", "uncertainty", "uncertainty 4/4", "noise floor", "eval zero_shot", "eval weak-seed0"} <= names
     gated = [s for s in test.steps if s.name.startswith("train ") and "gate" in s.needs]
     assert len(gated) == 18  # every trained student arm waits for the gate (weak and ceiling feed it)
     gate = next(s for s in test.steps if s.name == "gate")
     assert set(gate.needs) == {"eval zero_shot", *(f"eval {m}-seed{s}" for m in ("weak", "ceiling") for s in (0, 1, 2))}
-    held_out = next(s for s in test.steps if s.name == "eval alice-seed1 (held-out)")
-    assert held_out.command[held_out.command.index("--data") + 1] == config["data"] + ",eval=held_out"
     assert "--statement" in next(s for s in test.steps if s.name == "data alice_structured").command
     # A part of the table: what the gate and the training data need, and nothing of the student arms.
     part = test.targets(["gate", "data *"])
@@ -197,3 +203,22 @@ def test_fair_test_end_to_end_on_cpu(tmp_path, small_model):
     assert (results / "data" / "alice.jsonl.xz").is_file()
     again = run_script("scripts/fair.py", *args)
     assert "0 steps to run" in again.stdout
+
+
+def test_several_evaluations_share_one_process(tmp_path, small_model, other_small_model):
+    """evaluate_many (a batch step of the fair test): each evaluation writes its own output and manifest,
+    whose rerun is its eval.py command; the same model on its second test set is not loaded again."""
+    from alice.fair import evaluate_many
+
+    def argv(model: str, name: str, extra: str = "") -> list[str]:
+        return ["--data", "gsm_symbolic" + extra, "--limit", "2", "--max-new-tokens", "8", "--backend", "hf",
+                "--student", model, "--output", str(tmp_path / f"{name}.jsonl")]
+
+    starts = evaluate_many([argv(small_model, "a"), argv(small_model, "a-again", ":seed=0"),
+                            argv(other_small_model, "b")])
+    assert [s["model"] for s in starts if "load_s" in s] == [small_model, other_small_model]
+    for name, model in (("a", small_model), ("a-again", small_model), ("b", other_small_model)):
+        summary = json.loads((tmp_path / f"{name}.summary.json").read_text())
+        manifest = json.loads((tmp_path / f"{name}.manifest.json").read_text())
+        assert summary["n"] == 2 and manifest["status"] == "complete"
+        assert manifest["rerun"].startswith("python eval.py") and model in manifest["rerun"]

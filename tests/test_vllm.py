@@ -69,28 +69,12 @@ def test_eval_script_with_vllm_subprocess(tmp_path, small_model):
     assert summary["n"] == 4 and json.loads((tmp_path / "eval.manifest.json").read_text())["backend"]["backend"] == "vllm"
 
 
-def perturbed_copy(source: str, folder) -> str:
-    """Another model of the small model's architecture: its MLP weights moved by noise (greedy outputs change)."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32)
-    noise = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for name, weight in model.named_parameters():
-            if ".mlp." in name:
-                weight.add_(torch.randn(weight.shape, generator=noise) * weight.std() * 0.3)
-    model.save_pretrained(folder)
-    AutoTokenizer.from_pretrained(source).save_pretrained(folder)
-    return str(folder)
-
-
-def test_another_models_weights_load_into_the_running_engine(tmp_path, small_model, engine):
+def test_another_models_weights_load_into_the_running_engine(small_model, other_small_model, engine):
     """A second model of the same architecture loaded into the running engine gives that model's own greedy
     outputs (those of a fresh engine on it); loading the first back gives the first's outputs again."""
     from alice.models import architecture_key
 
-    other = resolve_model(perturbed_copy(small_model, tmp_path / "other"))
+    other = resolve_model(other_small_model)
     original = resolve_model(small_model)
     assert architecture_key(other) == architecture_key(original) is not None  # what Engines checks before a swap
     convs = [[{"role": "user", "content": text}] for text in ("What is 7 + 5?", "Name a planet.", "Say hello.")]
