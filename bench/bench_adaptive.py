@@ -15,6 +15,13 @@ The token ratio is all K samples' tokens / the tokens of the samples drawn.
   python bench/bench_adaptive.py                    # the grid, the chosen rule; writes results
   python bench/bench_adaptive.py --no-write
   python bench/bench_adaptive.py --tokenizer ~/.cache/small-models/qwen2.5-coder-0.5b-instruct.gguf
+  python bench/bench_adaptive.py --heldout results/fair/uncertainty.jsonl.xz \
+      --tokenizer ~/.cache/small-models/qwen2.5-coder-0.5b-instruct.gguf     # judged on questions it was not tuned on
+
+``--heldout``: a rule is chosen on the tuning data alone (the most tokens saved among the rules that keep
+>= 98% of status and answer there; the best agreement with >= 2.5x if none does) and then judged, with the
+default rule and the whole grid, on another probe file's questions that the tuning data does not contain
+(another teacher's samples; the question text decides what is new).
 """
 
 from __future__ import annotations
@@ -38,7 +45,7 @@ from alice.adaptive import AdaptiveRule, compare, replay
 
 DATA = REPO / "results" / "fair" / "previous" / "uncertainty.jsonl.xz"
 TOKENS = BENCH / "adaptive_tokens.json.xz"
-CHOSEN = AdaptiveRule(wave=5, min_samples=15, z=2.0)  # the default of uncertainty.py --adaptive
+CHOSEN = AdaptiveRule(wave=5, min_samples=15, z=2.0)  # the rule the first replay chose (the default until --heldout)
 GRID = [AdaptiveRule(wave=w, min_samples=m, z=z) for w, m, z in
         itertools.product((5, 10), (10, 15, 20, 25, 30), (1.5, 1.75, 2.0, 2.5, 3.0, math.inf))]
 METRICS = ("status", "answer", "both", "clusters")
@@ -136,7 +143,11 @@ def main() -> None:
     p.add_argument("--tokens", type=Path, default=TOKENS, help="cached per-sample token counts")
     p.add_argument("--tokenizer", type=Path, help="GGUF file of the teacher: recount the tokens into --tokens")
     p.add_argument("--no-write", action="store_true", help="print only; leave results.json and RESULTS.md alone")
+    p.add_argument("--heldout", type=Path, help="another probe file: choose the rule on --data, judge it here")
     args = p.parse_args()
+    if args.heldout:
+        heldout(args)
+        return
 
     keys, samples = load_keys(args.data)
     if args.tokenizer:
@@ -222,6 +233,89 @@ def main() -> None:
         rule_line, agreement_line, chosen_line, error_line, where_line, honest_line, halves_line,
         caveat_line,
         grid_line])
+
+def questions_of(path: Path) -> dict[str, str]:
+    with open_text(path) as handle:
+        return {row["id"]: row["question"] for row in map(json.loads, handle)}
+
+
+def choose(results: list[dict]) -> dict:
+    """The rule chosen on the tuning data: the most tokens saved with >= 98% status and answer, else the best
+    agreement among the rules that save >= 2.5x."""
+    good = [r for r in results if r["agreement"]["both"] >= 0.98]
+    if good:
+        return max(good, key=lambda r: r["token_ratio"])
+    return max((r for r in results if r["token_ratio"] >= 2.5), key=lambda r: r["agreement"]["both"])
+
+
+def heldout(args) -> None:
+    """Choose on --data, judge on --heldout's new questions (see the module docstring)."""
+    keys, _ = load_keys(args.data)
+    with lzma.open(args.tokens, "rt", encoding="utf-8") as handle:
+        tokens = json.load(handle)
+    new_keys, new_samples = load_keys(args.heldout)
+    tuned_questions = set(questions_of(args.data).values())
+    new_ids = [qid for qid, question in questions_of(args.heldout).items() if question not in tuned_questions]
+    cache = args.tokens.with_name("adaptive_tokens_heldout.json.xz")
+    if args.tokenizer:
+        new_tokens = count_tokens({q: new_samples[q] for q in new_ids}, args.tokenizer.expanduser())
+        with lzma.open(cache, "wt", encoding="utf-8") as handle:
+            json.dump(new_tokens, handle, separators=(",", ":"))
+    else:
+        with lzma.open(cache, "rt", encoding="utf-8") as handle:
+            new_tokens = json.load(handle)
+    tuned = [evaluate(rule, keys, tokens, args.k) for rule in GRID]
+    chosen = choose(tuned)
+    rule = AdaptiveRule(**chosen["rule"])
+    judged = [evaluate(r, new_keys, new_tokens, args.k, new_ids) for r in GRID]
+    on_new = evaluate(rule, new_keys, new_tokens, args.k, new_ids)
+    default = evaluate(CHOSEN, new_keys, new_tokens, args.k, new_ids)  # the first replay's choice, for comparison
+    n = on_new["questions"]
+    goal = on_new["agreement"]["both"] >= 0.98 and on_new["token_ratio"] >= 2.5
+    print(f"tuning data: {len(keys)} questions; new questions in --heldout: {n} of {len(new_keys)}")
+    print(f"chosen on the tuning data: {rule_name(rule)}: there {chosen['token_ratio']}x, "
+          f"{chosen['agreement']['both']:.1%}; on the new questions {on_new['token_ratio']}x, "
+          f"{on_new['agreement']['both']:.1%} (errors {on_new['disagree_by_stop']})")
+    print(f"the first replay's rule ({rule_name(CHOSEN)}) on the new questions: {default['token_ratio']}x, "
+          f"{default['agreement']['both']:.1%}")
+    print("\n".join(table(judged)))
+    print(f"goal (>= 98% status and answer, >= 2.5x fewer tokens, on new questions): {'met' if goal else 'NOT met'}")
+    if args.no_write:
+        return
+    from bench_cluster import append_section, device_line
+
+    source = {"date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "device": f"{device_line()} (offline replay of saved samples)",
+              "command": "python " + " ".join(sys.argv), "tuning_data": str(args.data.relative_to(REPO)),
+              "heldout_data": str(args.heldout.relative_to(REPO)) if args.heldout.is_relative_to(REPO) else str(args.heldout),
+              "questions": n, "k": args.k}
+    errors = {"rate": round(on_new["disagree"]["both"] / n, 4), "ci95": wilson(on_new["disagree"]["both"], n)}
+    merge_results({
+        "P1_adaptive_heldout_agreement": {"value": on_new["agreement"]["both"], "agreement": on_new["agreement"],
+                                          "error_both": errors, "rule": rule.describe(), "goal": 0.98, "goal_met": goal,
+                                          "first_replay_rule": {"rule": CHOSEN.describe(), "agreement": default["agreement"],
+                                                           "token_ratio": default["token_ratio"]},
+                                          "disagree_by_stop": on_new["disagree_by_stop"], **source},
+        "P1_adaptive_heldout_token_ratio": {"value": on_new["token_ratio"], "rule": rule.describe(), "goal": 2.5,
+                                            "sample_ratio": on_new["sample_ratio"], **source},
+    })
+    shown = [r for r in judged if r["rule"]["wave"] == 5]
+    append_section("P1: adaptive probing judged on questions it was not tuned on (bench/bench_adaptive.py --heldout)", [
+        (f"tuning data: `{source['tuning_data']}` ({len(keys)} questions); new questions: the {n} pool questions of "
+        f"`{source['heldout_data']}` whose text the tuning data does not have (another draw of the data set, "
+        "probed by another training of the same teacher recipe, K=100)"),
+        (f"rule chosen on the tuning data alone ({rule_name(rule)}: the most tokens saved with >= 98% status and "
+        f"answer there, {chosen['token_ratio']:.2f}x, {chosen['agreement']['both']:.1%})"),
+        (f"**on the new questions**: `P1_adaptive_heldout_token_ratio` = **{on_new['token_ratio']:.2f}x**, "
+        f"`P1_adaptive_heldout_agreement` (status and answer) = **{on_new['agreement']['both']:.1%}** (error "
+        f"{errors['rate']:.1%}, 95% [{errors['ci95'][0]:.1%}, {errors['ci95'][1]:.1%}]); goal (>= 98%, >= 2.5x): "
+        f"**{'met' if goal else 'not met'}**; the errors by stop: {on_new['disagree_by_stop']}"),
+        (f"the rule the first replay chose on its own questions ({rule_name(CHOSEN)}) there: "
+         f"{default['token_ratio']:.2f}x, {default['agreement']['both']:.1%}; `uncertainty.py --adaptive` now "
+         "defaults to the rule chosen here (`AdaptiveRule`); without `--adaptive` it draws all K"),
+        ("not measured by a replay: how often two independent full-K runs agree (the floor any rule is judged "
+        "against); that needs a second probing run on a GPU"),
+        "the trade-off on the new questions (waves of 5):\n\n" + "\n".join(table(shown)) + "\n"])
+
 
 if __name__ == "__main__":
     main()
