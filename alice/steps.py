@@ -44,6 +44,21 @@ class Executor:
     results: dict[str, object] = field(default_factory=dict)
     planned: list[dict] = field(default_factory=list)
     count: int = 0
+    total: int | None = None  # steps the run has, for "step i of n" and the overall ETA
+    started: float = field(default_factory=time.time)
+
+    def progress(self) -> str:
+        """"3 of 18, 2m10s elapsed, about 7m left": the ETA assumes the steps to come take, on average, as
+        long as those so far (finished steps that resumed cost nothing, so it errs on the short side)."""
+        elapsed = time.time() - self.started
+        text = f"{self.count} of {self.total}" if self.total else f"{self.count}"
+        if self.dry_run:
+            return text
+        text += f", {_duration(elapsed)} elapsed"
+        done = self.count - 1
+        if self.total and done > 0:
+            text += f", about {_duration(elapsed / done * (self.total - done))} left"
+        return text
 
     def call(self, step: Step) -> object:
         """Run ``step`` (errors propagate), or in a dry run print it and run its plan."""
@@ -60,7 +75,7 @@ class Executor:
         """Run ``step`` unless a step it needs failed; a failure is recorded, not raised, so one empty
         filter result does not lose the other methods (the report lists what is missing)."""
         self.count += 1
-        label = f"== {self.prefix}[{self.count}] {step.name}"
+        label = f"== {self.prefix}[{self.progress()}] {step.name}"
         blocked = [n for n in step.needs if n in self.failed]
         if blocked:
             self.failed[step.name] = f"needs {', '.join(blocked)}"
@@ -82,3 +97,8 @@ class Executor:
             self.timings[step.name] = round(time.time() - started, 1)
         self.results[step.name] = result
         return result
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"

@@ -367,6 +367,7 @@ def execute(args: ExperimentConfig, folder: Path, steps: list[Step], executor: E
     branch_result: dict = {}
     parallel = args.parallel_cascade and not executor.dry_run
     beside = [s for s in steps if s.beside] if parallel else []
+    executor.total = executor.total or len(steps) - 1 - len(beside)  # the first step runs before the count
     try:
         if executor.dry_run:
             print("== [0] " + steps[0].name)
