@@ -120,6 +120,7 @@ class Parser(argparse.ArgumentParser):
     def __init__(self, *args, **kwargs) -> None:
         kwargs.setdefault("formatter_class", HelpFormatter)
         super().__init__(*args, **kwargs)
+        self.add_argument("--help-all", action="help", help="show every setting described, the shared ones too")
         self.add_argument("--config", metavar="RECIPE.yaml",
                           help="settings from a YAML recipe (configs/recipes/); flags override them")
 
@@ -158,9 +159,16 @@ class Parser(argparse.ArgumentParser):
         return out
 
 
-def add_settings(parser: argparse.ArgumentParser, cls: type, suppress_defaults: bool = False) -> None:
+# Setting groups every generating script shares: ``--help`` lists their flags in one line (``--help-all``
+# describes each), so a script's own settings are not lost among them.
+SHARED_HELP_GROUPS = ("generation",)
+
+
+def add_settings(parser: argparse.ArgumentParser, cls: type, suppress_defaults: bool = False,
+                 full_help: bool = True) -> None:
     """One flag per field of ``cls`` (``config`` excepted: the parser has it), in ``--help`` sections
-    by the fields' groups, "output" last."""
+    by the fields' groups, "output" last; with ``full_help=False`` a shared group (SHARED_HELP_GROUPS)
+    is one line naming its flags."""
     hints = _hints(cls)
     groups: dict[str | None, Any] = {}
     fields = [f for f in dataclasses.fields(cls) if f.name != "config"]
@@ -168,13 +176,25 @@ def add_settings(parser: argparse.ArgumentParser, cls: type, suppress_defaults: 
     for f in fields:
         meta = f.metadata
         name = meta.get("group")
+        short = not full_help and name in SHARED_HELP_GROUPS
         if name not in groups:
-            groups[name] = parser if name is None else parser.add_argument_group(name)
+            if name is None:
+                groups[name] = parser
+            elif short:
+                import textwrap
+
+                flags = " ".join(flag_of(g) for g in fields if g.metadata.get("group") == name)
+                groups[name] = parser.add_argument_group(
+                    f"{name} (shared by every generating script; --help-all describes each)",
+                    textwrap.fill(flags, 78, initial_indent="  ", subsequent_indent="  ", break_on_hyphens=False))
+            else:
+                groups[name] = parser.add_argument_group(name)
         target = groups[name]
         value_type, is_list = _base_type(hints[f.name])
         default = argparse.SUPPRESS if suppress_defaults else (
             f.default if f.default is not dataclasses.MISSING else f.default_factory())
-        kwargs: dict[str, Any] = {"dest": f.name, "help": meta.get("help") or None, "default": default}
+        kwargs: dict[str, Any] = {"dest": f.name, "help": argparse.SUPPRESS if short else meta.get("help") or None,
+                                  "default": default}
         if value_type is bool and meta.get("dest_flag"):
             kwargs["action"] = "store_false"
         elif value_type is bool and meta.get("negatable"):
@@ -194,9 +214,12 @@ def add_settings(parser: argparse.ArgumentParser, cls: type, suppress_defaults: 
         target.add_argument(flag_of(f), **kwargs)
 
 
-def build_parser(cls: type, doc: str | None) -> Parser:
+def build_parser(cls: type, doc: str | None, full_help: bool | None = None) -> Parser:
+    """A script's parser; ``--help`` is short on the shared settings unless ``--help-all`` is asked for."""
+    if full_help is None:
+        full_help = "--help-all" in sys.argv
     parser = Parser(description=doc)
-    add_settings(parser, cls)
+    add_settings(parser, cls, full_help=full_help)
     return parser
 
 
@@ -207,8 +230,9 @@ def from_namespace(cls: type[Config], namespace: argparse.Namespace) -> Config:
 
 def parse(cls: type[Config], argv: Sequence[str] | None, doc: str | None = None) -> Config:
     """A script's settings: flags, over a ``--config`` recipe, over the declared defaults."""
-    parser = build_parser(cls, doc)
-    namespace = parser.parse_args(None if argv is None else [str(a) for a in argv])
+    argv = None if argv is None else [str(a) for a in argv]
+    parser = build_parser(cls, doc, full_help="--help-all" in (sys.argv[1:] if argv is None else argv))
+    namespace = parser.parse_args(argv)
     try:
         return from_namespace(cls, namespace)
     except AliceError as err:

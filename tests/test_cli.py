@@ -30,7 +30,8 @@ def option_help(text: str) -> dict[str, str]:
 
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_help_shows_each_default_once(script):
-    done = run_script(f"{script}.py", "--help", env={"COLUMNS": "200"})
+    done = run_script(f"{script}.py", "--help" if script == "report" else "--help-all",
+                      env={"COLUMNS": "200"})
     entries = option_help(done.stdout)
     parser = importlib.import_module(script).build_parser()
     for action in parser._actions:
@@ -39,8 +40,21 @@ def test_help_shows_each_default_once(script):
         entry = entries[action.option_strings[0]]
         assert entry.lower().count("default") <= 1, entry  # never twice
         assert "(default: None)" not in entry, entry
-        if action.default not in (None, False, argparse.SUPPRESS):
+        if isinstance(action, argparse._StoreFalseAction):  # --no-X: off unless given; "(default: True)" misleads
+            assert "default" not in entry.lower(), entry
+        elif action.default not in (None, False, argparse.SUPPRESS):
             assert "default" in entry.lower(), f"{script}.py {action.option_strings[0]} shows no default: {entry}"
+
+
+@pytest.mark.parametrize("script", sorted(GENERATING))
+def test_help_names_the_shared_settings_once_and_every_data_set(script):
+    short = run_script(script, "--help", env={"COLUMNS": "100"}).stdout
+    full = run_script(script, "--help-all", env={"COLUMNS": "100"}).stdout
+    assert "generation (shared by every generating script; --help-all describes each)" in short
+    assert "--kv-cache-gb" in short and "fixed KV cache" not in short and "fixed KV cache" in " ".join(full.split())
+    assert len(short.splitlines()) < len(full.splitlines())
+    data = " ".join(short.split())
+    assert all(name in data for name in ("arc_challenge", "gsm8k", "hotpotqa", "triviaqa", "gsm_symbolic"))
 
 
 @pytest.mark.parametrize("script, flags", [
