@@ -660,7 +660,7 @@ def pgr_panel(ax, group: Group) -> None:
     ax.set_ylabel("PGR (95% CI)")
     ax.set_title("performance gap recovered", fontsize=9)
     if not rated:
-        ax.text(0.5, 0.5, "no PGR (needs weak and ceiling)", ha="center", va="center", transform=ax.transAxes,
+        ax.text(0.5, 0.5, "no PGR (needs weak, and a ceiling above it)", ha="center", va="center", transform=ax.transAxes,
                 fontsize=8)
     ax.legend(fontsize=7, loc="lower right")
 
