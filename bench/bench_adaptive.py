@@ -1,4 +1,4 @@
-"""Adaptive probing replayed offline on a real teacher's saved K samples (issue 18, item 1).
+"""Adaptive probing replayed offline on a real teacher's saved K samples.
 
 The data: ``results/fair/previous/uncertainty.jsonl.xz``, the fair test's trained teacher
 (Qwen2.5-Coder-0.5B-Instruct) probed with K=100 samples per student-pool question of

@@ -1,4 +1,4 @@
-"""Several GPUs (issue 9): train.py under `accelerate launch` with the project's DDP, FSDP and
+"""Several GPUs: train.py under `accelerate launch` with the project's DDP, FSDP and
 DeepSpeed ZeRO-3 configs against one GPU, and uncertainty.py on vLLM with tensor parallelism.
 
 train: a random-weight Qwen2.5-1.5B-shaped model (bench_train.py builds it) trained for a fixed

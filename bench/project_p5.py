@@ -44,7 +44,7 @@ def project(results: dict, k: int = 100, cot_tokens: int = 256, sft_epochs: int 
     if probe_tps is None:
         probe_tps = assumed["probe_tokens_per_s_1.5B"] = 60000.0
     if paper_probe_tps is None:
-        paper_probe_tps = assumed["paper_probe_tokens_per_s_1.5B"] = 21200.0  # issue 7's first measurement
+        paper_probe_tps = assumed["paper_probe_tokens_per_s_1.5B"] = 21200.0  # the first measurement of probing speed
     if batch512 is None:
         batch512 = assumed["decode_tokens_per_s_1.5B_batch512"] = 40000.0
     # A 3B model decodes at roughly the 1.5B rate x parameter ratio (matmuls and weight reads scale with size).

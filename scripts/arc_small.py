@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""ARC-Challenge small-scale replication (issue 11): does Alice beat original weak-to-strong with
+"""ARC-Challenge small-scale replication: does Alice beat original weak-to-strong with
 real small models? Settings come from a config file (configs/arc_small.toml); every step is one
 of the project's scripts, run as a subprocess, and every step resumes on a rerun.
 
