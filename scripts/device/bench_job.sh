@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The benchmarks of issues 18 and 19 on an offline 2-GPU machine, started by job.sh once the wheels
+# The adaptive-probing and 70B-class benchmarks on an offline 2-GPU machine, started by job.sh once the wheels
 # are in (transfer in pieces; see job.sh). Model GGUFs and the gsm_symbolic rows arrive later in
 # /tmp/keep/files; each item waits for what it needs, runs under a time limit, and a failure moves on.
 # Results: /tmp/job/out (packed by `job.sh wait`).
