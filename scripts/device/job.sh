@@ -3,9 +3,10 @@
 # checkout per command and keeps /tmp only while it stays warm, and run a long job there in the
 # background while later pieces still arrive. Here, once:
 #
-#   python scripts/device/pieces.py pack --prefix .pk --piece-mib 62 /tmp/w.tar FILE...
+#   python scripts/device/pieces.py pack --prefix .pk --piece-mib 56 /tmp/w.tar FILE...
 #
-# (w.tar: the wheels the job needs; FILE: model GGUFs, data caches), then one command per piece,
+# (w.tar: the wheels the job needs, gguf among them when models come as GGUF files; FILE: model
+# GGUFs, data caches; a piece and the checkout together must fit one upload), then one command per piece,
 # back to back, each with the folder .pkN beside the checkout:
 #
 #   JOB=scripts/device/fair_job.sh bash scripts/device/job.sh store N
