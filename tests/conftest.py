@@ -1,5 +1,5 @@
-"""Shared fixtures: the small real model (SmolLM2-135M-Instruct, built offline from PyPI) and
-one vLLM engine per test module where vLLM runs."""
+"""Shared fixtures: the small real model (SmolLM2-135M-Instruct, built offline from PyPI), another model
+of its architecture, and one in-process vLLM engine for the session."""
 
 from __future__ import annotations
 
@@ -22,6 +22,19 @@ def small_model() -> str:
     from alice.models import resolve_model
 
     return resolve_model("smollm2").path
+
+
+@pytest.fixture(scope="session")
+def vllm_engine(small_model):
+    """One in-process vLLM engine of the small model for the whole session (an engine start costs tens of
+    seconds on this CPU); tests that change its weights put them back."""
+    pytest.importorskip("vllm")
+    from alice.backends import VLLMBackend
+    from alice.models import resolve_model
+
+    backend = VLLMBackend(resolve_model(small_model), max_model_len=2048)
+    yield backend
+    backend.close()
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
 from conftest import run_script
 
 from alice.hygiene import check_statement
@@ -193,26 +192,20 @@ def test_prompts_carry_what_the_method_needs():
     assert clean_statement('"I am unsure whether ice melts."') == "I am unsure whether ice melts."
 
 
-def test_both_stages_share_one_vllm_engine(tmp_path, small_model):
-    pytest.importorskip("vllm")
+def test_both_stages_share_one_vllm_engine(tmp_path, small_model, vllm_engine):
+    """Both stages generate through the session's one engine (neither closes it)."""
     import student_generate
     import uncertainty
-    from alice.backends import VLLMBackend
-    from alice.models import resolve_model
 
-    engine = VLLMBackend(resolve_model(small_model), max_model_len=2048)
-    try:
-        unc = tmp_path / "unc.jsonl"
-        pool_ids = [ex.id for ex in load_task("arc_challenge").examples("student", limit=4)]
-        counts = uncertainty.main([*ARC, "--teacher", small_model, "--backend", "vllm", "--k", "8", "--limit", "4",
-                                   "--keep-singletons", "--save-samples", "--output", str(unc)], backend=engine)
-        rows = read_rows(unc)
-        check_uncertainty_rows(rows, 8, pool_ids)
-        assert counts["written"] == 4 and all(len(r["samples"]) == 8 for r in rows)
-        assert len(read_rows(tmp_path / "unc.samples.jsonl")) == 4  # kept with --save-samples
-        student = student_generate.main([*ARC, "--student", small_model, "--backend", "vllm", "--uncertainty",
-                                         str(unc), "--output", str(tmp_path / "s.jsonl")], backend=engine)
-        assert student["new"] == sum(r["status"] == "uncertain" for r in rows)
-        assert student["original"] == sum(r["status"] == "certain" for r in rows)
-    finally:
-        engine.close()
+    unc = tmp_path / "unc.jsonl"
+    pool_ids = [ex.id for ex in load_task("arc_challenge").examples("student", limit=4)]
+    counts = uncertainty.main([*ARC, "--teacher", small_model, "--backend", "vllm", "--k", "8", "--limit", "4",
+                               "--keep-singletons", "--save-samples", "--output", str(unc)], backend=vllm_engine)
+    rows = read_rows(unc)
+    check_uncertainty_rows(rows, 8, pool_ids)
+    assert counts["written"] == 4 and all(len(r["samples"]) == 8 for r in rows)
+    assert len(read_rows(tmp_path / "unc.samples.jsonl")) == 4  # kept with --save-samples
+    student = student_generate.main([*ARC, "--student", small_model, "--backend", "vllm", "--uncertainty",
+                                     str(unc), "--output", str(tmp_path / "s.jsonl")], backend=vllm_engine)
+    assert student["new"] == sum(r["status"] == "uncertain" for r in rows)
+    assert student["original"] == sum(r["status"] == "certain" for r in rows)

@@ -15,11 +15,9 @@ from alice.models import resolve_model
 ARGS = ["--data", "arc_challenge", "--limit", "4", "--max-new-tokens", "48"]
 
 
-@pytest.fixture(scope="module")
-def engine(small_model):
-    backend = VLLMBackend(resolve_model(small_model), max_model_len=2048)
-    yield backend
-    backend.close()
+@pytest.fixture
+def engine(vllm_engine):
+    return vllm_engine
 
 
 def test_n_samples_come_from_one_request(engine):
