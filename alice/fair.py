@@ -714,7 +714,7 @@ def restore(results: Path, run: Path) -> int:
                     shutil.copyfileobj(data, out)
             place(run / relative.with_name(path.name.removesuffix(".xz")), unpack)
         elif path.name.endswith(".summary.json") or path.name in ("gate.json", "experiment.json", "evidence.json",
-                                                                  "noise_floor.json"):
+                                                                  "noise_floor.json", "steps.json"):
             place(run / relative, lambda t, s=path: shutil.copyfile(s, t))
     return written
 

@@ -13,6 +13,7 @@ finish.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -82,6 +83,8 @@ class Executor:
         self.status_total: list[str] = []  # the steps this run has to do
         self.running: dict[str, tuple[subprocess.Popen, str | None, float]] = {}
         self.started = time.time()
+        self.status_path: Path | None = None
+        self.earlier_runs: list[dict] = []
 
     def log(self, text: str) -> None:
         elapsed = time.time() - self.started
@@ -137,7 +140,9 @@ class Executor:
             step.after()
         self.status[step.name] = {"status": "done" if ok else "failed", "wall_s": wall, "error": why or None,
                                   "gpu": gpu, "gpu_share": step.gpu,
+                                  "began_s": round(time.time() - wall - self.started, 1),
                                   "command": " ".join(step.command) if step.command else None}
+        self.write_status()  # after every step: a run killed midway still says what it did
         done = sum(1 for s in self.status.values() if s["status"] == "done")
         self.log(f"{'done  ' if ok else 'FAILED'} {step.name} in {wall} s{'' if ok else ': ' + why} "
                  f"({done} done of {len(self.status_total)})")
@@ -201,6 +206,13 @@ class Executor:
             self.stop_all()
         return self.status
 
+    def write_status(self) -> None:
+        if self.status_path is None:
+            return
+        atomic_write_json(self.status_path, {
+            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started)), "steps": self.status,
+            "wall_s": round(time.time() - self.started, 1), "earlier_runs": self.earlier_runs})
+
     def stop_all(self) -> None:
         for name, (process, _, _) in list(self.running.items()):
             if process.poll() is None:
@@ -230,12 +242,26 @@ def run_steps(steps: Sequence[Step], targets: Sequence[str], gpus: Sequence[str]
             print(f"{step.name}  [{place}; needs {', '.join(step.needs) or '-'}]\n    {what}")
         return {}
     executor = Executor(steps, gpus, log_dir, capacity=capacity, cpu_slots=cpu_slots)
+    if status_path:
+        executor.status_path = Path(status_path)
+        executor.earlier_runs = earlier_runs(executor.status_path)
     previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind: children are stopped
     try:
         status = executor.run(targets)
     finally:
         signal.signal(signal.SIGTERM, previous)
-        if status_path:
-            atomic_write_json(status_path, {"steps": executor.status,
-                                            "wall_s": round(time.time() - executor.started, 1)})
+        executor.write_status()
     return status
+
+
+def earlier_runs(status_path: Path) -> list[dict]:
+    """The runs an earlier status file records (a resumed run keeps them: its steps and wall times are
+    part of the whole run's cost)."""
+    if not status_path.is_file():
+        return []
+    try:
+        earlier = json.loads(status_path.read_text())
+    except ValueError:
+        return []
+    runs = earlier.pop("earlier_runs", [])
+    return [*runs, earlier] if earlier.get("steps") else runs

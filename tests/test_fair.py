@@ -38,8 +38,13 @@ def test_executor_runs_what_targets_need_skips_after_a_failure_and_resumes(tmp_p
     assert json.loads((tmp_path / "steps.json").read_text())["steps"]["c"]["error"] == "exit code 1"
     # A rerun starts only what is still missing: a and b are done, c runs again (and fails again).
     out["b"].write_text("kept")
-    again = run_steps(steps, ["b", "d"], [], tmp_path / "logs")
+    again = run_steps(steps, ["b", "d"], [], tmp_path / "logs", status_path=tmp_path / "steps.json")
     assert set(again) == {"c", "d"} and out["b"].read_text() == "kept"
+    # The status file keeps the first run's steps (their time is part of the whole run's cost).
+    status_file = json.loads((tmp_path / "steps.json").read_text())
+    assert set(status_file["steps"]) == {"c", "d"}
+    assert [set(r["steps"]) for r in status_file["earlier_runs"]] == [{"a", "b", "c", "d"}]
+    assert status_file["earlier_runs"][0]["steps"]["b"]["began_s"] >= status_file["earlier_runs"][0]["steps"]["a"]["began_s"]
 
 
 def test_gpu_shares_limit_what_runs_at_once(tmp_path):
