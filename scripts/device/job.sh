@@ -26,7 +26,8 @@ export PYTHONPATH=$SITE:$PWD PYTHONUNBUFFERED=1 VLLM_USE_FLASHINFER_SAMPLER=0 VL
   HF_HUB_OFFLINE=1 VLLM_NO_USAGE_STATS=1 TOKENIZERS_PARALLELISM=false
 
 start_job() {
-  mkdir -p "$WORK" && rm -rf "$WORK/repo" && mkdir -p "$WORK/repo" && cp -r . "$WORK/repo/" &&
+  mkdir -p "$WORK" && rm -rf "$WORK/repo" && mkdir -p "$WORK/repo" &&
+    if [ -f "$KEEP/snap.tgz" ]; then tar -xzf "$KEEP/snap.tgz" -C "$WORK/repo"; else cp -r . "$WORK/repo/"; fi &&
     rm -rf "$WORK"/repo/.pk* && echo "${JOB:?set JOB to the job script}" >"$WORK/job" &&
     touch "$WORK/started" && rm -f "$WORK/done"
   (cd "$WORK/repo" && setsid nohup bash "$WORK/repo/scripts/device/job.sh" run >>"$WORK/log" 2>&1 </dev/null &)
@@ -36,6 +37,9 @@ start_job() {
 case ${1:-} in
 store)
   python3 scripts/device/pieces.py store ".pk$2" "$KEEP" || exit 1
+  # A snapshot of one commit (git archive HEAD) carried as .snap.tgz: the job runs that code, whatever
+  # the checkout of the later commands holds.
+  [ -f .snap.tgz ] && cp .snap.tgz "$KEEP/snap.tgz"
   if [ -f "$FILES/w.tar" ] && [ ! -f "$SITE/.installed" ]; then
     mkdir -p "$KEEP/wh" && tar -xf "$FILES/w.tar" -C "$KEEP/wh" &&
       python3 -m pip install -q --no-index --no-deps --no-compile --target "$SITE" "$KEEP"/wh/*.whl &&
