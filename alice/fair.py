@@ -317,7 +317,7 @@ class FairTest:
             for arm in self.arms:
                 folders[arm] = self.train(f"{arm}-seed{s}", "student", student,
                                           ["--train-file", data / f"{arm}.jsonl"], s, (f"data {arm}", "gate"),
-                                          3 if arm == "alice" else 4)
+                                          3 + self.seeds.index(s))  # seed by seed: a cut run has whole seeds
                 if not self.batched:
                     self.evaluate(f"{arm}-seed{s}", str(folders[arm]), (f"train {arm}-seed{s}",), 2,
                                   cleanup=folders[arm])
