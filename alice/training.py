@@ -8,11 +8,15 @@ trained on the same context it is evaluated in and the loss falls only on the as
 
     rows = read_training_rows("data/cot-arc.jsonl")              # kept rows of any stage
     records = sft_records(task, rows)                            # prompt/completion conversations
-    trainer = make_trainer(model, tokenizer, records, TrainSettings(output_dir="runs/teacher"))
+    config = parse(TrainConfig, ["--lora"])                      # train.py's settings (the recipe)
+    trainer = make_trainer(model, tokenizer, records, config, "runs/teacher")
     trainer.train()
 
-The train.py stage (``alice.stages.train.run_training``) adds the run management (resume,
-manifest); ``bench/bench_train.py`` reuses ``make_trainer`` on random-weight models.
+The recipe is train.py's ``TrainConfig`` (alice/stages/train.py), read here as it is: ``sft_config``
+turns it into TRL's SFTConfig. The train.py stage (``alice.stages.train.run_training``) adds the run
+management (resume, manifest); ``bench/bench_train.py`` reuses ``make_trainer`` on random-weight models.
+alice.stages.train imports this module inside its functions and this module names ``TrainConfig``
+only for type checking, so neither imports the other when loaded.
 """
 
 from __future__ import annotations
@@ -22,24 +26,19 @@ import json
 import re
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .config import field_map
 from .errors import AliceError
 from .models import ModelRef, resolve_model
 from .records import iter_jsonl
-from .stages.train import TrainConfig
 from .tasks import Example, Task
 
+if TYPE_CHECKING:
+    from .stages.train import TrainConfig
+
 CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
-
-
-def recipe_default(name: str) -> Any:
-    """The default of TrainConfig's setting ``name``: the recipe objects below take theirs from there
-    (the paper's recipe is declared once, as TrainConfig's defaults in alice/stages/train.py)."""
-    return field_map(TrainConfig)[name].default
+SAVE_TOTAL_LIMIT = 2  # checkpoints kept while training (a rerun resumes from the last)
 
 
 # ----------------------------------------------------------------------------- data
@@ -120,46 +119,42 @@ def check_train_file_task(path: str | Path, data: str) -> None:
 # ----------------------------------------------------------------------------- recipe
 
 
-@dataclass
-class LoraSettings:
-    rank: int = recipe_default("lora_rank")
-    alpha: int = recipe_default("lora_alpha")
-    dropout: float = recipe_default("lora_dropout")
-    target_modules: list[str] | str = recipe_default("lora_target_modules")
-    quantize_4bit: bool = False  # QLoRA
+def trains_adapter(config: TrainConfig) -> bool:
+    """A LoRA adapter trains (--lora, or --qlora on a 4-bit base) rather than every weight."""
+    return config.lora or config.qlora
 
 
-@dataclass
-class TrainSettings:
-    """Everything that shapes a training run; train.py and the bench both build one."""
+def lora_target_modules(config: TrainConfig) -> list[str] | str:
+    """--lora-target-modules as PEFT takes it: "all-linear", or the list of comma-separated names."""
+    targets = config.lora_target_modules
+    return targets if targets == "all-linear" else targets.split(",")
 
-    output_dir: str
-    epochs: float = recipe_default("epochs")
-    learning_rate: float = recipe_default("lr")
-    weight_decay: float = recipe_default("weight_decay")
-    warmup_ratio: float = recipe_default("warmup_ratio")  # share of the run's optimizer steps
-    warmup_steps: int | None = recipe_default("warmup_steps")  # a fixed count instead of the ratio
-    scheduler: str = recipe_default("scheduler")
-    total_batch_size: int = recipe_default("total_batch_size")
-    per_device_batch_size: int = recipe_default("per_device_batch_size")
-    max_steps: int = recipe_default("max_steps")
-    max_length: int | None = recipe_default("max_length")
-    seed: int = recipe_default("seed")
-    lora: LoraSettings | None = None
-    packing: bool = recipe_default("packing")  # best-fit-decreasing packing into max_length rows
-    padding_free: bool = recipe_default("padding_free")  # one flattened row per batch, no padding
-    gradient_checkpointing: bool = recipe_default("gradient_checkpointing")
-    reentrant_checkpointing: bool = recipe_default("reentrant_checkpointing")
-    save_steps: int = recipe_default("save_steps")
-    save_total_limit: int = 2
-    logging_steps: int = recipe_default("logging_steps")
-    bf16: bool | None = None  # None: where the hardware has it
-    report_to: list[str] = field(default_factory=list)
-    max_grad_norm: float = recipe_default("max_grad_norm")
-    optim: str = recipe_default("optim")
-    torch_compile: bool = recipe_default("torch_compile")
-    use_liger_kernel: bool = recipe_default("use_liger_kernel")
-    random_init: bool = recipe_default("random_init")
+
+def lora_settings(config: TrainConfig) -> dict | None:
+    """The adapter's settings as manifests record them; None for full fine-tuning."""
+    if not trains_adapter(config):
+        return None
+    return {"rank": config.lora_rank, "alpha": config.lora_alpha, "dropout": config.lora_dropout,
+            "target_modules": lora_target_modules(config), "quantize_4bit": config.qlora}
+
+
+def recipe_record(config: TrainConfig, output_dir: str | Path) -> dict:
+    """The recipe as train.py's manifest records it (its "recipe" block, under the names manifests have
+    always used: learning_rate for --lr, bf16 None where the hardware decides, ...)."""
+    return {
+        "output_dir": str(output_dir), "epochs": config.epochs, "learning_rate": config.lr,
+        "weight_decay": config.weight_decay, "warmup_ratio": config.warmup_ratio,
+        "warmup_steps": config.warmup_steps, "scheduler": config.scheduler,
+        "total_batch_size": config.total_batch_size, "per_device_batch_size": config.per_device_batch_size,
+        "max_steps": config.max_steps, "max_length": config.max_length, "seed": config.seed,
+        "lora": lora_settings(config), "packing": config.packing, "padding_free": config.padding_free,
+        "gradient_checkpointing": config.gradient_checkpointing,
+        "reentrant_checkpointing": config.reentrant_checkpointing, "save_steps": config.save_steps,
+        "save_total_limit": SAVE_TOTAL_LIMIT, "logging_steps": config.logging_steps,
+        "bf16": False if config.no_bf16 else None, "report_to": list(config.report_to),
+        "max_grad_norm": config.max_grad_norm, "optim": config.optim, "torch_compile": config.torch_compile,
+        "use_liger_kernel": config.use_liger_kernel, "random_init": config.random_init,
+    }
 
 
 def world_size() -> int:
@@ -185,50 +180,50 @@ def bf16_available() -> bool:
     return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
 
 
-def sft_config(settings: TrainSettings, processes: int | None = None):
-    """TRL's SFTConfig for ``settings`` (the paper's recipe unless told otherwise)."""
+def sft_config(config: TrainConfig, output_dir: str | Path, processes: int | None = None):
+    """TRL's SFTConfig for train.py's settings ``config`` (the paper's recipe unless told otherwise),
+    writing to ``output_dir``, over ``processes`` processes (default: those of this launch)."""
     from trl import SFTConfig
 
     processes = processes or world_size()
-    accumulation = gradient_accumulation_steps(settings.total_batch_size, settings.per_device_batch_size,
-                                               processes)
-    bf16 = bf16_available() if settings.bf16 is None else settings.bf16
+    accumulation = gradient_accumulation_steps(config.total_batch_size, config.per_device_batch_size, processes)
+    bf16 = False if config.no_bf16 else bf16_available()
     # TRL refuses padding-free rows without packing when max_length is set: such rows are cut to
     # max_length beforehand (see make_trainer), so the collator sees no limit.
-    max_length = None if settings.padding_free and not settings.packing else settings.max_length
+    max_length = None if config.padding_free and not config.packing else config.max_length
     return SFTConfig(
-        output_dir=settings.output_dir,
-        num_train_epochs=settings.epochs,
-        max_steps=settings.max_steps,
-        learning_rate=settings.learning_rate,
-        weight_decay=settings.weight_decay,
-        optim=settings.optim,
-        max_grad_norm=settings.max_grad_norm,
-        torch_compile=settings.torch_compile,
-        use_liger_kernel=settings.use_liger_kernel,
-        lr_scheduler_type=settings.scheduler,
+        output_dir=str(output_dir),
+        num_train_epochs=config.epochs,
+        max_steps=config.max_steps,
+        learning_rate=config.lr,
+        weight_decay=config.weight_decay,
+        optim=config.optim,
+        max_grad_norm=config.max_grad_norm,
+        torch_compile=config.torch_compile,
+        use_liger_kernel=config.use_liger_kernel,
+        lr_scheduler_type=config.scheduler,
         # transformers 5: an int is a step count, a float in [0, 1) a share of the run.
-        warmup_steps=settings.warmup_steps if settings.warmup_steps is not None else float(settings.warmup_ratio),
-        per_device_train_batch_size=settings.per_device_batch_size,
+        warmup_steps=config.warmup_steps if config.warmup_steps is not None else float(config.warmup_ratio),
+        per_device_train_batch_size=config.per_device_batch_size,
         gradient_accumulation_steps=accumulation,
         bf16=bf16,
         fp16=False,
-        seed=settings.seed,
-        data_seed=settings.seed,
+        seed=config.seed,
+        data_seed=config.seed,
         max_length=max_length,
-        packing=settings.packing,
+        packing=config.packing,
         packing_strategy="bfd",
-        padding_free=settings.padding_free,
+        padding_free=config.padding_free,
         completion_only_loss=True,
-        gradient_checkpointing=settings.gradient_checkpointing,
+        gradient_checkpointing=config.gradient_checkpointing,
         save_strategy="steps",
-        save_steps=settings.save_steps,
-        save_total_limit=settings.save_total_limit,
+        save_steps=config.save_steps,
+        save_total_limit=SAVE_TOTAL_LIMIT,
         logging_strategy="steps",
-        logging_steps=settings.logging_steps,
+        logging_steps=config.logging_steps,
         logging_first_step=True,
         include_num_input_tokens_seen="non_padding",
-        report_to=settings.report_to,
+        report_to=list(config.report_to),
         dataset_num_proc=None,
         disable_tqdm=False,
         use_cpu=not _cuda(),
@@ -241,11 +236,12 @@ def _cuda() -> bool:
     return torch.cuda.is_available()
 
 
-def lora_config(lora: LoraSettings):
+def lora_config(config: TrainConfig):
+    """PEFT's LoraConfig for the adapter ``config`` describes (--lora-rank, --lora-alpha, ...)."""
     from peft import LoraConfig
 
-    return LoraConfig(r=lora.rank, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-                      target_modules=lora.target_modules, task_type="CAUSAL_LM", bias="none")
+    return LoraConfig(r=config.lora_rank, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+                      target_modules=lora_target_modules(config), task_type="CAUSAL_LM", bias="none")
 
 
 def require_bitsandbytes() -> None:
@@ -260,32 +256,32 @@ def require_bitsandbytes() -> None:
                          "use --lora, or a CUDA GPU")
 
 
-def load_base_model(ref: ModelRef, settings: TrainSettings, attn_implementation: str | None = None):
+def load_base_model(ref: ModelRef, config: TrainConfig):
     """The model to train. Full fine-tuning keeps fp32 master weights (bf16 autocast on GPU);
     LoRA keeps a bf16 base on GPU; QLoRA a 4-bit NF4 base. An adapter folder is merged first.
-    ``settings.random_init``: the folder's config.json with random weights (alice.random_init)."""
+    ``config.random_init``: the folder's config.json with random weights (alice.random_init);
+    ``config.attn_implementation``: the attention kernels (default: the model's)."""
     import torch
 
-    lora = settings.lora
-    nf4 = bool(lora and lora.quantize_4bit)
+    lora, nf4 = trains_adapter(config), config.qlora
     if nf4:
         require_bitsandbytes()
-    if settings.random_init:
+    if config.random_init:
         from .random_init import random_model
 
         dtype = torch.bfloat16 if lora and bf16_available() else torch.float32
-        model = random_model(ref.path, dtype, settings.seed, lora_config(lora) if lora else None,
-                             attn_implementation, ref.load_revision(), nf4=nf4)
+        model = random_model(ref.path, dtype, config.seed, lora_config(config) if lora else None,
+                             config.attn_implementation, ref.load_revision(), nf4=nf4)
     else:
-        model = _load_pretrained(ref, lora, nf4, attn_implementation)
+        model = _load_pretrained(ref, lora, nf4, config.attn_implementation)
     if nf4:
         from peft import prepare_model_for_kbit_training
 
-        model = prepare_model_for_kbit_training(model, settings.gradient_checkpointing)
+        model = prepare_model_for_kbit_training(model, config.gradient_checkpointing)
     return model
 
 
-def _load_pretrained(ref: ModelRef, lora: LoraSettings | None, nf4: bool, attn_implementation: str | None):
+def _load_pretrained(ref: ModelRef, lora: bool, nf4: bool, attn_implementation: str | None):
     """``ref``'s weights in the dtype (or NF4 quantization) the training needs; an adapter is merged."""
     import torch
     from transformers import AutoModelForCausalLM
@@ -356,8 +352,10 @@ def throughput_callback():
     return Throughput()
 
 
-def make_trainer(model, tokenizer, records: list[dict], settings: TrainSettings, processes: int | None = None):
-    """SFTTrainer on conversational prompt/completion ``records`` with the recipe in ``settings``."""
+def make_trainer(model, tokenizer, records: list[dict], config: TrainConfig, output_dir: str | Path,
+                 processes: int | None = None):
+    """SFTTrainer on conversational prompt/completion ``records`` with the recipe in train.py's settings
+    ``config``, writing its checkpoints to ``output_dir``."""
     import torch
     from datasets import Dataset
     from trl import SFTTrainer
@@ -372,15 +370,16 @@ def make_trainer(model, tokenizer, records: list[dict], settings: TrainSettings,
         # SDPA kernels need no per-shape build.
         torch.backends.cuda.enable_cudnn_sdp(False)
     dropped = 0
-    if settings.padding_free and not settings.packing and settings.max_length:
-        records, dropped = _cut_to_length(records, tokenizer, settings.max_length)
+    if config.padding_free and not config.packing and config.max_length:
+        records, dropped = _cut_to_length(records, tokenizer, config.max_length)
         if not records:
-            raise AliceError(f"every training row is longer than --max-length {settings.max_length}")
-    config = sft_config(settings, processes)
+            raise AliceError(f"every training row is longer than --max-length {config.max_length}")
+    training_args = sft_config(config, output_dir, processes)
     # A model sharded by alice.random_init under FSDP comes with its LoRA adapter already.
-    peft_config = lora_config(settings.lora) if settings.lora and not hasattr(model, "peft_config") else None
+    peft_config = lora_config(config) if trains_adapter(config) and not hasattr(model, "peft_config") else None
     throughput = throughput_callback()
-    trainer = _adapter_saving_trainer(SFTTrainer)(model=model, args=config, train_dataset=Dataset.from_list(records),
+    trainer = _adapter_saving_trainer(SFTTrainer)(model=model, args=training_args,
+                                                  train_dataset=Dataset.from_list(records),
                                                   processing_class=tokenizer, peft_config=peft_config,
                                                   callbacks=[throughput])
     if trainer.is_fsdp_enabled:
@@ -390,13 +389,13 @@ def make_trainer(model, tokenizer, records: list[dict], settings: TrainSettings,
             # Nothing is left to wrap, and accelerate's wrap policy would look the decoder layer class up by
             # name, which fully_shard has changed (LlamaDecoderLayer -> FSDPLlamaDecoderLayer), and fail.
             trainer.accelerator.state.fsdp_plugin.auto_wrap_policy = None
-    if config.gradient_checkpointing:
+    if training_args.gradient_checkpointing:
         # Set here, after TRL: it makes PEFT under ZeRO-3 recompute in the reentrant form (DeepSpeed < 0.19.3
         # failed the non-reentrant recompute with frozen weights). Reentrant, DeepSpeed keeps every frozen weight
         # gathered during backward until backward ends: the whole base model on every GPU (out of memory at 70B,
         # bench/RESULTS.md run 6; 90% of the model against 11% non-reentrant, bench/bench_zero3_gc.py). The
         # Trainer reads these kwargs when training starts.
-        reentrant = settings.reentrant_checkpointing or (zero3_lora_checkpointing(trainer)
+        reentrant = config.reentrant_checkpointing or (zero3_lora_checkpointing(trainer)
                                                          and not deepspeed_recomputes_frozen_weights())
         trainer.args.gradient_checkpointing_kwargs = {**(trainer.args.gradient_checkpointing_kwargs or {}),
                                                       "use_reentrant": reentrant}

@@ -5,8 +5,8 @@ No checkpoint is read (none exists on the GPU machine): the model is Llama-3-70B
 the meta device and filled with normal(0, 0.02) weights (alice.random_init, which train.py
 --random-init shares). So this measures memory, speed and whether the pieces fit together
 (sharding, LoRA, gradient checkpointing, adapter saving and reloading), not quality. The LoRA recipe
-is train.py's --lora default (alice.training.LoraSettings: r 16, alpha 32, dropout 0.05, all linear
-layers but lm_head).
+is train.py's --lora default (TrainConfig's --lora-rank 16, --lora-alpha 32, --lora-dropout 0.05,
+all linear layers but lm_head, through alice.training.lora_config).
 
 fsdp    two GPUs, FSDP2 (fully_shard per decoder layer, then the root; bf16 params, fp32 gradient
         reduction, fp32 LoRA master weights and AdamW state), bf16 base, gradient checkpointing.
@@ -78,7 +78,8 @@ from alice.random_init import (
     random_model_nf4,
     trainable_full_state_dict,
 )
-from alice.training import LoraSettings, lora_config
+from alice.stages.train import TrainConfig
+from alice.training import lora_config, lora_settings
 
 PEAK_FLOPS = 989e12  # dense bf16 FLOP/s of one H200 (SXM)
 LLAMA3_70B = {"hidden_size": 8192, "intermediate_size": 28672, "num_hidden_layers": 80, "num_attention_heads": 64,
@@ -235,8 +236,8 @@ def run_fsdp(args: argparse.Namespace, res: Results) -> None:
     world = dist.get_world_size()
     device = torch.device(args.device, int(os.environ.get("LOCAL_RANK", "0")) if args.device == "cuda" else None)
     cfg = llama_config(args)
-    lora = LoraSettings()
-    res.update(mode="fsdp", world_size=world, config=cfg.to_dict(), lora=vars(lora), env=environment(device),
+    lora = TrainConfig(lora=True)  # train.py --lora
+    res.update(mode="fsdp", world_size=world, config=cfg.to_dict(), lora=lora_settings(lora), env=environment(device),
                mixed_precision="FSDP2 MixedPrecisionPolicy(param_dtype=bf16, reduce_dtype=fp32); base weights "
                                "stored bf16, LoRA weights and AdamW state fp32", gradient_checkpointing=True,
                args=vars(args))
@@ -288,8 +289,8 @@ def run_qlora(args: argparse.Namespace, res: Results) -> None:
 
     device = torch.device(args.device, 0 if args.device == "cuda" else None)
     cfg = llama_config(args)
-    lora = LoraSettings(quantize_4bit=True)
-    res.update(mode="qlora", config=cfg.to_dict(), lora=vars(lora), env=dict(environment(device),
+    lora = TrainConfig(qlora=True)  # train.py --qlora
+    res.update(mode="qlora", config=cfg.to_dict(), lora=lora_settings(lora), env=dict(environment(device),
                bitsandbytes=bnb.__version__), quantization="bitsandbytes NF4, double quantization "
                "(compress_statistics), bf16 compute; embeddings, norms and lm_head unquantized", args=vars(args))
     counts = frozen_counts(build_meta(cfg))

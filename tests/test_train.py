@@ -62,16 +62,27 @@ def _eval(model: Path, sums: Path, tmp: Path) -> dict:
     return json.loads(out.with_name(out.name.removesuffix(".jsonl") + ".summary.json").read_text())
 
 
+def test_sft_config_reads_train_py_settings(tmp_path):
+    """TRL's SFTConfig is built from train.py's parsed settings themselves (no mirror of them)."""
+    from alice.config import parse
+    from alice.stages.train import TrainConfig
+    from alice.training import lora_config, sft_config
+
+    config = parse(TrainConfig, ["--lr", "3e-5", "--max-steps", "2", "--warmup-steps", "5", "--no-bf16",
+                                 "--lora", "--lora-target-modules", "q_proj,v_proj"])
+    sft = sft_config(config, tmp_path / "run", processes=1)
+    assert (sft.learning_rate, sft.max_steps, sft.warmup_steps, sft.bf16) == (3e-5, 2, 5, False)
+    assert sft.output_dir == str(tmp_path / "run") and sft.gradient_accumulation_steps == 16  # the recipe's 16
+    assert sft.num_train_epochs == 3 and sft.save_total_limit == 2
+    assert set(lora_config(config).target_modules) == {"q_proj", "v_proj"}
+
+
 def test_training_prompt_is_the_stage_prompt_and_only_the_response_is_trained(small_model):
     from alice.backends import apply_template, load_tokenizer
+    from alice.config import parse
     from alice.models import resolve_model
-    from alice.training import (
-        TrainSettings,
-        load_base_model,
-        make_trainer,
-        sft_records,
-        training_prompt,
-    )
+    from alice.stages.train import TrainConfig
+    from alice.training import load_base_model, make_trainer, sft_records, training_prompt
 
     task = load_task("arc_challenge")
     examples = task.examples("teacher", limit=2)
@@ -80,8 +91,9 @@ def test_training_prompt_is_the_stage_prompt_and_only_the_response_is_trained(sm
             for ex in examples]
     ref = resolve_model(small_model)
     tokenizer = load_tokenizer(ref)
-    settings = TrainSettings(output_dir="/tmp/unused-masking-check", max_length=1024)
-    trainer = make_trainer(load_base_model(ref, settings), tokenizer, sft_records(task, rows), settings, 1)
+    config = parse(TrainConfig, ["--max-length", "1024"])
+    trainer = make_trainer(load_base_model(ref, config), tokenizer, sft_records(task, rows), config,
+                           "/tmp/unused-masking-check", 1)
     for row, ex, item in zip(rows, examples, trainer.train_dataset):
         prompt_ids = tokenizer(apply_template(tokenizer, task.messages(ex)), add_special_tokens=False)["input_ids"]
         full_text = tokenizer.apply_chat_template(

@@ -3,8 +3,9 @@
 training rows (a stage's JSONL or the task's ground truth), the output folder, the manifest, resuming
 from the last checkpoint, and the processes of a multi-GPU launch waiting for the main one.
 
-alice/training.py reads its recipe defaults off ``TrainConfig`` when it is imported, so this module
-imports alice.training only inside its functions: either module may be imported first.
+alice/training.py takes ``TrainConfig`` as it is (``sft_config`` builds TRL's SFTConfig from it) and
+names it only for type checking; this module imports alice.training (torch, TRL) only inside its
+functions, so neither module imports the other when loaded.
 """
 
 from __future__ import annotations
@@ -12,9 +13,8 @@ from __future__ import annotations
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ..cli import DataSettings, ModelSettings, role
 from ..config import setting
@@ -23,9 +23,6 @@ from ..models import ModelRef
 from ..records import Manifest
 from ..tasks import Task
 from .common import slug
-
-if TYPE_CHECKING:
-    from ..training import TrainSettings
 
 TRAINING_DATA, RECIPE, LORA, OUTPUT = "training data", "recipe (paper defaults)", "LoRA", "output"
 
@@ -36,7 +33,7 @@ TRAINING_DATA, RECIPE, LORA, OUTPUT = "training data", "recipe (paper defaults)"
 # the run; 100 optimizer steps would leave a run of <= 100 steps warming up throughout (the ARC
 # replication's W2S-CoT teacher never passed lr 9e-7). So the warm-up is a share of the run by
 # default; --warmup-steps 100 gives the literal setting. The recipe's values are TrainConfig's defaults
-# (alice.training's recipe objects take theirs from here).
+# (alice.training.sft_config reads the settings from here).
 @dataclass(kw_only=True)
 class TrainConfig(ModelSettings, DataSettings):
     """train.py: its settings, declared once (flags, recipes, manifests)."""
@@ -113,29 +110,6 @@ class TrainConfig(ModelSettings, DataSettings):
                               operational=True)
 
 
-def settings_from_args(args: TrainConfig, output_dir: Path) -> TrainSettings:
-    from ..training import LoraSettings, TrainSettings
-
-    lora = None
-    if args.lora or args.qlora:
-        targets = args.lora_target_modules
-        lora = LoraSettings(rank=args.lora_rank, alpha=args.lora_alpha, dropout=args.lora_dropout,
-                            target_modules=targets if targets == "all-linear" else targets.split(","),
-                            quantize_4bit=args.qlora)
-    return TrainSettings(
-        output_dir=str(output_dir), epochs=args.epochs, learning_rate=args.lr, weight_decay=args.weight_decay,
-        warmup_ratio=args.warmup_ratio, warmup_steps=args.warmup_steps, scheduler=args.scheduler, total_batch_size=args.total_batch_size,
-        per_device_batch_size=args.per_device_batch_size, max_steps=args.max_steps, max_length=args.max_length,
-        seed=args.seed, lora=lora, packing=args.packing, padding_free=args.padding_free,
-        gradient_checkpointing=args.gradient_checkpointing, reentrant_checkpointing=args.reentrant_checkpointing,
-        save_steps=args.save_steps,
-        logging_steps=args.logging_steps, bf16=False if args.no_bf16 else None,
-        optim=args.optim, max_grad_norm=args.max_grad_norm, report_to=list(args.report_to),
-        torch_compile=args.torch_compile, use_liger_kernel=args.use_liger_kernel,
-        random_init=args.random_init,
-    )
-
-
 def _training_data(args: TrainConfig, task: Task, role: str | None) -> tuple[list[dict], dict]:
     from ..training import check_train_file_task, ground_truth_rows, read_training_rows
 
@@ -179,6 +153,7 @@ def run_training(args: TrainConfig) -> dict:
         last_checkpoint,
         load_base_model,
         make_trainer,
+        recipe_record,
         release_accelerator_memory,
         require_bitsandbytes,
         save_trained,
@@ -214,7 +189,6 @@ def run_training(args: TrainConfig) -> dict:
     rows, source = _training_data(args, task, role)
     records = sft_records(task, rows)
     output_dir = Path(args.output_dir) if args.output_dir else _default_output_dir(task, ref, args, source)
-    settings = settings_from_args(args, output_dir)
     accumulation = gradient_accumulation_steps(args.total_batch_size, args.per_device_batch_size,
                                                state.num_processes)
     tokenizer = load_tokenizer(ref)  # fails early for a model without a chat template
@@ -247,7 +221,7 @@ def run_training(args: TrainConfig) -> dict:
 
         manifest.data["models"]["base"]["weights"] = RANDOM_WEIGHTS_NOTE
     manifest.data["data"] = {**source, "rows": len(records), "data_hash": fingerprint_settings["data_hash"]}
-    manifest.data["recipe"] = {**asdict(settings), "gradient_accumulation_steps": accumulation,
+    manifest.data["recipe"] = {**recipe_record(args, output_dir), "gradient_accumulation_steps": accumulation,
                                "world_size": state.num_processes}
     manifest.data["resumed_from"] = checkpoint.name if checkpoint else None
     _main_first(state, manifest.save)
@@ -258,13 +232,13 @@ def run_training(args: TrainConfig) -> dict:
 
     # Before the model, and kept alive while it is built: under DeepSpeed ZeRO-3 the TrainingArguments hold
     # the only reference to the config transformers reads (a weak reference) to create the model partitioned.
-    training_args = sft_config(settings, state.num_processes)
+    training_args = sft_config(args, output_dir, state.num_processes)
     try:
         started = time.perf_counter()
-        model = load_base_model(ref, settings, args.attn_implementation)
+        model = load_base_model(ref, args)
         load_s = time.perf_counter() - started
         del training_args
-        trainer = make_trainer(model, tokenizer, records, settings, state.num_processes)
+        trainer = make_trainer(model, tokenizer, records, args, output_dir, state.num_processes)
         trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
         summary = training_summary(trainer)
 
