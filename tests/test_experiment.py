@@ -1,6 +1,6 @@
 """experiment.py: the whole chain on the small real model (transformers backend, a few arithmetic
 questions, one LoRA step per training; cascade Alice in its own process beside the rest), its
-report, and a rerun that has nothing left to do."""
+report, what it logs to TensorBoard, and a rerun that has nothing left to do."""
 
 from __future__ import annotations
 
@@ -25,7 +25,8 @@ def test_whole_chain_report_and_resume(tmp_path, small_model):
     argv = ["--data", str(data), "--answer-type", "number", "--model", small_model, "--backend", "hf",
             "--limit", "4", "--student-limit", "3", "--eval-limit", "3", "--k", "3", "--max-new-tokens", "24",
             "--summarizer-max-new-tokens", "24", "--uncertainty-args=--keep-singletons --clustering semantic",
-            f"--train-args={TRAIN_ARGS}", "--midlevel", small_model, "--parallel-cascade", "--run-dir", str(run)]
+            f"--train-args={TRAIN_ARGS}", "--midlevel", small_model, "--parallel-cascade", "--run-dir", str(run),
+            "--report-to", "tensorboard"]
     result = experiment.main(argv)
 
     assert result["preset"] == "demo" and "same base model" in result["note"]
@@ -43,6 +44,12 @@ def test_whole_chain_report_and_resume(tmp_path, small_model):
     for method in methods:  # the report names methods with underscores; experiment.py's files with hyphens
         summary = json.loads((run / f"eval-{method.replace('_', '-')}.summary.json").read_text())
         assert summary["n"] == 3
+    logged_like_the_files(run, methods)
+    # Each training is a TensorBoard run of its own, named after its step; the cascade's stages within its step.
+    for step in ("train-teacher-cot", "train-student-ceiling", "train-student-alice", "cascade/stage1",
+                 "cascade/stage2"):
+        losses = scalars(run / "tensorboard" / step)["train/loss"]
+        assert [s for s, _ in losses] == [1] and all(v > 0 for _, v in losses), step
     # The answers-only teacher differs from the weak one here (the dataset ships rationales).
     weak_rows = json.loads((run / "teacher-gt" / "manifest.json").read_text())["data"]
     qa_rows = json.loads((run / "teacher-qa" / "manifest.json").read_text())["data"]
@@ -59,6 +66,36 @@ def test_whole_chain_report_and_resume(tmp_path, small_model):
     again = experiment.main(argv)
     assert again["engine_starts"] == [] and (run / "student-alice" / "manifest.json").read_text() == before
     assert result["attempts"] == 1 and again["attempts"] == 2 and again["failed"] == result["failed"]
+    logged_like_the_files(run, methods)  # the rerun's values replace the first run's: still one point each
+
+
+def scalars(folder) -> dict[str, list[tuple[int, float]]]:
+    """Every scalar TensorBoard shows for one run folder: tag -> [(step, value)]."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(folder))
+    events.Reload()
+    return {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+
+
+def logged_like_the_files(run, methods) -> None:
+    """--report-to tensorboard: each evaluation's accuracy and parse rate, the report's PGR and paired
+    differences, with the values of the run's own files."""
+    for method in methods:
+        summary = json.loads((run / f"eval-{method.replace('_', '-')}.summary.json").read_text())
+        logged = scalars(run / "tensorboard" / f"eval-{method.replace('_', '-')}")
+        assert logged == {"eval/accuracy": [(0, pytest.approx(summary["accuracy"]))],
+                          "eval/parse_rate": [(0, pytest.approx(summary["parse_rate"]))]}, method
+    group = json.loads((run / "report.json").read_text())["groups"][0]
+    report = scalars(run / "tensorboard" / "report")
+    for pair in group["paired"]:
+        assert report[f"paired/{pair['a']}_vs_{pair['b']}"] == [(0, pytest.approx(pair["delta"]))]
+        assert report[f"paired/{pair['a']}_vs_{pair['b']}/p"] == [(0, pytest.approx(pair["p_clusters"]))]
+    assert len(group["paired"]) >= 10
+    for method, row in group["methods"].items():
+        assert (f"pgr/{method}" in report) == (row["pgr"] is not None), method
+        if row["pgr"] is not None:
+            assert report[f"pgr/{method}"] == [(0, pytest.approx(row["pgr"]))]
 
 
 def test_presets():
@@ -79,6 +116,45 @@ def test_presets():
     # A stage's settings merge over the preset's, key by key: the demo keeps its two training steps.
     lr = apply_preset(parser.parse_args(["--train-args=--lr 3e-5"]))
     assert "--lr 3e-05" in lr.train_args and "--max-steps 2" in lr.train_args and "5e-05" not in lr.train_args
+
+
+def test_tracker_logs_the_report_and_an_evaluation_to_tensorboard(tmp_path):
+    from test_report import IDS, write_eval
+
+    from alice.report import build_report
+    from alice.tracking import Tracker
+
+    run = tmp_path / "run"
+    write_eval(run, "weak", set(IDS[:4]))                             # 0.4
+    write_eval(run, "ceiling", set(IDS[:8]))                          # 0.8
+    write_eval(run, "alice", set(IDS[:6]), parsed_ids=set(IDS[:9]))   # 0.6 -> PGR 0.5; parse rate 0.9
+    write_eval(run, "zero-shot", set(IDS[:8]))                        # 0.8 -> PGR 1.0
+    tracker = Tracker(["tensorboard"], run)
+    tracker.evaluation("alice", json.loads((run / "eval-alice.summary.json").read_text()))
+    tracker.report(build_report(run, samples=200))
+    assert scalars(run / "tensorboard" / "eval-alice") == {"eval/accuracy": [(0, pytest.approx(0.6))],
+                                                            "eval/parse_rate": [(0, pytest.approx(0.9))]}
+    report = scalars(run / "tensorboard" / "report")
+    assert report["pgr/alice"] == [(0, pytest.approx(0.5))] and report["pgr/zero_shot"] == [(0, pytest.approx(1.0))]
+    assert "pgr/weak" not in report and "pgr/ceiling" not in report  # the ends are not rated
+    assert report["paired/alice_vs_zero_shot"] == [(0, pytest.approx(-0.2))]
+    assert report["paired/weak_vs_zero_shot"] == [(0, pytest.approx(-0.4))]
+    low, high = report["paired/alice_vs_zero_shot/ci_low"][0][1], report["paired/alice_vs_zero_shot/ci_high"][0][1]
+    assert low <= -0.2 <= high and 0 < report["paired/alice_vs_zero_shot/p"][0][1] <= 1
+
+
+def test_report_to_reaches_every_training_step_from_a_recipe(tmp_path, capsys):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("report_to: tensorboard\n")  # one value for a list setting, as a recipe may give it
+    experiment.main(["--config", str(recipe), "--dry-run"])
+    commands = [line.strip() for line in capsys.readouterr().out.splitlines() if line.strip().startswith("python ")]
+    trainings = [line for line in commands if line.startswith("python train.py")]
+    cascade = next(line for line in commands if line.startswith("python cascade.py"))
+    assert len(trainings) == 6 + 2 and all("--report-to tensorboard" in line for line in trainings)
+    assert "--report-to tensorboard" in cascade.split("--train-args", 1)[1]
+    experiment.main(["--report-to", "wandb", "--train-args=--report-to trackio", "--dry-run"])
+    trainings = [line for line in capsys.readouterr().out.splitlines() if line.strip().startswith("python train.py")]
+    assert all("--report-to trackio" in line for line in trainings)  # the stage's own setting wins
 
 
 def test_dry_run_shows_merged_settings_and_refuses_engine_settings_for_evaluation(capsys):

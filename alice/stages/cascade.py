@@ -38,6 +38,7 @@ from ..errors import AliceError
 from ..models import ModelRef
 from ..records import Manifest, atomic_write_json, fingerprint, read_json
 from ..steps import Executor, Step
+from ..tracking import within
 from .common import slug
 
 PASSTHROUGH = "settings passed on to the stages' configs"
@@ -167,7 +168,8 @@ def stage_steps(args: CascadeConfig, stage: int, stages: int, teacher: str, stud
 
     def train(config: TrainConfig) -> dict:
         engines.before_training()
-        return run_training(config)
+        with within(f"stage{stage}"):  # logged inside a step (experiment.py --report-to): a run of its own
+            return run_training(config)
 
     return [
         Step("uncertainty", "uncertainty", derive(

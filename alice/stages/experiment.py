@@ -19,6 +19,7 @@ Run folder layout::
     cascade/stage<i>/...            cascade Alice (teacher-cot -> mid -> student)
     eval-<method>.jsonl/.summary.json   weak, ceiling, zero-shot, w2s-qa, w2s-cot, alice, cascade
     report.md report.csv report.png experiment.json
+    tensorboard/<step>/             --report-to tensorboard: train-<model>/, cascade/stage<i>/, eval-<method>/, report/
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from ..models import SMALL_MODEL, small_model_folder
 from ..records import atomic_write_json, read_json
 from ..report import build_report
 from ..steps import Executor, Step
+from ..tracking import Tracker, require
 from .cascade import PASSTHROUGH, CascadeConfig, StagePassthrough, derive, run_cascade, stage_overrides
 from .common import slug
 
@@ -82,6 +84,10 @@ class ExperimentConfig(StagePassthrough, CheckSettings, GenerationSettings, Mode
     train_args: str | None = like(StagePassthrough, "train_args", None)
     eval_args: str = setting("", "extra eval.py settings", group=PASSTHROUGH)
     run_dir: str | None = setting(None, "folder for this run (default: runs/<settings>)", operational=True)
+    report_to: list[str] = setting([], "also log to TensorBoard (<run-dir>/tensorboard) or W&B, one run per step: "
+                                   "each training's losses, each evaluation's accuracy and parse rate, the report's "
+                                   "PGR and paired differences (default: nowhere else)",
+                                   choices=["tensorboard", "wandb"], operational=True)
     overwrite: bool = setting(False, "start every step over (each replaces its own outputs; other files in the "
                               "run folder stay)", operational=True)
     dry_run: bool = setting(False, "print every step's command and full settings; run nothing, write nothing",
@@ -204,6 +210,9 @@ def experiment_steps(args: ExperimentConfig, folder: Path, task, engines: Engine
     from .w2s_labels import W2SLabelsConfig, w2s_labels
 
     extra = stage_overrides(args)
+    tracker = Tracker(args.report_to, folder)
+    if args.report_to:
+        extra["train"].setdefault("report_to", list(args.report_to))  # --train-args --report-to wins
     eval_extra = overrides(EvalConfig, args.eval_args, "--eval-args")
     engine_level = [name for name in eval_extra if name in ENGINE_SETTINGS]
     if engine_level:
@@ -216,27 +225,38 @@ def experiment_steps(args: ExperimentConfig, folder: Path, task, engines: Engine
     summ_ref = resolve_role(args, "summarizer") if args.summarizer else None
     again = {"overwrite": args.overwrite}  # --overwrite: each step replaces its own outputs, nothing else
 
-    def run_train(config: TrainConfig) -> dict:
+    def run_train(config: TrainConfig, step: str) -> dict:
         engines.before_training()
-        return run_training(config)
+        with tracker.training(step):
+            return run_training(config)
 
     def train(name: str, role_: str, model: str, output_dir: str, needs: tuple[str, ...] = (), **source) -> Step:
-        return Step(f"train {name}", "train", derive(TrainConfig, args, **again, **{role_: model},
-                                                     output_dir=path[output_dir], **source, **extra["train"]),
-                    run_train, needs)
+        step = f"train {name}"
+        return Step(step, "train", derive(TrainConfig, args, **again, **{role_: model}, output_dir=path[output_dir],
+                                          **source, **extra["train"]),
+                    lambda c: run_train(c, step), needs)
 
     def evaluation(method: str, role_: str, model: str, needs: tuple[str, ...] = (), beside: bool = False) -> Step:
         # The test split is never shuffled: EvalConfig has no --split-seed.
         config = derive(EvalConfig, args, **again, **{role_: model}, limit=args.eval_limit,
                         output=str(folder / f"eval-{method}.jsonl"), **eval_extra)
-        return Step(f"eval {method}", "eval", config,
-                    lambda c: evaluate(c, engines.handle(resolve_role(c, role_))), needs, beside=beside)
+
+        def run_eval(c: EvalConfig) -> dict:
+            summary = evaluate(c, engines.handle(resolve_role(c, role_)))
+            tracker.evaluation(method, summary)
+            return summary
+
+        return Step(f"eval {method}", "eval", config, run_eval, needs, beside=beside)
 
     def labels(name: str, teacher_dir: str, output: str, needs: tuple[str, ...]) -> Step:
         config = derive(W2SLabelsConfig, args, **again, teacher=teacher_dir, limit=args.student_limit,
                         output=path[output])
         return Step(name, "w2s_labels", config,
                     lambda c: w2s_labels(c, engines.handle(resolve_role(c, "teacher"))), needs)
+
+    def cascade_step(config: CascadeConfig) -> dict:
+        with tracker.training("cascade"):  # each stage's training: its own run inside (cascade stage1, ...)
+            return run_cascade(config, engines)
 
     def probe(config: UncertaintyConfig) -> dict:
         summ_backend = engines.handle(summ_ref) if summ_ref and not config.summarizer_base_url else None
@@ -301,7 +321,7 @@ def experiment_steps(args: ExperimentConfig, folder: Path, task, engines: Engine
         steps += [
             # The cascade's config holds its stages' settings as its own flags (what reruns it by hand); it
             # reads them back once, with each stage's declaration.
-            Step("cascade", "cascade", config, lambda c: run_cascade(c, engines),
+            Step("cascade", "cascade", config, cascade_step,
                  ("train teacher-cot",), plan=lambda c: run_cascade(c, engines, executor),
                  beside=True),
             evaluation("cascade", "student", final_model, ("cascade",), beside=True),
@@ -401,6 +421,8 @@ def execute(args: ExperimentConfig, folder: Path, steps: list[Step], executor: E
 def run_experiment(args: ExperimentConfig) -> dict:
     started = time.time()
     args = apply_preset(args)
+    if not args.dry_run:
+        require(args.report_to)  # a logging backend that is not installed stops the run before anything is spent
     folder = run_folder(args)
     executor = Executor(dry_run=args.dry_run)
     if args.dry_run:
@@ -435,6 +457,7 @@ def run_experiment(args: ExperimentConfig) -> dict:
     engines = Engines(args, share_adapters=share_adapters(args))
     branch_result = execute(args, folder, experiment_steps(args, folder, task, engines, executor), executor, engines)
     report = build_report(folder)
+    Tracker(args.report_to, folder).report(report)
     wall = round(time.time() - started, 1)
     result = {**info, "status": "complete" if not executor.failed else "incomplete",
               "cot": executor.results.get("cot"), "failed": executor.failed, "timings_s": executor.timings,
