@@ -223,21 +223,37 @@ def gguf_to_folder(gguf: Path, name: str | None = None) -> Path:
     if (out / "config.json").exists():
         return out
     print(f"converting {gguf.name} to a Hugging Face folder (once) ...", file=sys.stderr)
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
 
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-        model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.bfloat16)
-    except Exception as err:  # noqa: BLE001
-        raise AliceError(f"{gguf}: could not read the GGUF file ({err})") from None
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    tmp = out.with_name(out.name + f".tmp{os.getpid()}")
+    # Each reader of a GGUF parses its whole metadata (the vocabulary: most of the time for small models),
+    # so the tokenizer is converted in a second process while this one reads the config once and hands it
+    # to the weights' loader (about half the wall time of three sequential reads).
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        tokenizer_saved = pool.submit(_save_gguf_tokenizer, str(gguf), str(tmp))
+        try:
+            config = AutoConfig.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+            model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, config=config,
+                                                         dtype=torch.bfloat16)
+            tokenizer_saved.result()
+        except Exception as err:  # noqa: BLE001
+            raise AliceError(f"{gguf}: could not read the GGUF file ({err})") from None
     if getattr(model, "hf_quantizer", None) is not None:
         model.hf_quantizer.remove_quantization_config(model)
-    tmp = out.with_name(out.name + f".tmp{os.getpid()}")
     model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
     tmp.rename(out)
     return out
+
+
+def _save_gguf_tokenizer(gguf: str, folder: str) -> None:
+    from transformers import AutoTokenizer
+
+    path = Path(gguf)
+    AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name).save_pretrained(folder)
 
 
 def _hub_snapshot(repo_id: str) -> Path | None:
