@@ -1,0 +1,88 @@
+"""What a run's GPU time went to.
+
+The executor's status file (``steps.json``: every step's wall time, over every part of a resumed run)
+is split by each stage's own timings (its manifest's ``timings``) into work (training, generation,
+probing, summarizing), loading, saving and the rest (process start, imports, engine start, model
+conversion, waiting), and summed per kind of step (train, eval, data, uncertainty, convert, noise).
+Steps that shared a GPU overlap in time, so the per-step sums exceed the run's wall time; the run's
+own wall time per part is what a GPU was held for.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import shlex
+from pathlib import Path
+
+from .records import manifest_path
+
+WORK = ("train_s", "generation_s", "probing_s", "summarizing_s", "clustering_s", "zero_shot_s", "proactive_s")
+LOAD = ("load_s", "embedder_load_s")
+SAVE = ("save_s",)
+
+
+def step_outputs(command: str, run: Path, moved_from: str | None = None) -> list[Path]:
+    """The manifests a step's command writes: its ``--output`` / ``--output-dir``, or, for a batch of
+    evaluations (``scripts/fair.py evaluate ... NAME...``), each evaluation on both test sets.
+    ``moved_from``: the run folder's path where the run happened, read as ``run`` here."""
+    argv = shlex.split(command)
+
+    def local(path: str) -> Path:
+        if moved_from and path.startswith(moved_from.rstrip("/") + "/"):
+            return run / path[len(moved_from.rstrip("/")) + 1:]
+        return Path(path)
+
+    found = []
+    for flag, value in itertools.pairwise(argv):
+        if flag == "--output":
+            found.append(manifest_path(local(value)))
+        elif flag == "--output-dir":
+            found.append(local(value) / "manifest.json")
+    if "evaluate" in argv and any(a.endswith("fair.py") for a in argv):
+        names, rest = [], iter(argv[argv.index("evaluate") + 1:])
+        for arg in rest:
+            if arg.startswith("--"):
+                if arg != "--from-hub":  # every other option takes a value
+                    next(rest, None)
+            else:
+                names.append(arg)
+        for name in names:
+            found += [run / f"eval-{name}.manifest.json", run / "held_out_templates" / f"eval-{name}.manifest.json"]
+    return found
+
+
+def split_step(wall: float, manifests: list[dict]) -> dict[str, float]:
+    """One step's wall time as work, loading, saving and the rest."""
+    timings = [m.get("timings", {}) for m in manifests]
+    part = {"work_s": sum(t.get(k, 0) for t in timings for k in WORK),
+            "load_s": sum(t.get(k, 0) for t in timings for k in LOAD),
+            "save_s": sum(t.get(k, 0) for t in timings for k in SAVE)}
+    part["other_s"] = max(0.0, wall - sum(part.values()))
+    return {"wall_s": wall, **part}
+
+
+def gpu_time(run: Path, moved_from: str | None = None) -> dict | None:
+    """Per kind of step: how many, and their wall time split (``split_step``); per part of the run: when it
+    started and how long it held its GPUs. None when the run has no status file."""
+    status_path = run / "steps.json"
+    if not status_path.is_file():
+        return None
+    status = json.loads(status_path.read_text())
+    parts = [*status.get("earlier_runs", []), status]
+    kinds: dict[str, dict] = {}
+    for part in parts:
+        for name, step in part.get("steps", {}).items():
+            if step.get("status") != "done" or not step.get("command") or step.get("gpu") is None:
+                continue
+            manifests = [json.loads(p.read_text()) for p in step_outputs(step["command"], run, moved_from)
+                         if p.is_file()]
+            split = split_step(float(step.get("wall_s", 0)), manifests)
+            kind = kinds.setdefault(name.split()[0], {"steps": 0, **{k: 0.0 for k in split}})
+            kind["steps"] += 1
+            for key, value in split.items():
+                kind[key] = round(kind[key] + value, 1)
+    return {"parts": [{"started": p.get("started"), "wall_s": p.get("wall_s")} for p in parts],
+            "gpu_held_s": round(sum(float(p.get("wall_s") or 0) for p in parts), 1),
+            "by_kind": kinds,
+            "note": "GPU steps only; steps that shared a GPU overlap, so the kinds' sums exceed the time held"}

@@ -1,0 +1,37 @@
+"""alice.costs: a run's GPU time per kind of step, split by the stages' own timings, over every part
+of a resumed run (the status file's earlier runs)."""
+
+import json
+
+from alice.costs import gpu_time, step_outputs
+
+
+def write(path, data):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data))
+
+
+def test_gpu_time_splits_each_step_by_its_manifest_and_sums_every_part(tmp_path):
+    run = tmp_path / "run"
+    where = "/elsewhere/run"  # the run happened in another folder (another machine)
+    write(run / "models" / "a-seed0" / "manifest.json",
+          {"timings": {"wall_s": 100, "load_s": 2, "train_s": 80, "save_s": 5}})
+    write(run / "eval-a-seed0.manifest.json", {"timings": {"wall_s": 40, "generation_s": 10}})
+    write(run / "held_out_templates" / "eval-a-seed0.manifest.json", {"timings": {"wall_s": 20, "generation_s": 4}})
+    train = {"status": "done", "wall_s": 110, "gpu": "0", "command":
+             f"python train.py --data x --output-dir {where}/models/a-seed0 --resume"}
+    batch = {"status": "done", "wall_s": 70, "gpu": "0", "command":
+             f"python scripts/fair.py evaluate --config c.toml --run-dir {where} --gguf-dir /g a-seed0"}
+    failed = {"status": "failed", "wall_s": 9, "gpu": "0", "command": "python train.py --output-dir /x"}
+    write(run / "steps.json", {"started": "later", "wall_s": 75, "steps": {"eval seed0 arms": batch},
+                               "earlier_runs": [{"started": "first", "wall_s": 130,
+                                                 "steps": {"train a-seed0": train, "train b-seed0": failed}}]})
+    assert step_outputs(batch["command"], run, where) == [
+        run / "eval-a-seed0.manifest.json", run / "held_out_templates" / "eval-a-seed0.manifest.json"]
+    cost = gpu_time(run, moved_from=where)
+    assert cost["gpu_held_s"] == 205 and [p["started"] for p in cost["parts"]] == ["first", "later"]
+    assert cost["by_kind"]["train"] == {"steps": 1, "wall_s": 110, "work_s": 80, "load_s": 2, "save_s": 5,
+                                        "other_s": 23}
+    assert cost["by_kind"]["eval"] == {"steps": 1, "wall_s": 70, "work_s": 14, "load_s": 0, "save_s": 0,
+                                       "other_s": 56}
+    assert gpu_time(tmp_path / "no-run") is None
