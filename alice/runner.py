@@ -66,7 +66,8 @@ def generate_into(
         backend.on_progress = backend.on_result = None
         progress.close()
     return {"generated_now": len(work), "skipped_long_prompts": len(skipped),
-            "skipped_ids": sorted(skipped), "generation_s": round(time.time() - started, 3)}
+            "skipped_ids": sorted(skipped), "generation_s": round(time.time() - started, 3),
+            "generated_tokens": progress.tokens}
 
 
 class InOrderWriter:

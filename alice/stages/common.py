@@ -99,7 +99,7 @@ def generate_checked(output: Path, lazy: LazyBackend, examples: list[Example],
     the question is dropped (logged as such). Rows carry ``tries`` (the try that gave them) and
     ``source`` ("generated" or "fallback"). A rerun resumes at each question's next try."""
     log_path = sibling(output, "rejected")
-    stats: dict = {"generation_s": 0.0, "skipped_long_prompts": 0}
+    stats: dict = {"generation_s": 0.0, "generated_tokens": 0, "skipped_long_prompts": 0}
     with JsonlAppender(output) as appender, JsonlAppender(log_path, key=lambda r: (str(r["id"]), r.get("try"))) as log:
         while True:
             dropped = {qid for qid, t in log.done if t is None}
@@ -131,6 +131,7 @@ def generate_checked(output: Path, lazy: LazyBackend, examples: list[Example],
             run = generate_into(appender, lazy.get(), group, conversation, row_for, now, chunk_size=args.chunk_size,
                                 skip_long=args.skip_long_prompts, desc=desc if attempt == 1 else f"{desc} (try {attempt})")
             stats["generation_s"] = round(stats["generation_s"] + run["generation_s"], 3)
+            stats["generated_tokens"] += run["generated_tokens"]
             stats["skipped_long_prompts"] += run["skipped_long_prompts"]
             skipped = set(run["skipped_ids"])
             if skipped:  # too long for the context on every try: dropped
@@ -184,5 +185,11 @@ def generate_once(manifest: Manifest, args: GenerationSettings, ref: ModelRef | 
         lazy.close()
     if lazy.backend is not None:
         manifest.data["backend"] = lazy.backend.describe()
-    manifest.data["timings"]["generation_s"] = stats.get("generation_s", 0.0)
+    record_generation(manifest, stats)
     return rows, stats
+
+
+def record_generation(manifest: Manifest, stats: dict) -> None:
+    """This run's generation time and generated tokens in the manifest (a resumed run: this attempt's)."""
+    manifest.data["timings"]["generation_s"] = stats.get("generation_s", 0.0)
+    manifest.data["timings"]["generated_tokens"] = stats.get("generated_tokens", 0)

@@ -214,6 +214,7 @@ def uncertainty(args: UncertaintyConfig, backend: Backend | None = None,
                 samples_path, teacher_lazy, pending, task.messages,
                 lambda ex, outs: {"id": ex.id, "samples": outs}, probing, args, f"probing teacher (K={args.k})")
         timings["probing_s"] = round(timings.get("probing_s", 0) + stats.get("generation_s", 0.0), 3)
+        timings["probing_tokens"] = timings.get("probing_tokens", 0) + stats.get("generated_tokens", 0)
         if teacher_lazy.backend is not None:
             manifest.data["backend"] = teacher_lazy.backend.describe()
         if not shared:

@@ -35,7 +35,16 @@ from ..config import setting
 from ..hygiene import answer_check
 from ..records import Manifest, iter_jsonl
 from ..tasks import Example
-from .common import Checked, LazyBackend, check_counts, generate_checked, generate_once, sibling, slug
+from .common import (
+    Checked,
+    LazyBackend,
+    check_counts,
+    generate_checked,
+    generate_once,
+    record_generation,
+    sibling,
+    slug,
+)
 
 
 @dataclass(kw_only=True)
@@ -75,7 +84,7 @@ def w2s_labels(args: W2SLabelsConfig, backend: Backend | None = None) -> dict:
             lazy.close()
         if lazy.backend is not None:
             manifest.data["backend"] = lazy.backend.describe()
-        manifest.data["timings"]["generation_s"] = stats.get("generation_s", 0.0)
+        record_generation(manifest, stats)
     else:
         rows, stats = generate_once(manifest, args, teacher, backend, output, examples, task.messages, make_row,
                                     sampling, "teacher labels (W2S)")
