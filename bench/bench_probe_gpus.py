@@ -10,10 +10,14 @@ probing time the script measures itself (engine already up), and samples per sec
 - ``serve_dp2``: one ``vllm serve --data-parallel-size 2`` endpoint, uncertainty.py over the
   OpenAI backend;
 - ``serve2``: two ``vllm serve`` endpoints, one per GPU, sharing the questions (comma-separated
-  ``--base-url``).
+  ``--base-url``);
+- ``one<N>_eager`` / ``one<N>_graphs``: the pool in N parts probed by N engines at once on GPU 0 (one
+  engine is host-bound: its step time grows with the running sequences while the card idles), each
+  with 1/N of ``--card-kv-gb`` as KV cache, with ``--enforce-eager`` or with CUDA graphs.
 
   python bench/bench_probe_gpus.py --teacher MODEL_DIR --variants v1,v2,parts2,serve_dp2 --out out/probe
   python bench/bench_probe_gpus.py merge out/probe/probe.json      # adds the multigpu_probe_* keys here
+  python bench/bench_probe_gpus.py --teacher MODEL_DIR --k 100 --variants one1_graphs,one4_eager,one4_graphs,one8_graphs
 
 Scaling = samples/s of the two-GPU variant over the best one-GPU variant.
 """
@@ -43,12 +47,16 @@ def summary(outputs: list[Path], wall: float, codes: list[int]) -> dict:
     manifests = [read_manifest(o) for o in outputs]
     samples = sum(m.get("counts", {}).get("samples", 0) for m in manifests)
     probing = [m.get("timings", {}).get("probing_s") or 0 for m in manifests]
+    tokens = sum(m.get("timings", {}).get("probing_tokens", 0) for m in manifests)
     result = {"exit": codes, "wall_s": wall, "samples": samples, "questions":
-              sum(m.get("counts", {}).get("questions", 0) for m in manifests), "probing_s": probing}
+              sum(m.get("counts", {}).get("questions", 0) for m in manifests), "probing_s": probing,
+              "probing_tokens": tokens}
     if samples and max(probing) > 0 and not any(codes):
         # Parts run at once: the slowest part's probing time is the variant's.
         result["samples_per_s"] = round(samples / max(probing), 1)
         result["samples_per_s_wall"] = round(samples / wall, 1)
+        if tokens:
+            result["tokens_per_s"] = round(tokens / max(probing), 1)
     else:
         tails = [o.with_suffix(".log").read_text(errors="replace").strip().splitlines()[-3:]
                  for o in outputs if o.with_suffix(".log").is_file()]
@@ -124,6 +132,15 @@ def measure(args: argparse.Namespace) -> dict:
             result = summary(outputs, wall, codes)
         elif name in ("serve_dp2", "serve2"):
             result = serve_variant(args, name, work)
+        elif name.startswith("one") and name.split("_")[-1] in ("eager", "graphs"):
+            parts = int(name[3:].split("_")[0])
+            mode = ["--enforce-eager"] if name.endswith("_eager") else []
+            outputs = [work / f"{name}-p{i}.jsonl" for i in range(1, parts + 1)]
+            per_engine = ["--backend", "vllm", "--kv-cache-gb", f"{args.card_kv_gb / parts:g}", *mode]
+            wall, codes = run_at_once([(probe_command(args, o, [*per_engine, "--pool-part", f"{i}/{parts}"]),
+                                        env_for("0"), o.with_suffix(".log"))
+                                       for i, o in enumerate(outputs, start=1)], args.timeout)
+            result = {**summary(outputs, wall, codes), "engines": parts, "cuda_graphs": not mode}
         else:
             raise SystemExit(f"unknown variant {name}")
         report["results"][name] = result
@@ -145,6 +162,13 @@ def keys(report: dict) -> dict:
             if name in results:
                 out[f"multigpu_probe_{name}"] = {**results[name],
                                                  "scaling": round(results[name]["samples_per_s"] / max(single), 3)}
+    one_gpu = {n: r for n, r in results.items() if n.startswith("one") and r.get("tokens_per_s")}
+    if one_gpu:
+        best = max(one_gpu, key=lambda n: one_gpu[n]["tokens_per_s"])
+        out["P1_probe_tokens_per_s"] = {"value": one_gpu[best]["tokens_per_s"], "goal": 60000,
+                                        "meets_goal": one_gpu[best]["tokens_per_s"] >= 60000, "best_variant": best,
+                                        "all": {n: r["tokens_per_s"] for n, r in one_gpu.items()},
+                                        "k": report["meta"]["k"], "teacher": report["meta"]["teacher"]}
     report["keys"] = out
     return out
 
@@ -162,6 +186,7 @@ def main() -> None:
     p.add_argument("--runner", default=None, help="VLLM_USE_V2_MODEL_RUNNER for parts2 (default: the faster of v1/v2 measured before it)")
     p.add_argument("--gen-args", default="--backend vllm --kv-cache-gb 24")
     p.add_argument("--concurrency", type=int, default=64, help="requests in flight per server (serve variants)")
+    p.add_argument("--card-kv-gb", type=float, default=64, help="KV cache shared by the one<N>_* variants' engines")
     p.add_argument("--timeout", type=float, default=420)
     p.add_argument("--out", default="out/probe")
     args = p.parse_args()
