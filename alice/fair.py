@@ -1,5 +1,7 @@
 """The fair weak-to-strong test: every arm of the comparison, with training seeds, two controls, a
-validity gate and the evidence a reader needs, as one table of steps (``alice.plan``).
+validity gate and the evidence a reader needs, as one table of steps run by ``alice.steps.Executor.make``.
+Each step that runs a stage script is that script's config (the flags below, read by its own parser);
+its command is the config's.
 
 Arms (each trained student arm once per seed in ``seeds.student``; models named in the config):
 - ``weak``: the teacher model trained on the ground truth of the student pool's half (as the
@@ -47,8 +49,8 @@ from pathlib import Path
 from .errors import AliceError
 from .metrics import summarize_scores
 from .models import cache_dir, resolve_model
-from .plan import Step, run_steps
 from .records import atomic_write_json, iter_jsonl, read_json
+from .steps import Executor, Step, stage_config
 from .tasks import load_task
 
 ARMS = ("w2s_qa", "w2s_cot", "alice", "self_training", "alice_no_statement", "alice_structured")
@@ -164,9 +166,11 @@ class FairTest:
     def share(self, kind: str) -> float:
         return float(self.shares.get(kind, 0.0)) if self.gpus else 0.0
 
-    def add(self, name: str, command: list[str] | None = None, **kwargs) -> Step:
+    def add(self, name: str, script: str | None = None, argv: list | None = None, **kwargs) -> Step:
+        """A step of the table: the stage ``script`` with the config its parser makes of ``argv`` (the
+        step's command is that config's), or an action or helper (``kwargs``; see ``alice.steps.Step``)."""
         kwargs.setdefault("env", {}).setdefault("OMP_NUM_THREADS", self.threads)
-        step = Step(name, [str(c) for c in command] if command else None, **kwargs)
+        step = Step(name, script, stage_config(script, argv) if script else None, **kwargs)
         self.steps.append(step)
         return step
 
@@ -187,18 +191,18 @@ class FairTest:
             outputs += [self.run / HELD_OUT / f"eval-{n}.jsonl" for n in names]
         keep = self.config.get("keep_models", False)
         where = (["--from-hub"] if self.from_hub else []) + (["--gguf-dir", self.gguf_dir] if self.gguf_dir else [])
-        self.add(f"eval seed{seed} arms", [PY, "scripts/fair.py", "evaluate", "--config", self.config_path,
-                                           "--run-dir", self.run, *where, *names],
+        self.add(f"eval seed{seed} arms", helper=[PY, "scripts/fair.py", "evaluate", "--config", self.config_path,
+                                                  "--run-dir", self.run, *where, *names],
                  needs=tuple(f"train {n}" for n in names), gpu=self.share("engine"), priority=2,
                  done=lambda: all(o.with_name(o.name.removesuffix(".jsonl") + ".summary.json").is_file()
                                   and output_done(o) for o in outputs),
                  after=None if keep else lambda: [drop_weights(f) for f in folders.values()])
 
-    def eval_commands(self, name: str) -> list[list[str]]:
-        """eval.py's arguments for every evaluation of one trained model (both test sets), as the table
+    def eval_configs(self, name: str) -> list:
+        """eval.py's config for every evaluation of one trained model (both test sets), as the table
         would run them one by one."""
         steps = {s.name: s for s in self.build(batched=False)}
-        found = [steps[step].command[2:] for step in (f"eval {name}", f"eval {name} (held-out)") if step in steps]
+        found = [steps[step].config for step in (f"eval {name}", f"eval {name} (held-out)") if step in steps]
         if not found:
             raise AliceError(f"no evaluation of {name!r} in this table (names: <arm>-seed<N>)")
         return found
@@ -210,8 +214,9 @@ class FairTest:
               priority: int) -> Path:
         folder = self.run / "models" / name
         kind = "train_student" if role == "student" else "train_teacher"
-        self.add(f"train {name}", [PY, "train.py", *self.data(), f"--{role}", model.folder, *source,
-                                   *self.args.get("train", []), "--seed", seed, "--output-dir", folder, "--resume"],
+        self.add(f"train {name}", "train", [*self.data(), f"--{role}", model.folder, *source,
+                                            *self.args.get("train", []), "--seed", seed, "--output-dir", folder,
+                                            "--resume"],
                  needs=needs + self.model_needs(model), gpu=self.share(kind), done=lambda: trained(folder),
                  priority=priority, env={"PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True"})
         return folder
@@ -233,8 +238,7 @@ class FairTest:
         for i, (step, path, data) in enumerate(sets):
             summary = path.with_name(path.name.removesuffix(".jsonl") + ".summary.json")
             last = i == len(sets) - 1
-            self.add(step, [PY, "eval.py", *data, "--student", model_folder, *self.gen(), *eval_args, "--output",
-                            path],
+            self.add(step, "eval", [*data, "--student", model_folder, *self.gen(), *eval_args, "--output", path],
                      needs=previous, gpu=self.share("engine"), priority=priority,
                      done=lambda s=summary, o=path: s.is_file() and output_done(o),
                      after=(lambda: drop_weights(cleanup)) if cleanup is not None and not keep and last else None)
@@ -252,7 +256,7 @@ class FairTest:
             if model.convert:
                 gguf, label = model.convert
                 folder = Path(model.folder)
-                self.add(f"convert {model.role}", [PY, "scripts/fair.py", "convert", gguf, label],
+                self.add(f"convert {model.role}", helper=[PY, "scripts/fair.py", "convert", gguf, label],
                          done=lambda f=folder: (f / "config.json").is_file(), priority=0)
         s0 = self.seeds[0]
         # The teacher trained on its half's rationales (GSM-style data ships them: this is stage 1-2's
@@ -281,9 +285,9 @@ class FairTest:
         parts = int(self.config.get("probe_parts", 1))
         outputs = [run / f"uncertainty-p{i}.jsonl" for i in range(1, parts + 1)] if parts > 1 else [uncertainty]
         for i, output in enumerate(outputs, start=1):
-            self.add(f"uncertainty {i}/{parts}" if parts > 1 else "uncertainty",
-                     [PY, "uncertainty.py", *self.data(), "--teacher", teacher_dir, "--summarizer", student.folder,
-                      *self.gen(), *self.checks(), "--k", self.config.get("k", 100), *self.args.get("probe", []),
+            self.add(f"uncertainty {i}/{parts}" if parts > 1 else "uncertainty", "uncertainty",
+                     [*self.data(), "--teacher", teacher_dir, "--summarizer", student.folder, *self.gen(),
+                      *self.checks(), "--k", self.config.get("k", 100), *self.args.get("probe", []),
                       *(["--pool-part", f"{i}/{parts}"] if parts > 1 else []), "--output", output],
                      needs=("train teacher",) + self.model_needs(student), gpu=self.share("probe"),
                      done=lambda o=output: output_done(o), priority=1)
@@ -292,24 +296,24 @@ class FairTest:
                      needs=tuple(f"uncertainty {i}/{parts}" for i in range(1, parts + 1)),
                      done=lambda: output_done(uncertainty), priority=1)
         data = run / "data"
-        sources = {
-            "w2s_cot": ([PY, "w2s_labels.py", *self.data(), "--teacher", teacher_dir, *self.gen(), *self.checks(), "--output",
-                         data / "w2s_cot.jsonl"], ("train teacher",)),
-            "w2s_qa": ([PY, "w2s_labels.py", *self.data(), "--teacher", teacher_qa_dir, *self.gen(), *self.checks(), "--output",
-                        data / "w2s_qa.jsonl"], ("train teacher_qa",)),
+        sources = {  # each arm's training data: (script, its flags, needs)
+            "w2s_cot": ("w2s_labels", [*self.data(), "--teacher", teacher_dir, *self.gen(), *self.checks(),
+                                       "--output", data / "w2s_cot.jsonl"], ("train teacher",)),
+            "w2s_qa": ("w2s_labels", [*self.data(), "--teacher", teacher_qa_dir, *self.gen(), *self.checks(),
+                                      "--output", data / "w2s_qa.jsonl"], ("train teacher_qa",)),
             # The student labels the pool itself, sampled as Alice's zero-shot stage samples it.
-            "self_training": ([PY, "w2s_labels.py", *self.data(), "--teacher", student.folder, *self.gen(), *self.checks(),
-                               "--temperature", "0.9", "--output", data / "self_training.jsonl"],
+            "self_training": ("w2s_labels", [*self.data(), "--teacher", student.folder, *self.gen(), *self.checks(),
+                                             "--temperature", "0.9", "--output", data / "self_training.jsonl"],
                               self.model_needs(student)),
-            **{arm: ([PY, "student_generate.py", *self.data(), "--student", student.folder, "--uncertainty",
-                      uncertainty, *self.gen(), *self.checks(), "--statement", statement, "--output",
-                      data / f"{arm}.jsonl"],
+            **{arm: ("student_generate", [*self.data(), "--student", student.folder, "--uncertainty", uncertainty,
+                                          *self.gen(), *self.checks(), "--statement", statement, "--output",
+                                          data / f"{arm}.jsonl"],
                      ("uncertainty",)) for arm, statement in ALICE_STATEMENTS.items()},
         }
         for arm in self.arms:
-            command, needs = sources[arm]
+            script, argv, needs = sources[arm]
             output = data / f"{arm}.jsonl"
-            self.add(f"data {arm}", command, needs=needs, gpu=self.share("engine"),
+            self.add(f"data {arm}", script, argv, needs=needs, gpu=self.share("engine"),
                      done=lambda o=output: output_done(o), priority=2 if arm == "alice" else 3)
         # The student arms, seed by seed, once the gate has passed.
         for s in self.seeds:
@@ -395,17 +399,15 @@ class FairTest:
         return chosen
 
 
-def evaluate_many(argvs: list[list[str]]) -> list[dict]:
-    """Several eval.py runs in one process sharing one generation engine: a model of the architecture of
-    the one loaded takes its place by loading its weights into the running engine (vLLM; ``Engines``), the
-    same model is not loaded again for its second test set. Each run writes its own output and manifest,
-    as eval.py would. Returns the engine record (starts and weight loads)."""
+def evaluate_many(configs: list) -> list[dict]:
+    """Several eval.py runs (their ``EvalConfig``) in one process sharing one generation engine: a model of
+    the architecture of the one loaded takes its place by loading its weights into the running engine (vLLM;
+    ``Engines``), the same model is not loaded again for its second test set. Each run writes its own output
+    and manifest, as eval.py would. Returns the engine record (starts and weight loads)."""
     from .cli import resolve_role
-    from .config import parse
     from .engines import Engines
-    from .stages.evaluate import EvalConfig, evaluate
+    from .stages.evaluate import evaluate
 
-    configs = [parse(EvalConfig, argv) for argv in argvs]
     engines = Engines(configs[0], share_adapters=False)
     try:
         for config in configs:
@@ -754,8 +756,11 @@ def run_fair(config_path: str, run: Path, results: Path | None, gguf_dir: str | 
     test = FairTest(config, run, gguf_dir, from_hub, gpus, override_gate, config_path=str(config_path))
     steps = test.build()
     wanted = test.targets(targets)
+    capacity = float(config.get("gpu", {}).get("capacity", 0.9))
+    executor = Executor(steps, gpus=gpus, log_dir=run / "logs", capacity=capacity,
+                        cpu_slots=int(config.get("cpu_slots", 2)), status_path=run / "steps.json", dry_run=dry_run)
     if dry_run:
-        run_steps(steps, wanted, gpus, run / "logs", dry_run=True)
+        executor.make(wanted)
         return {}
     run.mkdir(parents=True, exist_ok=True)
     started = time.time()
@@ -769,9 +774,7 @@ def run_fair(config_path: str, run: Path, results: Path | None, gguf_dir: str | 
         atomic_write_json(run / HELD_OUT / "experiment.json",
                           {**info, "dataset": f"{info['dataset']} (held-out templates)",
                            "note": note + " Test set: templates absent from every training file."})
-    capacity = float(config.get("gpu", {}).get("capacity", 0.9))
-    status = run_steps(steps, wanted, gpus, run / "logs", capacity=capacity,
-                       cpu_slots=int(config.get("cpu_slots", 2)), status_path=run / "steps.json")
+    status = executor.make(wanted)
     atomic_write_json(run / "evidence.json", evidence(run, config))
     report = fair_report(run)
     failed = {k: v for k, v in status.items() if v.get("status") != "done"}

@@ -8,7 +8,7 @@ many at once as the GPUs hold; a rerun resumes, running only what is still missi
 
   python scripts/fair.py                                   # everything, on every visible GPU
   python scripts/fair.py --gpus 0 --run-dir runs/fair      # one GPU
-  python scripts/fair.py --dry-run                         # print every step's command
+  python scripts/fair.py --dry-run                         # every step's command and settings
   python scripts/fair.py --targets gate 'data *'           # only what those steps need (a first part)
   python scripts/fair.py report results/fair               # rebuild the report from the deliverables
   python scripts/fair.py convert FILE.gguf LABEL           # (a step) GGUF -> Hugging Face folder
@@ -40,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run-dir", default=str(REPO / "runs" / "fair"), help="working folder (models, JSONL, logs)")
     p.add_argument("--results", default=str(REPO / "results" / "fair"), help="where the deliverables go")
     p.add_argument("--gpus", default=None, help="comma-separated GPU indices (default: every visible GPU; none: CPU)")
-    p.add_argument("--dry-run", action="store_true", help="print the steps still to run, run nothing")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the steps still to run (command and full settings), run nothing")
     p.add_argument("--override-gate", action="store_true",
                    help="run the student arms even when the gate fails (gate.json and the report say so)")
     p.add_argument("--targets", nargs="+", default=None, metavar="STEP",
@@ -86,7 +87,7 @@ def main(argv: list[str] | None = None) -> dict:
         p.add_argument("names", nargs="+", help="<arm>-seed<N> of trained models in the table")
         args = p.parse_args(argv[1:])
         test = FairTest(load_config(args.config), Path(args.run_dir), args.gguf_dir, args.from_hub)
-        evaluate_many([command for name in args.names for command in test.eval_commands(name)])
+        evaluate_many([config for name in args.names for config in test.eval_configs(name)])
         return {}
     if argv[:1] == ["restore"]:
         if len(argv) != 3:

@@ -1,65 +1,19 @@
-"""The fair-test driver: the step executor on real subprocesses, the gate and the part merge on
-real files, and the whole table end to end on CPU with the small real model."""
+"""The fair-test driver: its table of steps (each stage step a stage config), the gate and the part
+merge on real files, and the whole table end to end on CPU with the small real model. The executor
+itself: test_steps.py."""
 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 from conftest import run_script
 
+from alice.config import parse, to_argv
 from alice.errors import AliceError
 from alice.fair import FairTest, gate_result, load_config, merge_parts
 from alice.metrics import summarize_scores
-from alice.plan import Step, needed_steps, run_steps
-
-
-def writer(path: Path, text: str, fail: bool = False) -> list[str]:
-    """A step command that writes ``text`` to ``path``, or fails without writing it."""
-    code = f"import pathlib,sys; sys.exit(1) if {fail} else pathlib.Path({str(path)!r}).write_text({text!r})"
-    return [sys.executable, "-c", code]
-
-
-def test_executor_runs_what_targets_need_skips_after_a_failure_and_resumes(tmp_path):
-    out = {name: tmp_path / f"{name}.txt" for name in ("a", "b", "c", "d", "unused")}
-
-    def step(name: str, needs=(), fail=False) -> Step:
-        return Step(name, writer(out[name], name, fail), needs=needs, done=lambda: out[name].is_file())
-
-    steps = [step("a"), step("b", ("a",)), step("c", ("a",), fail=True), step("d", ("c",)), step("unused")]
-    assert [s.name for s in needed_steps(steps, ["b", "d"])] == ["a", "b", "c", "d"]
-    status = run_steps(steps, ["b", "d"], [], tmp_path / "logs", status_path=tmp_path / "steps.json")
-    assert status["a"]["status"] == status["b"]["status"] == "done"
-    assert status["c"]["status"] == "failed" and status["d"] == {"status": "skipped", "error": "needs c"}
-    assert not out["unused"].exists() and not out["d"].exists()
-    assert "$ " in (tmp_path / "logs" / "a.log").read_text()  # the log starts with the command
-    assert json.loads((tmp_path / "steps.json").read_text())["steps"]["c"]["error"] == "exit code 1"
-    # A rerun starts only what is still missing: a and b are done, c runs again (and fails again).
-    out["b"].write_text("kept")
-    again = run_steps(steps, ["b", "d"], [], tmp_path / "logs", status_path=tmp_path / "steps.json")
-    assert set(again) == {"c", "d"} and out["b"].read_text() == "kept"
-    # The status file keeps the first run's steps (their time is part of the whole run's cost).
-    status_file = json.loads((tmp_path / "steps.json").read_text())
-    assert set(status_file["steps"]) == {"c", "d"}
-    assert [set(r["steps"]) for r in status_file["earlier_runs"]] == [{"a", "b", "c", "d"}]
-    assert status_file["earlier_runs"][0]["steps"]["b"]["began_s"] >= status_file["earlier_runs"][0]["steps"]["a"]["began_s"]
-
-
-def test_gpu_shares_limit_what_runs_at_once(tmp_path):
-    # Two steps of 0.6 of a GPU cannot share one card: the second starts after the first ends.
-    marks = tmp_path / "marks"
-    marks.mkdir()
-    code = ("import pathlib,time,os; p=pathlib.Path({d!r}); (p/'{n}.start').write_text(str(time.time())); "
-            "time.sleep(1.0); (p/'{n}.end').write_text(os.environ['CUDA_VISIBLE_DEVICES'])")
-    steps = [Step(n, [sys.executable, "-c", code.format(d=str(marks), n=n)], gpu=0.6,
-                  done=lambda n=n: (marks / f"{n}.end").is_file()) for n in ("x", "y")]
-    status = run_steps(steps, ["x", "y"], ["7"], tmp_path / "logs")
-    assert all(s["status"] == "done" and s["gpu"] == "7" for s in status.values())
-    assert (marks / "x.end").read_text() == "7"
-    first, second = sorted(float((marks / f"{n}.start").read_text()) for n in ("x", "y"))
-    assert second - first >= 1.0
 
 
 def write_eval(run: Path, name: str, correct: int, n: int = 100) -> None:
@@ -132,15 +86,21 @@ def test_shipped_config_builds_every_arm_and_seed(tmp_path):
     # The student arms: one step per seed evaluates its six models on both test sets in one engine.
     batch = next(s for s in test.steps if s.name == "eval seed1 arms")
     assert set(batch.needs) == {f"train {arm}-seed1" for arm in arms}
-    assert batch.command[2:4] == ["evaluate", "--config"] and batch.command[-6:] == [f"{a}-seed1" for a in arms]
-    held_out = test.eval_commands("alice-seed1")[1]
-    assert held_out[0] == "--data" and held_out[1] == config["data"] + ",eval=held_out"
+    assert batch.argv()[2:4] == ["evaluate", "--config"] and batch.argv()[-6:] == [f"{a}-seed1" for a in arms]
+    held_out = test.eval_configs("alice-seed1")[1]
+    assert held_out.data == config["data"] + ",eval=held_out" and held_out.batch_invariant
     assert {"gate", "uncertainty", "uncertainty 4/4", "noise floor", "eval zero_shot", "eval weak-seed0"} <= names
     gated = [s for s in test.steps if s.name.startswith("train ") and "gate" in s.needs]
     assert len(gated) == 18  # every trained student arm waits for the gate (weak and ceiling feed it)
     gate = next(s for s in test.steps if s.name == "gate")
     assert set(gate.needs) == {"eval zero_shot", *(f"eval {m}-seed{s}" for m in ("weak", "ceiling") for s in (0, 1, 2))}
-    assert "--statement" in next(s for s in test.steps if s.name == "data alice_structured").command
+    # Every step that runs a stage script is that script's config; its command is the config's flags.
+    structured = next(s for s in test.steps if s.name == "data alice_structured")
+    assert structured.script == "student_generate" and structured.config.statement == "structured"
+    assert structured.argv()[1:] == ["student_generate.py", *to_argv(structured.config)]
+    assert {s.script for s in test.steps if s.config is not None} == {"train", "eval", "uncertainty", "w2s_labels",
+                                                                      "student_generate"}
+    assert all(s.helper[1] == "scripts/fair.py" for s in test.steps if s.helper is not None)
     # A part of the table: what the gate and the training data need, and nothing of the student arms.
     part = test.targets(["gate", "data *"])
     assert "gate" in part and "data alice_structured" in part and not [n for n in part if n.startswith("train ")]
@@ -219,8 +179,11 @@ def test_several_evaluations_share_one_process(tmp_path, small_model, other_smal
         return ["--data", "gsm_symbolic" + extra, "--limit", "2", "--max-new-tokens", "8", "--backend", "hf",
                 "--student", model, "--output", str(tmp_path / f"{name}.jsonl")]
 
-    starts = evaluate_many([argv(small_model, "a"), argv(small_model, "a-again", ":seed=0"),
-                            argv(other_small_model, "b")])
+    from alice.stages.evaluate import EvalConfig
+
+    starts = evaluate_many([parse(EvalConfig, argv(small_model, "a")),
+                            parse(EvalConfig, argv(small_model, "a-again", ":seed=0")),
+                            parse(EvalConfig, argv(other_small_model, "b"))])
     assert [s["model"] for s in starts if "load_s" in s] == [small_model, other_small_model]
     for name, model in (("a", small_model), ("a-again", small_model), ("b", other_small_model)):
         summary = json.loads((tmp_path / f"{name}.summary.json").read_text())

@@ -1,0 +1,116 @@
+"""The one step executor (alice/steps.py): make-like runs on real subprocesses (targets, a failure's
+dependants skipped, resume, GPU shares, the status file), the step-by-step in-process mode
+experiment.py uses, and a stage step's command read off its config."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from alice.config import to_argv
+from alice.errors import AliceError
+from alice.stages.train import TrainConfig
+from alice.steps import Executor, Step, needed_steps, stage_config
+
+
+def writer(path: Path, text: str, fail: bool = False) -> list[str]:
+    """A helper command that writes ``text`` to ``path``, or fails without writing it."""
+    code = f"import pathlib,sys; sys.exit(1) if {fail} else pathlib.Path({str(path)!r}).write_text({text!r})"
+    return [sys.executable, "-c", code]
+
+
+def test_make_runs_what_targets_need_skips_after_a_failure_and_resumes(tmp_path):
+    out = {name: tmp_path / f"{name}.txt" for name in ("a", "b", "c", "d", "unused")}
+
+    def step(name: str, needs=(), fail=False) -> Step:
+        return Step(name, needs=needs, helper=writer(out[name], name, fail), done=lambda: out[name].is_file())
+
+    steps = [step("a"), step("b", ("a",)), step("c", ("a",), fail=True), step("d", ("c",)), step("unused")]
+    assert [s.name for s in needed_steps(steps, ["b", "d"])] == ["a", "b", "c", "d"]
+
+    def make() -> dict:
+        return Executor(steps, log_dir=tmp_path / "logs", status_path=tmp_path / "steps.json").make(["b", "d"])
+
+    status = make()
+    assert status["a"]["status"] == status["b"]["status"] == "done"
+    assert status["c"]["status"] == "failed" and status["d"] == {"status": "skipped", "error": "needs c"}
+    assert not out["unused"].exists() and not out["d"].exists()
+    assert "$ " in (tmp_path / "logs" / "a.log").read_text()  # the log starts with the command
+    assert json.loads((tmp_path / "steps.json").read_text())["steps"]["c"]["error"] == "exit code 1"
+    # A rerun starts only what is still missing: a and b are done, c runs again (and fails again).
+    out["b"].write_text("kept")
+    again = make()
+    assert set(again) == {"c", "d"} and out["b"].read_text() == "kept"
+    # The status file keeps the first run's steps (their time is part of the whole run's cost).
+    status_file = json.loads((tmp_path / "steps.json").read_text())
+    assert set(status_file["steps"]) == {"c", "d"}
+    assert [set(r["steps"]) for r in status_file["earlier_runs"]] == [{"a", "b", "c", "d"}]
+    assert status_file["earlier_runs"][0]["steps"]["b"]["began_s"] >= status_file["earlier_runs"][0]["steps"]["a"]["began_s"]
+
+
+def test_gpu_shares_limit_what_runs_at_once(tmp_path):
+    # Two steps of 0.6 of a GPU cannot share one card: the second starts after the first ends.
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    code = ("import pathlib,time,os; p=pathlib.Path({d!r}); (p/'{n}.start').write_text(str(time.time())); "
+            "time.sleep(1.0); (p/'{n}.end').write_text(os.environ['CUDA_VISIBLE_DEVICES'])")
+    steps = [Step(n, helper=[sys.executable, "-c", code.format(d=str(marks), n=n)], gpu=0.6,
+                  done=lambda n=n: (marks / f"{n}.end").is_file()) for n in ("x", "y")]
+    status = Executor(steps, gpus=["7"], log_dir=tmp_path / "logs").make(["x", "y"])
+    assert all(s["status"] == "done" and s["gpu"] == "7" for s in status.values())
+    assert (marks / "x.end").read_text() == "7"
+    first, second = sorted(float((marks / f"{n}.start").read_text()) for n in ("x", "y"))
+    assert second - first >= 1.0
+
+
+def test_in_process_steps_one_by_one_skip_what_needs_a_failure(tmp_path, capsys):
+    """experiment.py's mode: stage functions called with their configs, in the caller's order; a failure is
+    recorded and what needs it is skipped; ``call`` lets an error through; a helper runs as a subprocess."""
+    config = TrainConfig(data="arc_challenge", student="smollm2", lr=3e-5)
+
+    def broken(_config: TrainConfig) -> None:
+        raise AliceError("no training rows")
+
+    steps = [Step("train a", "train", config, lambda c: c.lr), Step("train b", "train", config, broken),
+             Step("eval b", "train", config, lambda c: "never", ("train b",)),
+             Step("note", action=lambda: "noted", needs=("train a",))]
+    executor = Executor(total=len(steps))
+    assert [executor.run(s) for s in steps] == [3e-5, None, None, "noted"]
+    assert executor.results == {"train a": 3e-5, "note": "noted"}
+    assert executor.failed == {"train b": "no training rows", "eval b": "needs train b"}
+    out = capsys.readouterr().out
+    assert "== [1 of 4" in out and "== [2 of 4" in out and "train b failed: no training rows" in out
+    assert "] eval b: skipped (needs train b)" in out and "== [4 of 4" in out
+    with pytest.raises(AliceError, match="no training rows"):
+        executor.call(steps[1])
+    target = tmp_path / "helper.txt"
+    executor.call(Step("helper", helper=writer(target, "ran"), done=target.is_file))
+    assert target.read_text() == "ran"
+    with pytest.raises(AliceError, match="exit code 1"):
+        executor.call(Step("failing", helper=writer(target, "", fail=True)))
+
+
+def test_a_stage_step_runs_its_config_and_a_dry_run_prints_it(capsys):
+    """A stage's command is its config's flags, never a hand-built list; a stage script is no helper."""
+    config = stage_config("train", ["--data", "gsm_symbolic", "--student", "smollm2", "--seed", "2", "--seed", "3",
+                                    "--lora"])
+    assert config.seed == 3 and config.lora
+    step = Step("train s", "train", config, gpu=0.4)
+    assert step.argv() == [sys.executable, "train.py", *to_argv(config)] and not step.in_process
+    assert Step("train s", "train", config, lambda c: None).command().startswith("python train.py --data gsm_symbolic")
+    with pytest.raises(ValueError, match="is a stage script"):
+        Step("by hand", helper=[sys.executable, "train.py", "--lora"])
+    with pytest.raises(ValueError, match="a stage"):
+        Step("both", "train", config, action=lambda: None)
+    with pytest.raises(AliceError, match="not settings that script takes"):
+        stage_config("train", ["--no-such-flag"])
+    capsys.readouterr()
+    executor = Executor([step], dry_run=True)
+    assert executor.make(["train s"]) == {}
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "train s  [gpu 0.40; needs -]" and lines[1].strip() == step.command()
+    assert json.loads(lines[2].removeprefix("    settings: "))["seed"] == 3
+    assert executor.planned[0]["argv"] == to_argv(config)
