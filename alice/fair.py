@@ -46,6 +46,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .costs import gpu_time
 from .errors import AliceError
 from .metrics import summarize_scores
 from .models import cache_dir, resolve_model
@@ -193,7 +194,7 @@ class FairTest:
         where = (["--from-hub"] if self.from_hub else []) + (["--gguf-dir", self.gguf_dir] if self.gguf_dir else [])
         self.add(f"eval seed{seed} arms", helper=[PY, "scripts/fair.py", "evaluate", "--config", self.config_path,
                                                   "--run-dir", self.run, *where, *names],
-                 needs=tuple(f"train {n}" for n in names), gpu=self.share("engine"), priority=2,
+                 needs=tuple(f"train {n}" for n in names), gpu=self.share("engine"), priority=2, retries=1,
                  done=lambda: all(o.with_name(o.name.removesuffix(".jsonl") + ".summary.json").is_file()
                                   and output_done(o) for o in outputs),
                  after=None if keep else lambda: [drop_weights(f) for f in folders.values()])
@@ -218,7 +219,7 @@ class FairTest:
                                             *self.args.get("train", []), "--seed", seed, "--output-dir", folder,
                                             "--resume"],
                  needs=needs + self.model_needs(model), gpu=self.share(kind), done=lambda: trained(folder),
-                 priority=priority, env={"PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True"})
+                 priority=priority, env={"PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True"}, retries=1)
         return folder
 
     def evaluate(self, method: str, model_folder: str, needs: tuple[str, ...], priority: int,
@@ -399,15 +400,17 @@ class FairTest:
         return chosen
 
 
-def evaluate_many(configs: list) -> list[dict]:
+def evaluate_many(configs: list, record: Path | None = None) -> list[dict]:
     """Several eval.py runs (their ``EvalConfig``) in one process sharing one generation engine: a model of
     the architecture of the one loaded takes its place by loading its weights into the running engine (vLLM;
     ``Engines``), the same model is not loaded again for its second test set. Each run writes its own output
-    and manifest, as eval.py would. Returns the engine record (starts and weight loads)."""
+    and manifest, as eval.py would. Returns the engine record (starts and weight loads), also written to
+    ``record`` with the wall time of the whole batch."""
     from .cli import resolve_role
     from .engines import Engines
     from .stages.evaluate import evaluate
 
+    started = time.time()
     engines = Engines(configs[0], share_adapters=False)
     try:
         for config in configs:
@@ -416,6 +419,9 @@ def evaluate_many(configs: list) -> list[dict]:
         engines.close()
     for start in engines.starts:
         print("engine: " + ", ".join(f"{k} {v}" for k, v in start.items()), flush=True)
+    if record is not None:
+        atomic_write_json(record, {"outputs": [str(c.output) for c in configs], "engines": engines.starts,
+                                   "wall_s": round(time.time() - started, 1)})
     return engines.starts
 
 
@@ -596,7 +602,23 @@ def evidence(run: Path, config: dict) -> dict:
             "final_loss": training.get("final_loss"), "train_s": info.get("timings", {}).get("train_s"),
             "tokens_per_s": training.get("tokens_per_s")}
     result["training_runs"] = runs
+    result["gpu_time"] = gpu_time(run)
+    result["evaluation_batches"] = eval_batch_costs(run)
     return result
+
+
+def eval_batch_costs(run: Path) -> list[dict]:
+    """Each batch of evaluations sharing one engine: its wall time against the generation time of its
+    evaluations (what loading, starting and swapping the weights cost on top), and its engine record."""
+    batches = []
+    for path in sorted((run / "engines").glob("*.json")):
+        record = read_json(path)
+        generation = sum(generation_seconds(Path(o)) or 0 for o in record.get("outputs", []))
+        batches.append({"models": path.stem.split("+"), "evaluations": len(record.get("outputs", [])),
+                        "wall_s": record.get("wall_s"), "generation_s": round(generation, 1),
+                        "wall_over_generation": round(record["wall_s"] / generation, 2) if generation else None,
+                        "engines": record.get("engines")})
+    return batches
 
 
 def hygiene(run: Path, task) -> dict:

@@ -86,6 +86,9 @@ class Step:
     priority: int = 5  # make: lower starts first among ready steps; ties keep table order
     plan: Callable[[Any], object] | None = None  # a dry run's stand-in (the cascade prints its own steps)
     beside: bool = False  # may run in a second process beside the steps after it (experiment.py)
+    # make: a subprocess that fails starts again this many times (a GPU step can fail for memory that
+    # other processes held at that moment; each stage resumes its own outputs)
+    retries: int = 0
 
     def __post_init__(self) -> None:
         self.needs = tuple(self.needs)
@@ -176,6 +179,8 @@ class Executor:
         self.status: dict[str, dict] = {}  # what the status file records
         self.earlier_runs: list[dict] = []
         self.running: dict[str, tuple[subprocess.Popen, str | None, float]] = {}
+        self.retried: dict[str, int] = {}  # failed tries started again (Step.retries)
+        self.retried_wall: dict[str, float] = {}
 
     # ------------------------------------------------------------------ one step
 
@@ -267,6 +272,9 @@ class Executor:
                                   "gpu": gpu, "gpu_share": step.gpu,
                                   "began_s": round(time.time() - wall - self.started, 1),
                                   "command": None if step.action is not None else step.command()}
+        if step.name in self.retried:
+            self.status[step.name].update(retries=self.retried[step.name],
+                                          earlier_tries_wall_s=self.retried_wall[step.name])
         self.write_status()  # after every step: a run killed midway still says what it did
 
     # ------------------------------------------------------------------ subprocesses
@@ -416,6 +424,13 @@ class Executor:
                     if code is not None:
                         step = self.by_name[name]
                         ok, why, gpu, wall = self.reap(step, code)
+                        if not ok and self.retried.get(name, 0) < step.retries:
+                            self.retried[name] = self.retried.get(name, 0) + 1
+                            self.retried_wall[name] = round(self.retried_wall.get(name, 0) + wall, 1)
+                            self.log(f"retry  {name} after {wall} s: {why} (try {self.retried[name] + 1} of "
+                                     f"{step.retries + 1})")
+                            pending.insert(0, step)
+                            continue
                         ended(step, ok, wall, why, gpu)
                 if self.running:
                     time.sleep(self.poll_s)

@@ -87,7 +87,8 @@ def main(argv: list[str] | None = None) -> dict:
         p.add_argument("names", nargs="+", help="<arm>-seed<N> of trained models in the table")
         args = p.parse_args(argv[1:])
         test = FairTest(load_config(args.config), Path(args.run_dir), args.gguf_dir, args.from_hub)
-        evaluate_many([config for name in args.names for config in test.eval_configs(name)])
+        record = Path(args.run_dir) / "engines" / f"{'+'.join(args.names)}.json"
+        evaluate_many([config for name in args.names for config in test.eval_configs(name)], record)
         return {}
     if argv[:1] == ["restore"]:
         if len(argv) != 3:

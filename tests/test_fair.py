@@ -181,10 +181,18 @@ def test_several_evaluations_share_one_process(tmp_path, small_model, other_smal
 
     from alice.stages.evaluate import EvalConfig
 
+    record = tmp_path / "engines" / "a+b.json"
     starts = evaluate_many([parse(EvalConfig, argv(small_model, "a")),
                             parse(EvalConfig, argv(small_model, "a-again", ":seed=0")),
-                            parse(EvalConfig, argv(other_small_model, "b"))])
+                            parse(EvalConfig, argv(other_small_model, "b"))], record)
     assert [s["model"] for s in starts if "load_s" in s] == [small_model, other_small_model]
+    # The batch's record: its outputs and engine starts, and its wall time against their generation time.
+    assert json.loads(record.read_text())["engines"] == starts
+    from alice.fair import eval_batch_costs
+
+    (batch,) = eval_batch_costs(tmp_path)
+    assert batch["models"] == ["a", "b"] and batch["evaluations"] == 3
+    assert batch["wall_s"] >= batch["generation_s"] > 0 and batch["wall_over_generation"] >= 1
     for name, model in (("a", small_model), ("a-again", small_model), ("b", other_small_model)):
         summary = json.loads((tmp_path / f"{name}.summary.json").read_text())
         manifest = json.loads((tmp_path / f"{name}.manifest.json").read_text())

@@ -51,6 +51,23 @@ def test_make_runs_what_targets_need_skips_after_a_failure_and_resumes(tmp_path)
     assert status_file["earlier_runs"][0]["steps"]["b"]["began_s"] >= status_file["earlier_runs"][0]["steps"]["a"]["began_s"]
 
 
+def test_a_failed_subprocess_starts_again_up_to_its_retries(tmp_path):
+    # Fails on its first try only (as a training that met another's memory peak would), then succeeds.
+    tries, out = tmp_path / "tries", tmp_path / "out.txt"
+    code = (f"import pathlib,sys; t=pathlib.Path({str(tries)!r}); t.write_text(t.read_text()+'x' if t.exists() "
+            f"else 'x'); sys.exit(1) if len(t.read_text()) < 2 else pathlib.Path({str(out)!r}).write_text('ok')")
+    flaky = Step("flaky", helper=[sys.executable, "-c", code], done=out.is_file, retries=1)
+    status = Executor([flaky], log_dir=tmp_path / "logs", status_path=tmp_path / "steps.json").make(["flaky"])
+    assert status["flaky"]["status"] == "done" and status["flaky"]["retries"] == 1
+    assert tries.read_text() == "xx" and status["flaky"]["earlier_tries_wall_s"] > 0
+    # Without retries the same first failure is final.
+    tries.unlink()
+    once = Step("flaky", helper=[sys.executable, "-c", code], done=out.is_file)
+    out.unlink()
+    assert Executor([once], log_dir=tmp_path / "logs").make(["flaky"])["flaky"]["status"] == "failed"
+    assert tries.read_text() == "x"
+
+
 def test_gpu_shares_limit_what_runs_at_once(tmp_path):
     # Two steps of 0.6 of a GPU cannot share one card: the second starts after the first ends.
     marks = tmp_path / "marks"
