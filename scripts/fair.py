@@ -102,8 +102,19 @@ def main(argv: list[str] | None = None) -> dict:
         return {}
     args = build_parser().parse_args(argv)
     gpus = visible_gpus() if args.gpus is None else [g for g in args.gpus.split(",") if g.strip()]
-    return run_fair(args.config, Path(args.run_dir), Path(args.results) if args.results else None, args.gguf_dir,
-                    args.from_hub, gpus, dry_run=args.dry_run, override_gate=args.override_gate, targets=args.targets)
+    # Every step runs from the repository's root: paths inside it are written relative to it (manifests and
+    # commands then hold runs/fair/..., valid on any machine with a checkout), paths outside it in full.
+    config, run, gguf_dir = in_repo(args.config), in_repo(args.run_dir), args.gguf_dir and in_repo(args.gguf_dir)
+    results = in_repo(args.results) if args.results else None
+    os.chdir(REPO)
+    return run_fair(str(config), run, results, gguf_dir and str(gguf_dir), args.from_hub, gpus, dry_run=args.dry_run,
+                    override_gate=args.override_gate, targets=args.targets)
+
+
+def in_repo(path: str) -> Path:
+    """``path`` relative to the repository's root when it lies inside it, else absolute."""
+    full = Path(path).resolve()
+    return full.relative_to(REPO) if full.is_relative_to(REPO) else full
 
 
 if __name__ == "__main__":
