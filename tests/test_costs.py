@@ -35,3 +35,23 @@ def test_gpu_time_splits_each_step_by_its_manifest_and_sums_every_part(tmp_path)
     assert cost["by_kind"]["eval"] == {"steps": 1, "wall_s": 70, "work_s": 14, "load_s": 0, "save_s": 0,
                                        "other_s": 56}
     assert gpu_time(tmp_path / "no-run") is None
+
+
+def test_an_evaluation_manifest_counts_the_tokens_it_generated(tmp_path, small_model):
+    """The manifest's generated tokens are the responses' own token counts (the tokens/s a run reports
+    and the probing benchmarks read)."""
+    from transformers import AutoTokenizer
+
+    from alice.config import parse
+    from alice.stages.evaluate import EvalConfig, evaluate
+
+    output = tmp_path / "eval.jsonl"
+    evaluate(parse(EvalConfig, ["--data", "gsm_symbolic", "--limit", "3", "--max-new-tokens", "12", "--backend", "hf",
+                                "--student", small_model, "--output", str(output)]))
+    timings = json.loads((tmp_path / "eval.manifest.json").read_text())["timings"]
+    tokenizer = AutoTokenizer.from_pretrained(small_model)
+    rows = [json.loads(line) for line in output.read_text().splitlines()]
+    counted = sum(len(tokenizer(r["response"], add_special_tokens=False)["input_ids"]) for r in rows)
+    assert len(rows) == 3 and timings["generation_s"] > 0
+    # Generated tokens include each end token and what strip() removed: a few more than the text re-encodes.
+    assert counted <= timings["generated_tokens"] <= 3 * 12
