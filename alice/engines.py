@@ -14,6 +14,18 @@ from .backends import Backend, VLLMBackend, cuda_available, vllm_available
 from .cli import GenerationSettings, backend_from_args
 from .models import ModelRef, architecture_key
 
+# The settings an engine is built from (``backend_from_args``): the steps of a run share the run's
+# engines, so one stage cannot have its own (experiment.py's --eval-args and the like refuse them).
+ENGINE_SETTINGS = frozenset({"backend", "base_url", "tensor_parallel_size", "max_model_len", "gpu_memory_utilization",
+                             "kv_cache_gb", "enforce_eager", "disable_custom_all_reduce", "batch_invariant",
+                             "batch_size", "concurrency"})
+SHARED_ENGINE = ("a setting of the generation engine, which this stage shares with the run's other steps; give it "
+                 "to the whole run ({flags}) instead")
+# The summarizer's engine is handed out by the run too, built from the same settings.
+SUMMARIZER_ENGINE = {name: "a setting of the summarizer's engine, which the run starts from its own engine settings; "
+                     "for a summarizer served elsewhere give --uncertainty.summarizer-base-url"
+                     for name in ("summarizer_backend", "summarizer_load_format")}
+
 
 class EngineHandle(Backend):
     """A backend for one model that starts (or reuses) an engine only when asked to generate."""

@@ -130,3 +130,27 @@ def test_overwrite_starts_the_stages_over_and_keeps_other_files(tmp_path, small_
     assert json.loads((out / "stage1" / "stage.json").read_text())["status"] == "complete"
     probe = json.loads((out / "stage1" / "uncertainty.manifest.json").read_text())
     assert probe["status"] == "complete" and "attempts" not in probe  # started over, not resumed
+
+
+def test_stage_settings_reach_every_stage_as_mappings(tmp_path, small_model, capsys):
+    from alice.config import parse
+    from alice.stages.cascade import CascadeConfig, run_cascade
+    from alice.steps import Executor
+
+    out = tmp_path / "cascade"
+    args = parse(CascadeConfig, ["--ladder", str(tmp_path / "teacher"), small_model, small_model, "--backend", "hf",
+                                 "--train-args", "--lora --max-steps 4", "--train.lr", "3e-5", "--train.max-steps", "2",
+                                 "--uncertainty.keep-singletons", "--generate.statement", "none",
+                                 "--output-dir", str(out)])
+    assert args.train_args == {"lora": True, "max_steps": 2, "lr": 3e-5}  # key by key, the later flag wins
+    executor = Executor(dry_run=True)
+    run_cascade(args, executor=executor)
+    capsys.readouterr()
+    by_script: dict[str, list[dict]] = {}
+    for step in executor.planned:
+        by_script.setdefault(step["script"], []).append(step["settings"])
+    assert len(by_script["train.py"]) == 2 and all(
+        (t["lora"], t["max_steps"], t["lr"]) == (True, 2, 3e-5) for t in by_script["train.py"])
+    assert [u["keep_singletons"] for u in by_script["uncertainty.py"]] == [True, True]
+    assert [g["statement"] for g in by_script["student_generate.py"]] == ["none", "none"]
+    assert not out.exists()  # a dry run writes nothing

@@ -1,6 +1,7 @@
 """One declaration per setting (alice/config.py): every stage config travels through its script's
-flags and back, fingerprints follow the fields' metadata, flag fragments are checked by the stage's own
-declaration, and a manifest's rerun command reproduces its step."""
+flags and back, fingerprints follow the fields' metadata, another stage's settings are a mapping checked
+by that stage's own declaration (from flags, dotted flags or a recipe), and a manifest's rerun command
+reproduces its step."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import sys
 import pytest
 from conftest import REPO
 
-from alice.config import fingerprint_settings, flag_text, overrides, parse, to_argv
+from alice.config import fingerprint_settings, overrides, parse, settings_dict, to_argv
 from alice.errors import AliceError
 from alice.records import manifest_path
 from alice.stages.cascade import CascadeConfig, derive
@@ -31,6 +32,8 @@ CONFIGS = [CotConfig, EvalConfig, UncertaintyConfig, StudentGenerateConfig, W2SL
 
 def changed_value(f: dataclasses.Field, current):
     """A value other than the default that the field's flag can express."""
+    if f.metadata.get("stage") is not None:  # another stage's settings: every stage config has a seed
+        return {"seed": 7}
     choices = f.metadata.get("choices")
     if choices and isinstance(current, list):
         return [choices[-1]]
@@ -76,14 +79,74 @@ def test_flag_fragments_are_checked_by_the_stage_declaration():
     assert overrides(TrainConfig, "--lora --max-steps 4 --lr 5e-5", "--train-args") == {
         "lora": True, "max_steps": 4, "lr": 5e-5}
     assert overrides(TrainConfig, "--no-gradient-checkpointing", "--train-args") == {"gradient_checkpointing": False}
-    assert flag_text(TrainConfig, {"lora": True, "max_steps": 4, "gradient_checkpointing": False}) == (
-        "--lora --max-steps 4 --no-gradient-checkpointing")
-    with pytest.raises(AliceError, match="--k 3 is not a setting of that stage"):
-        overrides(TrainConfig, "--lora --k 3", "--train-args")
+    with pytest.raises(AliceError, match="--k 3 is not a setting of train.py"):
+        overrides(TrainConfig, "--lora --k 3", "--train-args", "train.py")
     with pytest.raises(AliceError, match="invalid int value"):
         overrides(TrainConfig, "--max-steps four", "--train-args")
     with pytest.raises(AliceError, match="not one of"):
         UncertaintyConfig(clustering="fuzzy")
+
+
+def test_a_stages_settings_are_one_mapping_however_they_are_given(tmp_path):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("train: {lr: 3e-5, epochs: 2, max-steps: 4, report_to: tensorboard}\n"
+                      "uncertainty: {keep_singletons: true}\n")
+    texts = parse(CascadeConfig, ["--train-args", "--lr 3e-5 --epochs 2", "--uncertainty-args=--keep-singletons"])
+    dotted = parse(CascadeConfig, ["--train.lr", "3e-5", "--train.epochs=2", "--uncertainty.keep_singletons"])
+    from_recipe = parse(CascadeConfig, ["--config", str(recipe)])
+    assert texts.train_args == dotted.train_args == {"lr": 3e-5, "epochs": 2.0}
+    assert texts.uncertainty_args == dotted.uncertainty_args == {"keep_singletons": True}
+    # YAML reads 3e-5 as a string and 2 as an int; a list setting may be one value: each is typed here.
+    assert from_recipe.train_args == {"lr": 3e-5, "epochs": 2.0, "max_steps": 4, "report_to": ["tensorboard"]}
+    assert from_recipe.uncertainty_args == {"keep_singletons": True}
+    # Key by key: the command line over the recipe, a later flag over an earlier one; the rest is kept.
+    merged = parse(CascadeConfig, ["--config", str(recipe), "--train-args", "--lr 1e-4 --lora", "--train.epochs", "1"])
+    assert merged.train_args == {"lr": 1e-4, "epochs": 1.0, "max_steps": 4, "report_to": ["tensorboard"], "lora": True}
+    # Recorded as data; the rerun command writes them as the script's flags, read back the same.
+    assert settings_dict(merged)["train_args"] == merged.train_args
+    argv = to_argv(merged)
+    assert argv[argv.index("--train-args") + 1] == "--lr 0.0001 --epochs 1.0 --max-steps 4 --report-to tensorboard --lora"
+    assert parse(CascadeConfig, argv) == dataclasses.replace(merged, config=None)
+    # The fingerprint reads them as that text, as it did when they were text (older runs still resume).
+    assert fingerprint_settings(texts)["train_args"] == "--lr 3e-05 --epochs 2.0"
+    assert CascadeConfig(train_args={"lr": "3e-5"}).train_args == {"lr": 3e-5}  # a config built in code is checked too
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--train.lrr", "3"], "--train-args: --lrr 3 is not a setting of train.py"),
+    (["--train-args=--max-steps four"], "--train-args --max-steps four: argument --max-steps: invalid int value"),
+    (["--uncertainty-args=--kv-cache-gb 3"], "--uncertainty-args --kv-cache-gb: a setting of the generation engine"),
+    (["--generate.backend", "openai"], "--generate-args --backend: a setting of the generation engine"),
+    (["--uncertainty.k", "3"], "--uncertainty-args --k: the run sets this for each uncertainty.py step itself"),
+])
+def test_a_bad_stage_setting_is_one_line_and_nothing_is_written(tmp_path, argv, message):
+    done = subprocess.run([sys.executable, "cascade.py", "--ladder", "smollm2", "smollm2", *argv,
+                           "--output-dir", str(tmp_path / "out")], cwd=REPO, capture_output=True, text=True,
+                          check=False, timeout=300)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), done.stderr
+    assert message in lines[0]
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("text, message", [
+    ("train: {lrr: 3e-5}", "--config RECIPE: train: 'lrr' is not a setting of train.py"),
+    ("train: {max_steps: 2.5}", "--config RECIPE: train: max_steps: 2.5 is not a valid int"),
+    ("train: {lora: yes please}", "--config RECIPE: train: lora: 'yes please' is not a valid bool"),
+    ("train: {scheduler: 3}", None),  # a string setting takes a number as its text
+    ("uncertainty: {clustering: fuzzy}", "--config RECIPE: uncertainty: clustering: 'fuzzy' is not one of"),
+    ("eval: {batch_invariant: true}", "--config RECIPE: eval --batch-invariant: a setting of the generation engine"),
+    ("train: [--lr, 3e-5]", "--config RECIPE: train: ['--lr', '3e-5'] is neither train.py's flags nor a mapping"),
+])
+def test_a_recipes_stage_mapping_is_checked_by_that_stage(tmp_path, text, message):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(text + "\n")
+    if message is None:
+        assert parse(ExperimentConfig, ["--config", str(recipe)]).train_args == {"scheduler": "3"}
+        return
+    with pytest.raises(AliceError) as err:
+        parse(ExperimentConfig, ["--config", str(recipe)])
+    assert message.replace("RECIPE", str(recipe)) in str(err.value) and "\n" not in str(err.value)
 
 
 def test_a_step_takes_the_runs_groups_but_not_a_settings_namesake():

@@ -12,7 +12,7 @@ from test_cascade import sums_dataset
 
 import experiment
 from alice.errors import AliceError
-from alice.stages.experiment import apply_preset, run_folder
+from alice.stages.experiment import DEMO, apply_preset, run_folder
 
 TRAIN_ARGS = ("--lora --max-steps 1 --total-batch-size 1 --warmup-steps 0 --lr 1e-4 "
               "--no-gradient-checkpointing --max-length 256 --logging-steps 1")
@@ -101,21 +101,21 @@ def logged_like_the_files(run, methods) -> None:
 def test_presets():
     parser = experiment.build_parser()
     demo = apply_preset(parser.parse_args([]))
-    assert demo.preset == "demo" and demo.k == 4 and "--max-steps 2" in demo.train_args
-    assert demo.uncertainty_args == "--keep-singletons"
+    assert demo.preset == "demo" and demo.k == 4 and demo.train_args["max_steps"] == 2
+    assert demo.uncertainty_args == {"keep_singletons": True}
     assert demo.midlevel == "smollm2" and demo.summarizer is None  # the teacher states its own uncertainty
     assert demo.backend == "hf"  # no GPU in the test machines: tiny steps start faster without vLLM
     assert str(run_folder(demo)) == "runs/arc_challenge-smollm2-smollm2-demo"
     paper = apply_preset(parser.parse_args(["--model", "qwen2.5", "--teacher", "1.5B", "--student", "3B"]))
-    assert paper.preset == "paper" and paper.k == 100 and paper.limit is None and paper.train_args == ""
-    assert paper.midlevel is None and paper.max_new_tokens == 512 and paper.uncertainty_args == ""
+    assert paper.preset == "paper" and paper.k == 100 and paper.limit is None and paper.train_args == {}
+    assert paper.midlevel is None and paper.max_new_tokens == 512 and paper.uncertainty_args == {}
     assert str(run_folder(paper)) == "runs/arc_challenge-qwen2.5-1.5B-3B"
     mine = apply_preset(parser.parse_args(["--k", "7", "--eval-limit", "0"]))
     assert mine.k == 7 and mine.eval_limit is None  # user values win; 0 = all
     assert paper.backend == "auto" and apply_preset(parser.parse_args(["--backend", "vllm"])).backend == "vllm"
     # A stage's settings merge over the preset's, key by key: the demo keeps its two training steps.
     lr = apply_preset(parser.parse_args(["--train-args=--lr 3e-5"]))
-    assert "--lr 3e-05" in lr.train_args and "--max-steps 2" in lr.train_args and "5e-05" not in lr.train_args
+    assert lr.train_args == {**DEMO["train_args"], "lr": 3e-5} and DEMO["train_args"]["lr"] == 5e-5
 
 
 def test_tracker_logs_the_report_and_an_evaluation_to_tensorboard(tmp_path):
@@ -164,3 +164,44 @@ def test_dry_run_shows_merged_settings_and_refuses_engine_settings_for_evaluatio
     assert "--lr 3e-05" in train_line and "--max-steps 2" in train_line
     with pytest.raises(AliceError, match="--eval-args --batch-invariant: a setting of the generation engine"):
         experiment.main(["--eval-args=--batch-invariant", "--dry-run"])
+
+
+def test_dotted_flags_and_recipe_mappings_reach_each_steps_config(tmp_path, capsys):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("train: {lr: 3.0e-5, epochs: 2}\neval: {max_new_tokens: 64}\nuncertainty: {embedder: e5}\n")
+    result = experiment.main(["--config", str(recipe), "--train.epochs", "1", "--generate.statement", "structured",
+                              "--dry-run"])
+    capsys.readouterr()
+    steps = result["steps"]
+    trainings = [s["settings"] for s in steps if s["script"] == "train.py"]
+    # Key by key over the demo preset: its two steps and batch of 2 stay, the recipe's lr, the flag's epochs.
+    assert len(trainings) == 6 + 2 and all(
+        (t["lr"], t["epochs"], t["max_steps"], t["total_batch_size"]) == (3e-5, 1.0, 2, 2) for t in trainings)
+    assert all(s["settings"]["max_new_tokens"] == 64 for s in steps if s["script"] == "eval.py")
+    probes = [s["settings"] for s in steps if s["script"] == "uncertainty.py"]
+    assert len(probes) == 3 and all(p["embedder"] == "e5" and p["keep_singletons"] for p in probes)
+    answers = [s["settings"] for s in steps if s["script"] == "student_generate.py"]
+    assert len(answers) == 3 and all(a["statement"] == "structured" for a in answers)
+    # The cascade gets the same mappings, not text; its rerun command writes them as its flags.
+    cascade = next(s for s in steps if s["script"] == "cascade.py")
+    assert cascade["settings"]["train_args"] == {**DEMO["train_args"], "lr": 3e-5, "epochs": 1.0}
+    assert cascade["settings"]["generate_args"] == {"statement": "structured"}
+    argv = cascade["argv"]
+    assert argv[argv.index("--generate-args") + 1] == "--statement structured"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--eval.batch_invariant"], "--eval-args --batch-invariant: a setting of the generation engine"),
+    (["--eval-args=--kv-cache-gb 20 --enforce-eager"],
+     "--eval-args --kv-cache-gb, --enforce-eager: a setting of the generation engine"),
+    (["--uncertainty.batch-size", "4"], "--uncertainty-args --batch-size: a setting of the generation engine"),
+    (["--uncertainty.summarizer-load-format", "dummy"],
+     "--uncertainty-args --summarizer-load-format: a setting of the summarizer's engine"),
+    (["--eval.limit", "3"], "--eval-args --limit: the run sets this for each eval.py step itself"),
+    (["--uncertainty.summarizer-max-new-tokens", "9"],
+     "--uncertainty-args --summarizer-max-new-tokens: the run sets this for each uncertainty.py step itself"),
+])
+def test_a_stage_setting_the_run_decides_is_refused(argv, message):
+    with pytest.raises(AliceError) as err:
+        experiment.main([*argv, "--dry-run"])
+    assert message in str(err.value)

@@ -12,14 +12,16 @@ finished; a rerun skips finished stages and resumes the one that was interrupted
 resumes itself: JSONL appenders, training checkpoints).
 
 Each stage is three steps (uncertainty, student_generate, train), each with its stage config built
-from the cascade's own (``stage_steps``); no argument strings pass between them. Engines are shared
-through ``alice.engines``.
+from the cascade's own (``stage_steps``); the stages' own settings (--train-args and the like) are
+mappings, read once where they came in. Engines are shared through ``alice.engines``.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from importlib import import_module
 from pathlib import Path
 from typing import Any
 
@@ -32,26 +34,42 @@ from ..cli import (
     resolve_role,
     role,
 )
-from ..config import fingerprint_settings, overrides, setting
-from ..engines import Engines
+from ..config import StageSettings, field_map, fingerprint_settings, flag_of, setting
+from ..engines import ENGINE_SETTINGS, SHARED_ENGINE, SUMMARIZER_ENGINE, Engines
 from ..errors import AliceError
 from ..models import ModelRef
 from ..records import Manifest, atomic_write_json, fingerprint, read_json
-from ..steps import Executor, Step
+from ..steps import STAGES, Executor, Step
 from ..tracking import within
 from .common import slug
 
-PASSTHROUGH = "settings passed on to the stages' configs"
+PASSTHROUGH = "settings passed on to the stages' configs (in a recipe: train: {lr: 3e-5}, uncertainty: {...})"
+
+
+def stage_settings(name: str, script: str, help: str, refused: Mapping[str, str] | None = None) -> Any:
+    """A setting holding the settings of every ``script`` step of a run, as a mapping (``StageSettings``).
+    A generating step shares the run's engines: an engine setting of its own is refused (with ``refused``)."""
+    module, config = STAGES[script]
+    if refused is None:
+        refused = dict.fromkeys(ENGINE_SETTINGS, SHARED_ENGINE)
+    stage = StageSettings(name, f"{script}.py", lambda: getattr(import_module(module), config), refused)
+    return setting({}, help + " (default: none)", group=PASSTHROUGH, stage=stage)
 
 
 @dataclass(kw_only=True)
 class StagePassthrough:
-    """Extra settings for one kind of step, written as that script's flags; checked against its config
-    once, at the start (``stage_overrides``)."""
+    """Extra settings for one kind of step: that script's settings as a mapping, given as its flags
+    (--train-args "--lr 3e-5"), one at a time (--train.lr 3e-5) or in a recipe (train: {lr: 3e-5})."""
 
-    uncertainty_args: str = setting("", 'extra uncertainty.py settings, e.g. "--embedder X"', group=PASSTHROUGH)
-    generate_args: str = setting("", "extra student_generate.py settings", group=PASSTHROUGH)
-    train_args: str = setting("", 'extra train.py settings, e.g. "--lora --max-steps 4"', group=PASSTHROUGH)
+    uncertainty_args: dict[str, Any] = stage_settings(
+        "uncertainty", "uncertainty", 'uncertainty.py settings, e.g. "--embedder X" or --uncertainty.embedder X',
+        {**dict.fromkeys(ENGINE_SETTINGS, SHARED_ENGINE), **SUMMARIZER_ENGINE})
+    generate_args: dict[str, Any] = stage_settings(
+        "generate", "student_generate", 'student_generate.py settings, e.g. "--statement structured" or '
+        "--generate.statement structured")
+    train_args: dict[str, Any] = stage_settings(
+        "train", "train", 'train.py settings, e.g. "--lora --max-steps 4" or --train.lora --train.max-steps 4',
+        refused={})
 
 
 @dataclass(kw_only=True)
@@ -77,23 +95,19 @@ class CascadeConfig(StagePassthrough, CheckSettings, GenerationSettings, ModelSe
 SHARED_GROUPS = (TestDataSettings, TeacherDataSettings, ModelSettings, GenerationSettings, CheckSettings)
 
 
-def derive(cls: type, source: Any, **values: Any) -> Any:
+def derive(cls: type, source: Any, stage: Mapping[str, Any] | None = None, given_as: str = "", /,
+           **values: Any) -> Any:
     """A stage config with ``source``'s data, model and generation settings (the groups ``cls`` has;
-    the question budget excepted: each step gets its own), and ``values`` over them."""
+    the question budget excepted: each step gets its own), ``values`` (what the run sets for this step)
+    over them, and over all that ``stage``: the stage's own settings, from the run's ``given_as``
+    (--train-args and the like), which cannot be one the run sets for the step itself."""
+    stage = stage or {}
+    clash = [flag_of(field_map(cls)[name]) for name in stage if name in values]
+    if clash:
+        script = next((s for s, (_, name) in STAGES.items() if name == cls.__name__), cls.__name__)
+        raise AliceError(f"{given_as} {', '.join(clash)}: the run sets this for each {script}.py step itself")
     names = {f.name for group in SHARED_GROUPS if issubclass(cls, group) for f in fields(group)} - {"config", "limit"}
-    return cls(**{**{name: getattr(source, name) for name in names}, **values})
-
-
-def stage_overrides(args: StagePassthrough) -> dict[str, dict]:
-    """--uncertainty-args, --generate-args and --train-args as settings of those stages' configs (a
-    flag the stage does not have stops the run here, before anything is spent)."""
-    from .student_generate import StudentGenerateConfig
-    from .train import TrainConfig
-    from .uncertainty import UncertaintyConfig
-
-    return {"uncertainty": overrides(UncertaintyConfig, args.uncertainty_args, "--uncertainty-args"),
-            "student_generate": overrides(StudentGenerateConfig, args.generate_args, "--generate-args"),
-            "train": overrides(TrainConfig, args.train_args, "--train-args")}
+    return cls(**{**{name: getattr(source, name) for name in names}, **values, **stage})
 
 
 def model_arg(ref_or_name: str | ModelRef) -> str:
@@ -145,7 +159,7 @@ def stage_fingerprint(args: CascadeConfig, stage: int, stages: int, teacher: str
 
 
 def stage_steps(args: CascadeConfig, stage: int, stages: int, teacher: str, student: str, folder: Path,
-                engines: Engines, extra: dict[str, dict]) -> list[Step]:
+                engines: Engines | None) -> list[Step]:
     """Stage ``stage``'s three steps, each with its full config: probe ``teacher`` on part ``stage`` of
     the student pool, let ``student`` answer, train ``student`` on the answers."""
     from .student_generate import StudentGenerateConfig, student_generate
@@ -173,14 +187,14 @@ def stage_steps(args: CascadeConfig, stage: int, stages: int, teacher: str, stud
 
     return [
         Step("uncertainty", "uncertainty", derive(
-            UncertaintyConfig, args, **part, teacher=teacher, summarizer=args.summarizer, k=args.k,
-            output=str(folder / "uncertainty.jsonl"), **extra["uncertainty"]), probe),
+            UncertaintyConfig, args, args.uncertainty_args, "--uncertainty-args", **part, teacher=teacher,
+            summarizer=args.summarizer, k=args.k, output=str(folder / "uncertainty.jsonl")), probe),
         Step("student_generate", "student_generate", derive(
-            StudentGenerateConfig, args, **part, student=student, uncertainty=str(folder / "uncertainty.jsonl"),
-            output=str(folder / "alice.jsonl"), **extra["student_generate"]), answer),
+            StudentGenerateConfig, args, args.generate_args, "--generate-args", **part, student=student,
+            uncertainty=str(folder / "uncertainty.jsonl"), output=str(folder / "alice.jsonl")), answer),
         Step("train", "train", derive(
-            TrainConfig, args, overwrite=args.overwrite, student=student, train_file=str(folder / "alice.jsonl"),
-            output_dir=str(folder / "model"), **extra["train"]), train),
+            TrainConfig, args, args.train_args, "--train-args", overwrite=args.overwrite, student=student,
+            train_file=str(folder / "alice.jsonl"), output_dir=str(folder / "model")), train),
     ]
 
 
@@ -189,13 +203,14 @@ def run_cascade(args: CascadeConfig, engines: Engines | None = None, executor: E
     starts every stage over (each replaces its own outputs; nothing else in the folder is removed);
     ``executor``: how each step is run (a dry run prints them)."""
     executor = executor or Executor()
-    extra = stage_overrides(args)
     ladder = ladder_from_args(args)
     refs = [planned_rung(args.model, name) if executor.dry_run else resolve_name(args.model, name, args.revision)
             for name in ladder]
     stages = len(ladder) - 1
     out = Path(args.output_dir or Path("runs") / "-".join(
         ["cascade", slug(args.data)] + [slug(model_arg(r)) for r in refs]))
+    # The first stage's configs: a stage setting the cascade sets itself stops it here, before anything is written.
+    stage_steps(args, 1, stages, model_arg(refs[0]), model_arg(refs[1]), out / "stage1", engines)
     if executor.dry_run:
         print(f"   cascade of {stages} stages in {out}")
     else:
@@ -229,7 +244,7 @@ def run_cascade(args: CascadeConfig, engines: Engines | None = None, executor: E
             print(title, flush=True)
             started = time.time()
             u_counts, s_counts, trained = (executor.call(step) for step in stage_steps(
-                args, stage, stages, teacher, student, folder, engines, extra))
+                args, stage, stages, teacher, student, folder, engines))
             marker = {"status": "complete", "fingerprint": mark, "stage": stage, "stages": stages,
                       "teacher": teacher, "student": student, "pool_part": f"{stage}/{stages}",
                       "trained_model": str(folder / "model"), "uncertainty": u_counts, "student_generate": s_counts,

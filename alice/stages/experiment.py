@@ -29,6 +29,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..backends import cuda_available
 from ..cli import (
@@ -40,7 +41,7 @@ from ..cli import (
     role,
     task_from_args,
 )
-from ..config import field_map, flag_text, like, overrides, setting, settings_dict
+from ..config import field_map, like, setting, settings_dict
 from ..engines import Engines
 from ..errors import AliceError
 from ..models import SMALL_MODEL, small_model_folder
@@ -48,10 +49,11 @@ from ..records import atomic_write_json, read_json
 from ..report import build_report
 from ..steps import Executor, Step
 from ..tracking import Tracker, require
-from .cascade import PASSTHROUGH, CascadeConfig, StagePassthrough, derive, run_cascade, stage_overrides
+from .cascade import CascadeConfig, StagePassthrough, derive, run_cascade, stage_settings
 from .common import slug
 
 EXPERIMENT = "experiment (unset values come from the preset)"
+PRESET_MERGE = "{} (default: the preset's; these merge over it setting by setting)"
 
 
 @dataclass(kw_only=True)
@@ -80,9 +82,12 @@ class ExperimentConfig(StagePassthrough, CheckSettings, GenerationSettings, Mode
     parallel_cascade: bool = setting(False, "run cascade Alice in a second process beside the other steps once "
                                      "the CoT teacher is trained (one GPU with room for two jobs; pair with "
                                      "--kv-cache-gb)", group=EXPERIMENT)
-    uncertainty_args: str | None = like(StagePassthrough, "uncertainty_args", None)
-    train_args: str | None = like(StagePassthrough, "train_args", None)
-    eval_args: str = setting("", "extra eval.py settings", group=PASSTHROUGH)
+    uncertainty_args: dict[str, Any] = like(StagePassthrough, "uncertainty_args", {}, help=PRESET_MERGE.format(
+        'uncertainty.py settings, e.g. "--embedder X" or --uncertainty.embedder X'))
+    train_args: dict[str, Any] = like(StagePassthrough, "train_args", {}, help=PRESET_MERGE.format(
+        'train.py settings, e.g. "--lora --max-steps 4" or --train.lora --train.max-steps 4'))
+    eval_args: dict[str, Any] = stage_settings("eval", "eval", 'eval.py settings, e.g. "--max-new-tokens 1024" or '
+                                               "--eval.max-new-tokens 1024")
     run_dir: str | None = setting(None, "folder for this run (default: runs/<settings>)", operational=True)
     report_to: list[str] = setting([], "also log to TensorBoard (<run-dir>/tensorboard) or W&B, one run per step: "
                                    "each training's losses, each evaluation's accuracy and parse rate, the report's "
@@ -103,37 +108,15 @@ DEMO = {
     "max_tries": 0,
     # K=4 samples from a 135M model rarely agree twice: keep singleton clusters, or most questions
     # (and, on a cascade stage's half of the slice, all of them) have no teacher answer.
-    "uncertainty_args": "--keep-singletons",
+    "uncertainty_args": {"keep_singletons": True},
     # Full fine-tuning: vLLM on CPU serves LoRA adapters through a slow fallback kernel (per-token
     # gathered weights, padded to the engine's max rank), so trained models are plain folders here.
-    "train_args": "--max-steps 2 --total-batch-size 2 --lr 5e-5 --warmup-steps 0 --max-length 512 "
-                  "--no-gradient-checkpointing --logging-steps 1",
+    "train_args": {"max_steps": 2, "total_batch_size": 2, "lr": 5e-5, "warmup_steps": 0, "max_length": 512,
+                   "gradient_checkpointing": False, "logging_steps": 1},
 }
 # The paper's setting: every question, K=100, the paper's training recipe (train.py defaults).
 PAPER = {"limit": None, "student_limit": None, "eval_limit": None, "k": 100, "max_new_tokens": 512,
-         "summarizer_max_new_tokens": 256, "max_tries": 4, "uncertainty_args": "", "train_args": ""}
-
-
-def _train_config() -> type:
-    from .train import TrainConfig
-
-    return TrainConfig
-
-
-def _uncertainty_config() -> type:
-    from .uncertainty import UncertaintyConfig
-
-    return UncertaintyConfig
-
-
-# The presets' stage settings, by the stage config that reads them (imported when needed).
-PASSTHROUGH_STAGES = {"train_args": _train_config, "uncertainty_args": _uncertainty_config}
-
-# Settings of the generation engine itself: evaluation shares the run's engines, so --eval-args cannot
-# change them for evaluation alone.
-ENGINE_SETTINGS = ("backend", "base_url", "tensor_parallel_size", "max_model_len", "gpu_memory_utilization",
-                   "kv_cache_gb", "enforce_eager", "disable_custom_all_reduce", "batch_invariant", "batch_size",
-                   "concurrency")
+         "summarizer_max_new_tokens": 256, "max_tries": 4, "uncertainty_args": {}, "train_args": {}}
 
 
 def is_small_default(args: ExperimentConfig) -> bool:
@@ -157,15 +140,12 @@ def apply_preset(args: ExperimentConfig) -> ExperimentConfig:
     args.preset = preset
     values = DEMO if preset == "demo" else PAPER
     for key, value in values.items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
-        elif key in PASSTHROUGH_STAGES and value:
+        if isinstance(value, dict):
             # A stage's settings merge key by key over the preset's (--train-args "--lr 3e-5" keeps the demo's
-            # --max-steps 2); each side is checked by that stage's own parser.
-            stage = PASSTHROUGH_STAGES[key]()
-            merged = {**overrides(stage, value, f"--{key.replace('_', '-')}"),
-                      **overrides(stage, getattr(args, key), f"--{key.replace('_', '-')}")}
-            setattr(args, key, flag_text(stage, merged))
+            # --max-steps 2).
+            setattr(args, key, {**value, **getattr(args, key)})
+        elif getattr(args, key) is None:
+            setattr(args, key, value)
     if preset == "demo" and args.midlevel is None and args.cascade:
         args.midlevel = args.student or args.model  # a 3-rung ladder on the one small model
     if args.backend is None:
@@ -195,8 +175,7 @@ CASCADE_STAGES = 2  # CoT teacher -> mid -> student
 
 def share_adapters(args: ExperimentConfig) -> bool:
     # LoRA adapters share their base model's engine on GPU; on CPU vLLM's LoRA path is too slow.
-    train = stage_overrides(args)["train"]
-    return bool(train.get("lora") or train.get("qlora")) and cuda_available()
+    return bool(args.train_args.get("lora") or args.train_args.get("qlora")) and cuda_available()
 
 
 def experiment_steps(args: ExperimentConfig, folder: Path, task, engines: Engines, executor: Executor) -> list[Step]:
@@ -209,16 +188,10 @@ def experiment_steps(args: ExperimentConfig, folder: Path, task, engines: Engine
     from .uncertainty import UncertaintyConfig, uncertainty
     from .w2s_labels import W2SLabelsConfig, w2s_labels
 
-    extra = stage_overrides(args)
     tracker = Tracker(args.report_to, folder)
-    if args.report_to:
-        extra["train"].setdefault("report_to", list(args.report_to))  # --train-args --report-to wins
-    eval_extra = overrides(EvalConfig, args.eval_args, "--eval-args")
-    engine_level = [name for name in eval_extra if name in ENGINE_SETTINGS]
-    if engine_level:
-        flags = ", ".join("--" + name.replace("_", "-") for name in engine_level)
-        raise AliceError(f"--eval-args {flags}: a setting of the generation engine, which evaluation shares with the "
-                         f"run's other steps; give it to the whole run ({flags}) instead")
+    train_extra = args.train_args
+    if args.report_to:  # --train-args --report-to wins
+        train_extra = {**train_extra, "report_to": train_extra.get("report_to", list(args.report_to))}
     path = {name: str(folder / name) for name in PATHS}
     teacher_name, student_name = args.teacher or args.model, args.student or args.model
     teacher_ref = resolve_role(args, "teacher")
@@ -232,14 +205,14 @@ def experiment_steps(args: ExperimentConfig, folder: Path, task, engines: Engine
 
     def train(name: str, role_: str, model: str, output_dir: str, needs: tuple[str, ...] = (), **source) -> Step:
         step = f"train {name}"
-        return Step(step, "train", derive(TrainConfig, args, **again, **{role_: model}, output_dir=path[output_dir],
-                                          **source, **extra["train"]),
+        return Step(step, "train", derive(TrainConfig, args, train_extra, "--train-args", **again, **{role_: model},
+                                          output_dir=path[output_dir], **source),
                     lambda c: run_train(c, step), needs)
 
     def evaluation(method: str, role_: str, model: str, needs: tuple[str, ...] = (), beside: bool = False) -> Step:
         # The test split is never shuffled: EvalConfig has no --split-seed.
-        config = derive(EvalConfig, args, **again, **{role_: model}, limit=args.eval_limit,
-                        output=str(folder / f"eval-{method}.jsonl"), **eval_extra)
+        config = derive(EvalConfig, args, args.eval_args, "--eval-args", **again, **{role_: model},
+                        limit=args.eval_limit, output=str(folder / f"eval-{method}.jsonl"))
 
         def run_eval(c: EvalConfig) -> dict:
             summary = evaluate(c, engines.handle(resolve_role(c, role_)))
@@ -287,15 +260,16 @@ def experiment_steps(args: ExperimentConfig, folder: Path, task, engines: Engine
         # The CoT teacher: its labels (W2S-CoT) and its uncertainty (Alice).
         labels("w2s-cot labels", path["teacher-cot"], "w2s-cot.jsonl", ("train teacher-cot",)),
         Step("uncertainty", "uncertainty", derive(
-            UncertaintyConfig, args, **again, teacher=path["teacher-cot"], summarizer=args.summarizer,
-            limit=args.student_limit, k=args.k, summarizer_max_new_tokens=args.summarizer_max_new_tokens,
-            output=path["uncertainty.jsonl"], **extra["uncertainty"]), probe, ("train teacher-cot",)),
+            UncertaintyConfig, args, args.uncertainty_args, "--uncertainty-args", **again, teacher=path["teacher-cot"],
+            summarizer=args.summarizer, limit=args.student_limit, k=args.k,
+            summarizer_max_new_tokens=args.summarizer_max_new_tokens, output=path["uncertainty.jsonl"]),
+            probe, ("train teacher-cot",)),
         # The untrained student (often also the summarizer, whose engine is still up): zero-shot
         # baseline, then Alice's proactive answers.
         evaluation("zero-shot", "student", student_name),
         Step("student_generate", "student_generate", derive(
-            StudentGenerateConfig, args, **again, student=student_name, uncertainty=path["uncertainty.jsonl"],
-            limit=args.student_limit, output=path["alice.jsonl"], **extra["student_generate"]),
+            StudentGenerateConfig, args, args.generate_args, "--generate-args", **again, student=student_name,
+            uncertainty=path["uncertainty.jsonl"], limit=args.student_limit, output=path["alice.jsonl"]),
             lambda c: student_generate(c, engines.handle(resolve_role(c, "student"))), ("uncertainty",)),
         evaluation("weak", "teacher", path["teacher-gt"], ("train teacher-gt",)),
         labels("w2s-qa labels", path[qa_teacher], "w2s-qa.jsonl", (qa_step,)),
@@ -311,16 +285,15 @@ def experiment_steps(args: ExperimentConfig, folder: Path, task, engines: Engine
     if args.cascade and args.midlevel:
         # Cascade Alice (CoT teacher -> mid -> student, on disjoint parts of the same question budget).
         per_stage = max(1, math.ceil(args.student_limit / CASCADE_STAGES)) if args.student_limit else None
-        uncertainty_extra = {"summarizer_max_new_tokens": args.summarizer_max_new_tokens, **extra["uncertainty"]}
         config = derive(CascadeConfig, args, **again, ladder=[path["teacher-cot"], args.midlevel, student_name],
                         summarizer=args.summarizer, k=args.k, output_dir=path["cascade"], limit=per_stage,
-                        uncertainty_args=flag_text(UncertaintyConfig, uncertainty_extra),
-                        generate_args=flag_text(StudentGenerateConfig, extra["student_generate"]),
-                        train_args=flag_text(TrainConfig, extra["train"]))
+                        uncertainty_args={"summarizer_max_new_tokens": args.summarizer_max_new_tokens,
+                                          **args.uncertainty_args},
+                        generate_args=args.generate_args, train_args=train_extra)
         final_model = str(Path(path["cascade"]) / f"stage{CASCADE_STAGES}" / "model")
         steps += [
-            # The cascade's config holds its stages' settings as its own flags (what reruns it by hand); it
-            # reads them back once, with each stage's declaration.
+            # The cascade's config holds its stages' settings as mappings, as the run's own (its rerun
+            # command writes them as --train-args and the like).
             Step("cascade", "cascade", config, cascade_step,
                  ("train teacher-cot",), plan=lambda c: run_cascade(c, engines, executor),
                  beside=True),
