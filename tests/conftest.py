@@ -1,5 +1,5 @@
 """Shared fixtures: the small real model (SmolLM2-135M-Instruct, built offline from PyPI), another model
-of its architecture, and one in-process vLLM engine for the session."""
+of its architecture, one in-process vLLM engine and one transformers backend of it for the session."""
 
 from __future__ import annotations
 
@@ -35,6 +35,29 @@ def vllm_engine(small_model):
     backend = VLLMBackend(resolve_model(small_model), max_model_len=2048)
     yield backend
     backend.close()
+
+
+@pytest.fixture(scope="session")
+def _hf_small(small_model):
+    from alice.backends import HFBackend
+    from alice.models import resolve_model
+
+    backend = HFBackend(resolve_model(small_model))
+    yield backend
+    backend.close()
+
+
+@pytest.fixture
+def hf_backend(_hf_small):
+    """The session's transformers backend of the small model, for a stage's ``main(argv, backend=...)`` (a
+    stage script in a new process spends ~10 s on 2 cores importing and loading it). Call it with the
+    --batch-size the command would have: a sampled batch is seeded from its questions, so it decides the samples."""
+
+    def with_batch_size(batch_size: int = 16):
+        _hf_small.batch_size = batch_size
+        return _hf_small
+
+    return with_batch_size
 
 
 @pytest.fixture(scope="session")

@@ -137,9 +137,7 @@ def test_replay_on_a_tiny_file(tmp_path):
     assert result["stops"] == {"unanimous": 2, "k": 1}
 
 
-def test_uncertainty_adaptive_with_the_small_model(tmp_path, small_model, capfd):
-    from alice.backends import HFBackend
-    from alice.models import ModelRef
+def test_uncertainty_adaptive_with_the_small_model(tmp_path, small_model, hf_backend, capfd):
     from uncertainty import main
 
     out = tmp_path / "unc.jsonl"
@@ -147,7 +145,7 @@ def test_uncertainty_adaptive_with_the_small_model(tmp_path, small_model, capfd)
     args = ["--data", "arc_challenge", "--teacher", small_model, "--backend", "hf", "--k", "4", "--limit", "3",
             "--max-new-tokens", "8", "--batch-size", "32", "--summarizer-max-new-tokens", "8", "--adaptive",
             "--min-samples", "2", "--wave-size", "2", "--save-samples", "--output", str(out)]
-    main(args, backend=HFBackend(ModelRef(small_model), batch_size=32))  # in-process: no second start-up
+    main(args, backend=hf_backend(32))  # the session's model, in this process: no second start-up
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     capfd.readouterr()
     main(args)  # a rerun resumes: no model loaded, nothing drawn or written again

@@ -1,5 +1,5 @@
 """uncertainty.py and student_generate.py for real: the small model as teacher, summarizer and
-student on a few ARC questions, through transformers (subprocesses) and vLLM (one shared engine)."""
+student on a few ARC questions, through transformers and vLLM (each one backend shared by the session)."""
 
 from __future__ import annotations
 
@@ -46,12 +46,16 @@ def check_uncertainty_rows(rows: list[dict], k: int, pool_ids: list[str]) -> Non
                 assert r["statement"].startswith("I reached ")
 
 
-def test_both_scripts_with_transformers_and_resume(tmp_path, small_model):
+def test_both_scripts_with_transformers_and_resume(tmp_path, small_model, hf_backend, capfd):
+    """In this process, on the session's model (tests/test_interruptions.py runs both as scripts)."""
+    import student_generate
+    import uncertainty
+
     unc = tmp_path / "unc.jsonl"
     pool_ids = [ex.id for ex in load_task("arc_challenge").examples("student", limit=3)]
     args = [*ARC, "--teacher", small_model, "--backend", "hf", "--k", "4", "--limit", "3",
             "--keep-singletons", "--summarizer-max-new-tokens", "32", "--output", str(unc)]
-    run_script("uncertainty.py", *args)
+    uncertainty.main(args, backend=hf_backend(32))
     rows = read_rows(unc)
     check_uncertainty_rows(rows, 4, pool_ids)
     manifest = json.loads((tmp_path / "unc.manifest.json").read_text())
@@ -63,14 +67,15 @@ def test_both_scripts_with_transformers_and_resume(tmp_path, small_model):
     assert checks["fallback"] == sum(r["source"] == "fallback" for r in uncertain)
     assert not (tmp_path / "unc.samples.jsonl").exists()  # no --save-samples: removed when complete
 
-    # A rerun resumes: nothing is generated again or written twice.
-    again = run_script("uncertainty.py", *args)
-    assert "loading" not in again.stderr and read_rows(unc) == rows
+    # A rerun (no backend given: it would load one) resumes: nothing is generated again or written twice.
+    capfd.readouterr()
+    uncertainty.main(args)
+    assert "loading" not in capfd.readouterr().err and read_rows(unc) == rows
     assert json.loads((tmp_path / "unc.manifest.json").read_text())["attempts"] == 2
 
     out = tmp_path / "student.jsonl"
     s_args = [*ARC, "--student", small_model, "--backend", "hf", "--uncertainty", str(unc), "--output", str(out)]
-    run_script("student_generate.py", *s_args)
+    student_generate.main(s_args, backend=hf_backend(32))
     train = read_rows(out)
     by_id = {r["id"]: r for r in rows}
     # A question whose every try was malformed (32 tokens cut most replies short) is dropped and logged; a
@@ -90,13 +95,15 @@ def test_both_scripts_with_transformers_and_resume(tmp_path, small_model):
             assert r["response"] == by_id[r["id"]]["teacher_answer"]
     counts = json.loads((tmp_path / "student.manifest.json").read_text())["counts"]
     assert counts["new"] == sum(r["label"] == "new" for r in train)
-    run_script("student_generate.py", *s_args)
-    assert read_rows(out) == train
+    capfd.readouterr()
+    student_generate.main(s_args)
+    assert "loading" not in capfd.readouterr().err and read_rows(out) == train
 
 
-def test_student_on_a_hand_written_uncertainty_file(tmp_path, small_model):
+def test_student_on_a_hand_written_uncertainty_file(tmp_path, small_model, hf_backend):
     """Every branch regardless of what the small teacher happens to say: certain (clean and malformed),
     uncertain, none; every malformed target tried again, then the fallback or a drop, all counted."""
+    from student_generate import main
     task = load_task("arc_challenge")
     first, second, third, fourth, fifth = task.examples("student", limit=5)
     unc = tmp_path / "unc.jsonl"
@@ -118,7 +125,7 @@ def test_student_on_a_hand_written_uncertainty_file(tmp_path, small_model):
     # 4 new tokens cut every reply short: each proactive try is malformed ("truncated").
     args = ["--data", "arc_challenge", "--max-new-tokens", "4", "--student", small_model, "--backend", "hf",
             "--uncertainty", str(unc), "--output", str(out), "--max-tries", "2"]
-    run_script("student_generate.py", *args)
+    main(args, backend=hf_backend())  # the default --batch-size
     zero_path = tmp_path / "student.zeroshot.jsonl"
     zero = read_rows(zero_path)
     assert [r["id"] for r in zero] == [second.id, fifth.id]  # zero-shot only where the teacher was uncertain
@@ -146,7 +153,7 @@ def test_student_on_a_hand_written_uncertainty_file(tmp_path, small_model):
     zero_path.write_text("".join(json.dumps(r) + "\n" for r in zero))
     out.unlink()
     (tmp_path / "student.rejected.jsonl").unlink()
-    run_script("student_generate.py", *args)
+    main(args, backend=hf_backend())  # the default --batch-size
     train = {r["id"]: r for r in read_rows(out)}
     assert set(train) == {first.id, second.id}
     new = train[second.id]
@@ -158,15 +165,14 @@ def test_student_on_a_hand_written_uncertainty_file(tmp_path, small_model):
 
     # Unchecked (--max-tries 0, the reference code), with the structured statement: every row kept.
     plain = tmp_path / "plain.jsonl"
-    run_script("student_generate.py", *args[:-4], "--output", str(plain), "--max-tries", "0",
-               "--statement", "structured")
+    main([*args[:-4], "--output", str(plain), "--max-tries", "0", "--statement", "structured"], backend=hf_backend())
     train = {r["id"]: r for r in read_rows(plain)}
     assert set(train) == {first.id, second.id, fourth.id, fifth.id}
     assert train[second.id]["statement"] == ("I reached A most often (more than half the time), but I also got B "
                                               "about a third of the time.")
     assert not (tmp_path / "plain.rejected.jsonl").exists()
 
-    # Ids the task's student pool does not have are an error, before any model loads.
+    # Ids the task's student pool does not have are an error, before any model loads (the script, as a user runs it).
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"id": "nope-1", "status": "certain", "teacher_answer": "x"}) + "\n")
     done = run_script("student_generate.py", *ARC, "--student", small_model, "--uncertainty", str(bad),

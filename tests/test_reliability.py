@@ -10,11 +10,14 @@ from conftest import REPO, kill_when, lines, run_script
 FAST = ["--data", "arc_challenge", "--max-new-tokens", "24", "--backend", "hf", "--batch-size", "2"]
 
 
-def test_eval_killed_mid_chunk_keeps_finished_rows_and_resumes_to_the_same_result(tmp_path, small_model):
-    # One chunk of 6 questions, 3 batches: rows are written as batches finish, not when the chunk ends.
+def test_eval_killed_mid_chunk_keeps_finished_rows_and_resumes_to_the_same_result(tmp_path, small_model, hf_backend):
+    import eval as eval_script
+
+    # One chunk of 6 questions, 3 batches: rows are written as batches finish, not when the chunk ends. The
+    # uninterrupted run and the resume run in this process, on the session's model; the killed one is a script.
     args = [*FAST, "--model", small_model, "--limit", "6", "--chunk-size", "6"]
     clean = tmp_path / "clean.jsonl"
-    run_script("eval.py", *args, "--output", str(clean))
+    eval_script.main([*args, "--output", str(clean)], backend=hf_backend(2))
 
     out = tmp_path / "killed.jsonl"
     proc = subprocess.Popen([sys.executable, "eval.py", *args, "--output", str(out)], cwd=REPO,
@@ -25,7 +28,7 @@ def test_eval_killed_mid_chunk_keeps_finished_rows_and_resumes_to_the_same_resul
     assert 2 <= partial < 6
     with open(out, "a") as handle:  # and as if the kill had landed in the middle of a write
         handle.write('{"id": "arc_challenge-test-0000')
-    run_script("eval.py", *args, "--output", str(out))
+    eval_script.main([*args, "--output", str(out)], backend=hf_backend(2))
 
     resumed, expected = [json.loads(x) for x in lines(out)], [json.loads(x) for x in lines(clean)]
     assert [r["id"] for r in resumed] == [r["id"] for r in expected]  # same ids, none twice, none torn
@@ -36,12 +39,15 @@ def test_eval_killed_mid_chunk_keeps_finished_rows_and_resumes_to_the_same_resul
     assert manifest["status"] == "complete" and manifest["attempts"] == 2 and manifest["counts"]["n"] == 6
 
 
-def test_sampling_is_reproducible_with_the_same_seed(tmp_path, small_model):
+def test_sampling_is_reproducible_with_the_same_seed(tmp_path, small_model, hf_backend):
+    import cot_generate_filter
+
+    # The same seed in this process and in a new one (the script): the same samples; another seed: others.
     args = [*FAST, "--teacher", small_model, "--limit", "3", "--temperature", "0.9", "--seed", "7"]
-    run_script("cot_generate_filter.py", *args, "--output", str(tmp_path / "a.jsonl"))
+    cot_generate_filter.main([*args, "--output", str(tmp_path / "a.jsonl")], backend=hf_backend(2))
     run_script("cot_generate_filter.py", *args, "--output", str(tmp_path / "b.jsonl"))
     assert (tmp_path / "a.jsonl").read_text() == (tmp_path / "b.jsonl").read_text()
-    run_script("cot_generate_filter.py", *args[:-1], "8", "--output", str(tmp_path / "c.jsonl"))
+    cot_generate_filter.main([*args[:-1], "8", "--output", str(tmp_path / "c.jsonl")], backend=hf_backend(2))
     assert (tmp_path / "a.jsonl").read_text() != (tmp_path / "c.jsonl").read_text()
 
 
@@ -56,15 +62,14 @@ def test_tokens_from_the_environment_never_reach_outputs(tmp_path, small_model):
     assert os.environ.get("HF_TOKEN") != secret  # the test did not leak it into this process either
 
 
-def test_transformers_samples_are_drawn_again_on_a_rerun(small_model):
-    from alice.backends import HFBackend, Sampling
-    from alice.models import resolve_model
+def test_transformers_samples_are_drawn_again_on_a_rerun(hf_backend):
+    from alice.backends import Sampling
     from alice.tasks import load_task
 
     task = load_task("arc_challenge")
     examples = task.examples("student", limit=4)
     conversations, ids = [task.messages(ex) for ex in examples], [ex.id for ex in examples]
-    backend = HFBackend(resolve_model(small_model), batch_size=4)
+    backend = hf_backend(4)
     sampling = Sampling(n=2, temperature=0.9, top_p=0.95, max_tokens=12, seed=3)
     first = backend.generate(conversations, sampling, ids)
     # Same questions, same batches: the same samples (batches are seeded from their questions' ids).

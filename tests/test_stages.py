@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 from conftest import run_script
 
+from alice.errors import AliceError
+
 ARGS = ["--data", "arc_challenge", "--limit", "4", "--max-new-tokens", "48"]
 
 
@@ -32,7 +34,9 @@ def check_eval_outputs(out):
     return rows, summary
 
 
-def test_hf_backend_cot_and_eval(tmp_path, small_model):
+def test_hf_backend_cot_and_eval(tmp_path, small_model, hf_backend, capfd):
+    import eval as eval_script
+
     cot = tmp_path / "cot.jsonl"
     run_script("cot_generate_filter.py", *ARGS, "--teacher", "smollm2", "--backend", "hf", "--output", str(cot))
     rows = read_rows(cot)
@@ -42,8 +46,9 @@ def test_hf_backend_cot_and_eval(tmp_path, small_model):
     assert manifest["counts"]["unparsable"] == sum(not r["parsed"] for r in rows)
     assert manifest["counts"]["generated"] == 4 and manifest["pool"] == "teacher"
 
+    # eval.py in this process, on the session's model (tests/test_reliability.py and others run it as a script).
     out = tmp_path / "eval.jsonl"
-    run_script("eval.py", *ARGS, "--model", small_model, "--backend", "hf", "--output", str(out))
+    eval_script.main([*ARGS, "--model", small_model, "--backend", "hf", "--output", str(out)], backend=hf_backend())
     rows, summary = check_eval_outputs(out)
     assert all(r["id"].startswith("arc_challenge-test-") for r in rows)
 
@@ -54,9 +59,10 @@ def test_hf_backend_cot_and_eval(tmp_path, small_model):
     assert (again["correct"], again["n"]) == (summary["correct"], summary["n"])
     assert rescored.returncode == 0
 
-    # A rerun is a no-op: nothing duplicated, no model loaded.
-    rerun = run_script("eval.py", *ARGS, "--model", small_model, "--backend", "hf", "--output", str(out))
-    assert "loading" not in rerun.stderr
+    # A rerun is a no-op: nothing duplicated, no model loaded (none given: it would load one).
+    capfd.readouterr()
+    eval_script.main([*ARGS, "--model", small_model, "--backend", "hf", "--output", str(out)])
+    assert "loading" not in capfd.readouterr().err
     assert len(read_rows(out)) == 4
 
 
@@ -78,29 +84,32 @@ def test_bad_input_gives_one_line(args, message):
     assert len(done.stderr.strip().splitlines()) == 1
 
 
-def test_prompt_longer_than_context_is_caught(tmp_path, small_model):
+def test_prompt_longer_than_context_is_caught(tmp_path, small_model, hf_backend):
+    from eval import main
+
     long_q = "Which is right? " + "very " * 9000 + "\\nA. yes\\nB. no"
     data = tmp_path / "long.jsonl"
     data.write_text(f'{{"id": "long1", "question": "{long_q}", "answer": "A. yes", "split": "test"}}\n')
-    done = run_script("eval.py", "--data", str(data), "--answer-type", "choice", "--model", small_model,
-                      "--backend", "hf", "--output", str(tmp_path / "e.jsonl"), check=False)
-    assert done.returncode == 2 and "exceeds the model's context" in done.stderr
-    skipped = run_script("eval.py", "--data", str(data), "--answer-type", "choice", "--model", small_model,
-                         "--backend", "hf", "--skip-long-prompts", "--output", str(tmp_path / "e.jsonl"))
+    args = ["--data", str(data), "--answer-type", "choice", "--model", small_model, "--backend", "hf",
+            "--output", str(tmp_path / "e.jsonl")]
+    with pytest.raises(AliceError, match="exceeds the model's context"):  # the scripts' one-line error (exit 2)
+        main(args, backend=hf_backend())
+    main([*args, "--skip-long-prompts"], backend=hf_backend())
     summary = json.loads((tmp_path / "e.summary.json").read_text())
     assert summary["skipped_long_prompts"] == 1 and summary["n"] == 1 and summary["accuracy"] == 0
-    assert skipped.returncode == 0
 
 
-def test_scoring_rule_is_recorded_and_part_of_the_fingerprint(tmp_path, small_model):
+def test_scoring_rule_is_recorded_and_part_of_the_fingerprint(tmp_path, small_model, hf_backend):
     """An open-answer eval records its scoring rule; a rerun under the other rule does not reuse its rows."""
+    from eval import main
+
     data = tmp_path / "qa.jsonl"
     data.write_text('{"id": "q1", "question": "What is the capital of France?", "answer": "Paris", "split": "test"}\n'
                     '{"id": "q2", "question": "What is the capital of Italy?", "answer": "Rome", "split": "test"}\n')
     out = tmp_path / "eval.jsonl"
     common = ["--data", str(data), "--answer-type", "text", "--model", small_model, "--backend", "hf",
               "--max-new-tokens", "12", "--output", str(out)]
-    run_script("eval.py", *common)
+    main(common, backend=hf_backend())
     manifest = json.loads((tmp_path / "eval.manifest.json").read_text())
     summary = json.loads((tmp_path / "eval.summary.json").read_text())
     assert manifest["scoring"] == "paper" and summary["scoring"] == "paper"
@@ -109,9 +118,10 @@ def test_scoring_rule_is_recorded_and_part_of_the_fingerprint(tmp_path, small_mo
     refused = run_script("eval.py", *common, "--scoring", "strict", check=False)
     assert refused.returncode == 2 and "different run's results" in refused.stderr
     assert "scoring" in refused.stderr
-    strict = run_script("eval.py", *common, "--scoring", "strict", "--overwrite")
-    assert "loading" in strict.stderr  # generated again, not reused
-    assert json.loads((tmp_path / "eval.manifest.json").read_text())["scoring"] == "strict"
+    main([*common, "--scoring", "strict", "--overwrite"], backend=hf_backend())
+    manifest = json.loads((tmp_path / "eval.manifest.json").read_text())
+    assert manifest["timings"]["generated_tokens"] > 0  # generated again, not reused
+    assert manifest["scoring"] == "strict"
     assert json.loads((tmp_path / "eval.summary.json").read_text())["scoring"] == "strict"
 
 
