@@ -22,6 +22,20 @@ LOAD = ("load_s", "embedder_load_s")
 SAVE = ("save_s",)
 
 
+def relocate(path: str, run: Path) -> Path:
+    """A path recorded on the machine that ran the step, read in ``run`` when the run folder has moved since
+    (copied back from a GPU host, restored elsewhere): the longest tail of it that exists under ``run``."""
+    recorded = Path(path)
+    if recorded.exists() or not recorded.is_absolute():
+        return recorded
+    parts = recorded.parts
+    for start in range(1, len(parts)):
+        candidate = run.joinpath(*parts[start:])
+        if candidate.exists():
+            return candidate
+    return recorded
+
+
 def step_outputs(command: str, run: Path, moved_from: str | None = None) -> list[Path]:
     """The manifests a step's command writes: its ``--output`` / ``--output-dir``, or, for a batch of
     evaluations (``scripts/fair.py evaluate ... NAME...``), each evaluation on both test sets.
@@ -31,7 +45,7 @@ def step_outputs(command: str, run: Path, moved_from: str | None = None) -> list
     def local(path: str) -> Path:
         if moved_from and path.startswith(moved_from.rstrip("/") + "/"):
             return run / path[len(moved_from.rstrip("/")) + 1:]
-        return Path(path)
+        return relocate(path, run)
 
     found = []
     for flag, value in itertools.pairwise(argv):

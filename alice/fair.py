@@ -40,23 +40,25 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .costs import gpu_time
+from .costs import gpu_time, relocate
 from .errors import AliceError
+from .gate import check_gate, outcomes, refusal
 from .metrics import summarize_scores
 from .models import cache_dir, resolve_model
 from .records import atomic_write_json, iter_jsonl, read_json
+from .stages.student_generate import ALICE_STATEMENTS
 from .steps import Executor, Step, stage_config
 from .tasks import load_task
 
 ARMS = ("w2s_qa", "w2s_cot", "alice", "self_training", "alice_no_statement", "alice_structured")
 # What student_generate.py's --statement is for each Alice arm.
-ALICE_STATEMENTS = {"alice": "summarizer", "alice_no_statement": "none", "alice_structured": "structured"}
 HELD_OUT = "held_out_templates"  # the second test set's folder
 PY = sys.executable
 
@@ -363,10 +365,7 @@ class FairTest:
                   "run anyway (--override-gate): read their results with that in mind", flush=True)
             return gate
         if not gate["passed"]:
-            failed = [k for k, ok in gate["checks"].items() if not ok]
-            raise AliceError(f"the weak-to-strong frame does not hold here ({', '.join(failed)}): weak "
-                             f"{gate['weak']['accuracy']:.3f}, ceiling {gate['ceiling']['accuracy']:.3f}, zero-shot "
-                             f"{gate['zero_shot']['accuracy']:.3f}; the student arms are not run (see gate.json)")
+            raise AliceError(refusal(gate))
         print(f"gate passed: weak {gate['weak']['accuracy']:.3f}, ceiling {gate['ceiling']['accuracy']:.3f}, "
               f"zero-shot {gate['zero_shot']['accuracy']:.3f}", flush=True)
         return gate
@@ -455,56 +454,14 @@ def merge_parts(parts: list[Path], output: Path) -> dict:
     return counts
 
 
-def eval_summary(run: Path, name: str) -> dict:
-    path = run / f"eval-{name}.summary.json"
-    if not path.is_file():
-        raise AliceError(f"{path}: missing (the gate needs it)")
-    return read_json(path)
-
-
-def seed_means(run: Path, names: list[str], samples: int = 2000) -> dict:
-    """Several evaluations of one arm (its seeds) as one: the mean accuracy and parse rate, each seed's
-    accuracy, and a 95% interval resampling templates (or questions) and seeds (alice.metrics)."""
-    import numpy as np
-
-    from .metrics import bootstrap_arms
-
-    summaries = [eval_summary(run, name) for name in names]
-    rows = [outcomes(run / f"eval-{name}.jsonl") for name in names]
-    ids = sorted(set.intersection(*(set(r) for r in rows)))
-    matrix = np.array([[r[i]["correct"] for i in ids] for r in rows], dtype=float)
-    clusters = [rows[0][i].get("cluster") or i for i in ids]
-    interval = bootstrap_arms([matrix], clusters, lambda a: a, samples) if ids else None
-    accuracies = [s["accuracy"] for s in summaries]
-    return {"n": summaries[0]["n"], "accuracy": sum(accuracies) / len(accuracies),
-            "accuracy_ci95": interval or summaries[0]["accuracy_ci95"], "seeds": accuracies,
-            "parse_rate": sum(s["parse_rate"] for s in summaries) / len(summaries),
-            "units": len(set(clusters))}
-
-
 def gate_result(run: Path, config: dict, seeds: list[int], weak_seeds: list[int]) -> dict:
-    """The frame holds when the trained weak model is above chance (95% interval), the ceiling beats
-    it by ``min_gap`` with intervals apart, and training did not make the student worse; on the means
-    over every seed of weak and of the ceiling, intervals resampling templates and seeds."""
+    """The gate (``alice.gate``) on the means over every seed of weak and of the ceiling, thresholds from
+    the config's ``[gate]``."""
     gate = config["gate"]
-    chance, min_gap = float(gate.get("chance", 0.0)), float(gate.get("min_gap", 0.15))
-    weak = seed_means(run, [f"weak-seed{s}" for s in weak_seeds])
-    ceiling = seed_means(run, [f"ceiling-seed{s}" for s in seeds])
-    zero_shot = seed_means(run, ["zero_shot"])
-    checks = {
-        "weak_above_chance": weak["accuracy_ci95"][0] > chance,
-        "gap_at_least_min": ceiling["accuracy"] - weak["accuracy"] >= min_gap,
-        "intervals_apart": ceiling["accuracy_ci95"][0] > weak["accuracy_ci95"][1] or not gate.get("intervals_apart", True),
-        "ceiling_not_below_zero_shot": ceiling["accuracy"] >= zero_shot["accuracy"],
-    }
-    return {"weak": weak, "ceiling": ceiling, "zero_shot": zero_shot, "chance": chance, "min_gap": min_gap,
-            "gap": ceiling["accuracy"] - weak["accuracy"], "seeds": {"weak": weak_seeds, "ceiling": seeds},
-            "reads": "seed means; intervals resample templates and seeds", "checks": checks,
-            "passed": all(checks.values())}
-
-
-def outcomes(path: Path) -> dict[str, dict]:
-    return {str(row["id"]): row for _, row in iter_jsonl(path)}
+    result = check_gate(run, [f"weak-seed{s}" for s in weak_seeds], [f"ceiling-seed{s}" for s in seeds], "zero_shot",
+                        chance=float(gate.get("chance", 0.0)), min_gap=float(gate.get("min_gap", 0.15)),
+                        intervals_apart=gate.get("intervals_apart", True))
+    return {**result, "seeds": {"weak": weak_seeds, "ceiling": seeds}}
 
 
 def agreement(a: Path, b: Path) -> dict:
@@ -593,6 +550,8 @@ def evidence(run: Path, config: dict) -> dict:
     result["hygiene"] = hygiene(run, task)
     runs = {}
     for manifest in sorted((run / "models").glob("*/manifest.json")):
+        if unevaluated_model(run, manifest):
+            continue
         info = read_json(manifest)
         training = info.get("training", {})
         runs[manifest.parent.name] = {
@@ -613,7 +572,7 @@ def eval_batch_costs(run: Path) -> list[dict]:
     batches = []
     for path in sorted((run / "engines").glob("*.json")):
         record = read_json(path)
-        generation = sum(generation_seconds(Path(o)) or 0 for o in record.get("outputs", []))
+        generation = sum(generation_seconds(relocate(o, run)) or 0 for o in record.get("outputs", []))
         batches.append({"models": path.stem.split("+"), "evaluations": len(record.get("outputs", [])),
                         "wall_s": record.get("wall_s"), "generation_s": round(generation, 1),
                         "wall_over_generation": round(record["wall_s"] / generation, 2) if generation else None,
@@ -700,11 +659,19 @@ def collect(run: Path, results: Path, config_path: str | Path) -> None:
             compressed_copy(path, results / path.relative_to(run).with_name(path.name + ".xz"))
     manifests = results / "manifests"
     for path in sorted(run.rglob("*manifest.json")):
-        if "checkpoint-" in str(path):
+        if "checkpoint-" in str(path) or unevaluated_model(run, path):
             continue
         target = manifests / path.relative_to(run)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, target)
+
+
+def unevaluated_model(run: Path, manifest: Path) -> bool:
+    """A trained arm (``models/<arm>-seed<N>``) whose evaluation is missing: its weights are not in the
+    deliverables, so its manifest stays out too, or a later part restored from them would take it for done."""
+    parts = manifest.relative_to(run).parts
+    return (len(parts) == 3 and parts[0] == "models" and re.fullmatch(r".+-seed\d+", parts[1]) is not None
+            and not (run / f"eval-{parts[1]}.summary.json").is_file())
 
 
 def restore(results: Path, run: Path) -> int:

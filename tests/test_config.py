@@ -45,6 +45,8 @@ def changed_value(f: dataclasses.Field, current):
         return (current or 0) + 7
     if isinstance(current, float) or "float" in str(f.type):
         return (current or 0.0) + 0.25
+    if "list[int]" in str(f.type):
+        return [3, 7]
     if "list" in str(f.type):
         return ["first model", "second"]
     return f"value of {f.name}"

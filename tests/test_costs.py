@@ -34,6 +34,7 @@ def test_gpu_time_splits_each_step_by_its_manifest_and_sums_every_part(tmp_path)
                                         "other_s": 23}
     assert cost["by_kind"]["eval"] == {"steps": 1, "wall_s": 70, "work_s": 14, "load_s": 0, "save_s": 0,
                                        "other_s": 56}
+    assert gpu_time(run) == cost  # where it ran, found from the recorded paths' tails under the run folder
     assert gpu_time(tmp_path / "no-run") is None
 
 

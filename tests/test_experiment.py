@@ -102,7 +102,7 @@ def test_presets():
     parser = experiment.build_parser()
     demo = apply_preset(parser.parse_args([]))
     assert demo.preset == "demo" and demo.k == 4 and demo.train_args["max_steps"] == 2
-    assert demo.uncertainty_args == {"keep_singletons": True}
+    assert demo.uncertainty_args == {"keep_singletons": True, "max_new_tokens": 100}  # the probes parse
     assert demo.midlevel == "smollm2" and demo.summarizer is None  # the teacher states its own uncertainty
     assert demo.backend == "hf"  # no GPU in the test machines: tiny steps start faster without vLLM
     assert str(run_folder(demo)) == "runs/arc_challenge-smollm2-smollm2-demo"
@@ -168,16 +168,16 @@ def test_dry_run_shows_merged_settings_and_refuses_engine_settings_for_evaluatio
 
 def test_dotted_flags_and_recipe_mappings_reach_each_steps_config(tmp_path, capsys):
     recipe = tmp_path / "recipe.yaml"
-    recipe.write_text("train: {lr: 3.0e-5, epochs: 2}\neval: {max_new_tokens: 64}\nuncertainty: {embedder: e5}\n")
+    recipe.write_text("train: {lr: 3.0e-5, epochs: 2}\neval: {max_new_tokens: 32}\nuncertainty: {embedder: e5}\n")
     result = experiment.main(["--config", str(recipe), "--train.epochs", "1", "--generate.statement", "structured",
                               "--dry-run"])
     capsys.readouterr()
     steps = result["steps"]
     trainings = [s["settings"] for s in steps if s["script"] == "train.py"]
-    # Key by key over the demo preset: its two steps and batch of 2 stay, the recipe's lr, the flag's epochs.
+    # Key by key over the demo preset: its two steps and batch of 1 stay, the recipe's lr, the flag's epochs.
     assert len(trainings) == 6 + 2 and all(
-        (t["lr"], t["epochs"], t["max_steps"], t["total_batch_size"]) == (3e-5, 1.0, 2, 2) for t in trainings)
-    assert all(s["settings"]["max_new_tokens"] == 64 for s in steps if s["script"] == "eval.py")
+        (t["lr"], t["epochs"], t["max_steps"], t["total_batch_size"]) == (3e-5, 1.0, 2, 1) for t in trainings)
+    assert all(s["settings"]["max_new_tokens"] == 32 for s in steps if s["script"] == "eval.py")
     probes = [s["settings"] for s in steps if s["script"] == "uncertainty.py"]
     assert len(probes) == 3 and all(p["embedder"] == "e5" and p["keep_singletons"] for p in probes)
     answers = [s["settings"] for s in steps if s["script"] == "student_generate.py"]
@@ -205,3 +205,72 @@ def test_a_stage_setting_the_run_decides_is_refused(argv, message):
     with pytest.raises(AliceError) as err:
         experiment.main([*argv, "--dry-run"])
     assert message in str(err.value)
+
+
+def test_seeds_controls_and_gate_make_the_table(capsys):
+    """--seeds, --arms and --gate: weak, ceiling and every student arm once per seed (seed flag on the
+    training, -seed<N> on names), the controls' data steps, and every student training behind the gate."""
+    result = experiment.main(["--seeds", "0", "1", "--arms", "alice_structured", "self_training", "alice",
+                              "alice_no_statement", "--gate", "--no-cascade", "--dry-run"])
+    printed = [line.split("] ", 1)[1] for line in capsys.readouterr().out.splitlines() if line.startswith("== [")]
+    steps = {s["step"]: s for s in result["steps"]}
+    trainings = [n for n in steps if n.startswith("train student-")]
+    assert trainings == [f"train student-{arm}-seed{s}" for s in (0, 1) for arm in
+                         ("ceiling",)] + [f"train student-{arm}-seed{s}" for s in (0, 1) for arm in
+                                          ("alice", "self-training", "alice-no-statement", "alice-structured")]
+    assert {"eval weak-seed0", "eval weak-seed1", "eval ceiling-seed1", "eval alice-structured-seed1",
+            "eval self-training-seed0"} <= set(steps)
+    assert not {"w2s-cot labels", "w2s-qa labels", "train teacher-qa", "cascade"} & set(steps)
+    assert steps["train student-alice-seed1"]["settings"]["seed"] == 1
+    assert steps["self-training labels"]["settings"]["teacher"] == steps["eval zero-shot"]["settings"]["student"]
+    assert steps["self-training labels"]["settings"]["temperature"] == 0.9
+    statements = {steps[n]["settings"]["output"].rsplit("/", 1)[1]: steps[n]["settings"]["statement"]
+                  for n in steps if n.startswith("student_generate")}
+    assert statements == {"alice.jsonl": "summarizer", "alice-no-statement.jsonl": "none",
+                          "alice-structured.jsonl": "structured"}
+    # The gate (an in-process check) comes after what it reads and before any student arm trains.
+    assert printed.index("gate") > max(printed.index(n) for n in ("eval zero-shot", "eval weak-seed1",
+                                                                  "eval ceiling-seed1"))
+    assert printed.index("gate") < min(printed.index(n) for n in trainings if "ceiling" not in n)
+
+
+@pytest.mark.slow
+def test_a_failed_gate_stops_the_student_arms_and_says_why(tmp_path, small_model):
+    """A real run on the small model (one seed pair, the self-training control): weak and a ceiling
+    both trained two steps from one 135M model cannot be 15 points apart, so the gate fails, gate.json
+    says which checks, the student arms are skipped and the report is still written."""
+    run = tmp_path / "run"
+    result = experiment.main(["--run-dir", str(run), "--seeds", "0", "1", "--arms", "self_training", "--gate",
+                              "--no-cascade", "--limit", "6", "--student-limit", "4", "--eval-limit", "4",
+                              "--max-new-tokens", "24"])
+    gate = json.loads((run / "gate.json").read_text())
+    assert gate["passed"] is False and gate["checks"]["gap_at_least_min"] is False
+    assert gate["evaluations"] == {"weak": ["weak-seed0", "weak-seed1"], "ceiling": ["ceiling-seed0", "ceiling-seed1"],
+                                   "zero_shot": "zero-shot"}
+    assert result["failed"]["gate"].startswith("the weak-to-strong frame does not hold here (")
+    assert result["failed"]["train student-self-training-seed0"] == "needs gate"
+    assert not (run / "student-self-training-seed0").exists() and (run / "self-training.jsonl").is_file()
+    report = json.loads((run / "report.json").read_text())
+    methods = report["groups"][0]["methods"]
+    assert len(methods["weak"]["seeds"]) == 2 and "self_training" not in methods
+    assert "gate" in (run / "report.md").read_text().lower()
+
+
+def test_a_second_test_set_evaluates_every_model_again(capsys):
+    """--second-test: each evaluation has a twin right after it, on --data with the options added, into
+    the run's held_out_templates/ (the report's second group)."""
+    with pytest.raises(AliceError, match="eval=held_out needs held_out=N templates"):
+        experiment.main(["--data", "gsm_symbolic", "--second-test", "eval=held_out", "--dry-run"])
+    result = experiment.main(["--data", "gsm_symbolic:held_out=2", "--second-test", "eval=held_out", "--no-cascade",
+                              "--dry-run"])
+    capsys.readouterr()
+    evals = [s for s in result["steps"] if s["script"] == "eval.py"]
+    firsts, twins = evals[::2], evals[1::2]
+    assert len(firsts) == len(twins) == 6  # zero-shot, weak, ceiling and the three arms
+    for first, twin in zip(firsts, twins, strict=True):
+        assert twin["step"] == first["step"] + " (held_out_templates)"
+        assert twin["settings"]["data"] == "gsm_symbolic:held_out=2,eval=held_out"
+        assert first["settings"]["data"] == "gsm_symbolic:held_out=2"
+        assert twin["settings"]["output"].endswith("held_out_templates/" + first["settings"]["output"].rsplit("/", 1)[1])
+        assert (twin["settings"]["student"], twin["settings"]["teacher"]) == (first["settings"]["student"],
+                                                                              first["settings"]["teacher"])

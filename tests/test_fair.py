@@ -198,3 +198,23 @@ def test_several_evaluations_share_one_process(tmp_path, small_model, other_smal
         manifest = json.loads((tmp_path / f"{name}.manifest.json").read_text())
         assert summary["n"] == 2 and manifest["status"] == "complete"
         assert manifest["rerun"].startswith("python eval.py") and model in manifest["rerun"]
+
+
+def test_deliverables_leave_out_trained_models_never_evaluated(tmp_path):
+    """A run cut short after training alice-seed1 but before evaluating it: its weights are not in the
+    deliverables, so neither is its manifest; restored elsewhere, that training runs again."""
+    from alice.fair import collect, restore
+
+    run, results, again = tmp_path / "run", tmp_path / "results", tmp_path / "again"
+    for name in ("alice-seed0", "alice-seed1", "teacher"):
+        (run / "models" / name).mkdir(parents=True)
+        (run / "models" / name / "manifest.json").write_text(json.dumps({"status": "complete"}))
+    write_eval(run, "alice-seed0", 60)
+    config = tmp_path / "fair.toml"
+    config.write_text(SMOKE)
+    collect(run, results, config)
+    kept = sorted(p.parent.name for p in (results / "manifests" / "models").glob("*/manifest.json"))
+    assert kept == ["alice-seed0", "teacher"]
+    assert restore(results, again) > 0
+    assert (again / "models" / "teacher" / "manifest.json").is_file()
+    assert not (again / "models" / "alice-seed1").exists()

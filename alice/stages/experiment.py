@@ -44,15 +44,25 @@ from ..cli import (
 from ..config import field_map, like, setting, settings_dict
 from ..engines import Engines
 from ..errors import AliceError
+from ..gate import check_gate, refusal
 from ..models import SMALL_MODEL, small_model_folder
 from ..records import atomic_write_json, read_json
 from ..report import build_report
 from ..steps import Executor, Step
+from ..tasks import load_task
 from ..tracking import Tracker, require
 from .cascade import CascadeConfig, StagePassthrough, derive, run_cascade, stage_settings
 from .common import slug
+from .student_generate import ALICE_STATEMENTS
 
 EXPERIMENT = "experiment (unset values come from the preset)"
+# Each student arm's training data: (the step that writes it, its file in the run folder).
+ARM_DATA = {"alice": ("student_generate", "alice.jsonl"), "w2s_cot": ("w2s-cot labels", "w2s-cot.jsonl"),
+            "w2s_qa": ("w2s-qa labels", "w2s-qa.jsonl"),
+            "self_training": ("self-training labels", "self-training.jsonl"),
+            "alice_no_statement": ("student_generate alice_no_statement", "alice-no-statement.jsonl"),
+            "alice_structured": ("student_generate alice_structured", "alice-structured.jsonl")}
+SECOND_TEST = "held_out_templates"  # --second-test's folder in the run folder
 PRESET_MERGE = "{} (default: the preset's; these merge over it setting by setting)"
 
 
@@ -78,6 +88,27 @@ class ExperimentConfig(StagePassthrough, CheckSettings, GenerationSettings, Mode
     k: int | None = setting(None, "teacher samples per question (uncertainty)", group=EXPERIMENT)
     summarizer_max_new_tokens: int | None = setting(None, "tokens per uncertainty statement at most",
                                                     group=EXPERIMENT)
+    arms: list[str] = setting(["alice", "w2s_cot", "w2s_qa"], "the student arms beside weak, ceiling and zero-shot: "
+                              "original W2S (w2s_qa, w2s_cot), Alice, and the controls: self_training (the student "
+                              "labels its pool itself, temperature 0.9), alice_no_statement (Alice's prompt without "
+                              "the statement), alice_structured (a statement written by rule from the teacher's "
+                              "clusters); cascade Alice comes with --midlevel", choices=list(ARM_DATA),
+                              group=EXPERIMENT)
+    seeds: list[int] = setting([0], "training seeds: weak, ceiling and every student arm are trained and evaluated "
+                               "once per seed (eval-<arm>-seed<N>); the report pairs every seed of one arm with every "
+                               "seed of the other (the cascade trains once)", group=EXPERIMENT)
+    gate: bool = setting(False, "before any student arm trains, check that weak is above chance, the ceiling beats "
+                         "it by --gate-min-gap with intervals apart and is not below zero-shot (seed means, intervals "
+                         "resampling templates and seeds); a failed gate stops the student arms, gate.json says why",
+                         group=EXPERIMENT)
+    gate_min_gap: float = setting(0.15, "the gap the gate asks of ceiling over weak (accuracy, 0-1; 0: no gap asked, "
+                                  "nor intervals apart)", group=EXPERIMENT)
+    gate_chance: float | None = setting(None, "accuracy of guessing, for the gate (default: 0.25 for multiple "
+                                        "choice, ARC's four options; 0 for open answers)", group=EXPERIMENT)
+    second_test: str | None = setting(None, "a second test set, every model evaluated on it beside the first: options "
+                                      "added to --data (e.g. eval=held_out with gsm_symbolic:held_out=17, templates "
+                                      "no training file contains), into <run>/held_out_templates/, a group of its "
+                                      "own in the report", group=EXPERIMENT)
     cascade: bool = setting(True, "skip cascade Alice", dest_flag="--no-cascade", group=EXPERIMENT)
     parallel_cascade: bool = setting(False, "run cascade Alice in a second process beside the other steps once "
                                      "the CoT teacher is trained (one GPU with room for two jobs; pair with "
@@ -99,19 +130,25 @@ class ExperimentConfig(StagePassthrough, CheckSettings, GenerationSettings, Mode
                             operational=True)
 
 
-# The embedded default (CPU, minutes): small slices, few samples, two training steps per model.
+# The embedded default (CPU, minutes): small slices, few samples, two training steps per model. It runs
+# every stage once and measures nothing, so each slice is the least that still exercises its code
+# (bench/RESULTS.md has the timings on 2 cores): 4 questions per evaluation (the same code for each of the
+# 7 models), 6 student-pool questions (3 per cascade stage), 64 new tokens (most of the 135M model's
+# answers end by then; the CoT filter keeps 2 of its 16) but 100 for the probes, whose K=4 samples must
+# parse for a question to come out uncertain (at 64 tokens 1 in 4 did and no question was uncertain: no
+# statement, no proactive answer); one row per training step.
 DEMO = {
-    "limit": 16, "student_limit": 12, "eval_limit": 16, "k": 4, "max_new_tokens": 100,
+    "limit": 16, "student_limit": 6, "eval_limit": 4, "k": 4, "max_new_tokens": 64,
     "summarizer_max_new_tokens": 48,
-    # The 135M model's 100-token answers are mostly cut short or unparsable: checked, almost nothing would be
+    # The 135M model's answers are mostly cut short or unparsable: checked, almost nothing would be
     # left to train on, so the demo keeps every completion as the reference code does.
     "max_tries": 0,
     # K=4 samples from a 135M model rarely agree twice: keep singleton clusters, or most questions
     # (and, on a cascade stage's half of the slice, all of them) have no teacher answer.
-    "uncertainty_args": {"keep_singletons": True},
+    "uncertainty_args": {"keep_singletons": True, "max_new_tokens": 100},
     # Full fine-tuning: vLLM on CPU serves LoRA adapters through a slow fallback kernel (per-token
     # gathered weights, padded to the engine's max rank), so trained models are plain folders here.
-    "train_args": {"max_steps": 2, "total_batch_size": 2, "lr": 5e-5, "warmup_steps": 0, "max_length": 512,
+    "train_args": {"max_steps": 2, "total_batch_size": 1, "lr": 5e-5, "warmup_steps": 0, "max_length": 512,
                    "gradient_checkpointing": False, "logging_steps": 1},
 }
 # The paper's setting: every question, K=100, the paper's training recipe (train.py defaults).
@@ -189,6 +226,7 @@ def experiment_steps(args: ExperimentConfig, folder: Path, task, engines: Engine
     from .w2s_labels import W2SLabelsConfig, w2s_labels
 
     tracker = Tracker(args.report_to, folder)
+    twins: list[tuple[Step, Step]] = []  # --second-test: (an evaluation, its twin on the second test set)
     train_extra = args.train_args
     if args.report_to:  # --train-args --report-to wins
         train_extra = {**train_extra, "report_to": train_extra.get("report_to", list(args.report_to))}
@@ -203,29 +241,48 @@ def experiment_steps(args: ExperimentConfig, folder: Path, task, engines: Engine
         with tracker.training(step):
             return run_training(config)
 
-    def train(name: str, role_: str, model: str, output_dir: str, needs: tuple[str, ...] = (), **source) -> Step:
+    def train(name: str, role_: str, model: str, needs: tuple[str, ...] = (), seed: int | None = None,
+              **source) -> Step:
+        """train.py into <run>/<name>/ (its step: "train <name>")."""
         step = f"train {name}"
+        seed_setting = {} if seed is None else {"seed": seed}
         return Step(step, "train", derive(TrainConfig, args, train_extra, "--train-args", **again, **{role_: model},
-                                          output_dir=path[output_dir], **source),
+                                          output_dir=str(folder / name), **seed_setting, **source),
                     lambda c: run_train(c, step), needs)
 
-    def evaluation(method: str, role_: str, model: str, needs: tuple[str, ...] = (), beside: bool = False) -> Step:
+    def evaluation(method: str, role_: str, model: str, needs: tuple[str, ...] = (), beside: bool = False,
+                   test_set: str | None = None) -> Step:
+        """eval.py of one model; ``test_set``: on --second-test's set instead, into its folder."""
         # The test split is never shuffled: EvalConfig has no --split-seed.
+        output = folder / (SECOND_TEST if test_set else "") / f"eval-{method}.jsonl"
         config = derive(EvalConfig, args, args.eval_args, "--eval-args", **again, **{role_: model},
-                        limit=args.eval_limit, output=str(folder / f"eval-{method}.jsonl"))
+                        limit=args.eval_limit, output=str(output), **({"data": test_set} if test_set else {}))
+        name = f"eval {method}" + (f" ({SECOND_TEST})" if test_set else "")
 
         def run_eval(c: EvalConfig) -> dict:
             summary = evaluate(c, engines.handle(resolve_role(c, role_)))
-            tracker.evaluation(method, summary)
+            tracker.evaluation(name.removeprefix("eval "), summary)
             return summary
 
-        return Step(f"eval {method}", "eval", config, run_eval, needs, beside=beside)
+        step = Step(name, "eval", config, run_eval, needs, beside=beside)
+        if args.second_test and not test_set:  # each model on the second test set too, right after the first
+            twins.append((step, evaluation(method, role_, model, (name,), beside, second_test_data(args))))
+        return step
 
-    def labels(name: str, teacher_dir: str, output: str, needs: tuple[str, ...]) -> Step:
+    def labels(name: str, teacher_dir: str, output: str, needs: tuple[str, ...], **sampling) -> Step:
         config = derive(W2SLabelsConfig, args, **again, teacher=teacher_dir, limit=args.student_limit,
-                        output=path[output])
+                        output=str(folder / output), **sampling)
         return Step(name, "w2s_labels", config,
                     lambda c: w2s_labels(c, engines.handle(resolve_role(c, "teacher"))), needs)
+
+    def proactive(arm: str) -> Step:
+        statement = ALICE_STATEMENTS[arm]
+        name, output = ARM_DATA[arm]
+        return Step(name, "student_generate", derive(
+            StudentGenerateConfig, args, args.generate_args, "--generate-args", **again, student=student_name,
+            uncertainty=path["uncertainty.jsonl"], limit=args.student_limit, output=str(folder / output),
+            **({} if statement == "summarizer" else {"statement": statement})),
+            lambda c: student_generate(c, engines.handle(resolve_role(c, "student"))), ("uncertainty",))
 
     def cascade_step(config: CascadeConfig) -> dict:
         with tracker.training("cascade"):  # each stage's training: its own run inside (cascade stage1, ...)
@@ -239,49 +296,74 @@ def experiment_steps(args: ExperimentConfig, folder: Path, task, engines: Engine
     teacher_examples = task.examples("teacher", args.split_seed, args.limit)
     qa_is_weak = all(task.ground_truth_response(ex, True) == task.ground_truth_response(ex, False)
                      for ex in teacher_examples)
-    qa_teacher, qa_step = ("teacher-gt", "train teacher-gt") if qa_is_weak else ("teacher-qa", "train teacher-qa")
 
+    # Training seeds: one seed keeps the plain names (student-alice/, eval-alice); several name each model
+    # and evaluation by its seed (student-alice-seed1/, eval-alice-seed1).
+    seeds = list(dict.fromkeys(args.seeds)) or [0]
+    several = seeds != [0]
+
+    def seeded(name: str, seed: int) -> str:
+        return f"{name}-seed{seed}" if several else name
+
+    def seed_of(seed: int) -> int | None:
+        return seed if several else None
+
+    arms = [arm for arm in ARM_DATA if arm in args.arms]  # the table's order, whatever order they were given in
+    weak_dir = seeded("teacher-gt", seeds[0])
+    qa_teacher, qa_step = (weak_dir, f"train {weak_dir}") if qa_is_weak else ("teacher-qa", "train teacher-qa")
     steps = [
         # Stage 1 (a bad model or dataset stops the run here, before anything else is spent).
         Step("cot_generate_filter", "cot_generate_filter",
              derive(CotConfig, args, **again, teacher=teacher_name, limit=args.limit, output=path["cot.jsonl"]),
              lambda c: cot_generate_filter(c, engines.handle(teacher_ref))),
         # Trained teachers and the ceiling (no engine needed).
-        train("teacher-cot", "teacher", teacher_name, "teacher-cot", train_file=path["cot.jsonl"]),
-        train("teacher-gt", "teacher", teacher_name, "teacher-gt", ground_truth=True, pool="teacher",
-              limit=args.limit),
+        train("teacher-cot", "teacher", teacher_name, train_file=path["cot.jsonl"]),
+        *(train(seeded("teacher-gt", s), "teacher", teacher_name, seed=seed_of(s), ground_truth=True, pool="teacher",
+                limit=args.limit) for s in seeds),
     ]
-    if not qa_is_weak:
-        steps.append(train("teacher-qa", "teacher", teacher_name, "teacher-qa", ground_truth=True, no_rationale=True,
+    if "w2s_qa" in arms and not qa_is_weak:
+        steps.append(train("teacher-qa", "teacher", teacher_name, ground_truth=True, no_rationale=True,
                            pool="teacher", limit=args.limit))
-    steps += [
-        train("student-ceiling", "student", student_name, "student-ceiling", ground_truth=True, pool="student",
-              limit=args.student_limit),
-        # The CoT teacher: its labels (W2S-CoT) and its uncertainty (Alice).
-        labels("w2s-cot labels", path["teacher-cot"], "w2s-cot.jsonl", ("train teacher-cot",)),
-        Step("uncertainty", "uncertainty", derive(
+    steps += [train(seeded("student-ceiling", s), "student", student_name, seed=seed_of(s), ground_truth=True,
+                    pool="student", limit=args.student_limit) for s in seeds]
+    if "w2s_cot" in arms:  # the CoT teacher's labels
+        steps.append(labels("w2s-cot labels", path["teacher-cot"], "w2s-cot.jsonl", ("train teacher-cot",)))
+    if any(arm in ALICE_STATEMENTS for arm in arms):  # the CoT teacher's uncertainty
+        steps.append(Step("uncertainty", "uncertainty", derive(
             UncertaintyConfig, args, args.uncertainty_args, "--uncertainty-args", **again, teacher=path["teacher-cot"],
             summarizer=args.summarizer, limit=args.student_limit, k=args.k,
             summarizer_max_new_tokens=args.summarizer_max_new_tokens, output=path["uncertainty.jsonl"]),
-            probe, ("train teacher-cot",)),
-        # The untrained student (often also the summarizer, whose engine is still up): zero-shot
-        # baseline, then Alice's proactive answers.
-        evaluation("zero-shot", "student", student_name),
-        Step("student_generate", "student_generate", derive(
-            StudentGenerateConfig, args, args.generate_args, "--generate-args", **again, student=student_name,
-            uncertainty=path["uncertainty.jsonl"], limit=args.student_limit, output=path["alice.jsonl"]),
-            lambda c: student_generate(c, engines.handle(resolve_role(c, "student"))), ("uncertainty",)),
-        evaluation("weak", "teacher", path["teacher-gt"], ("train teacher-gt",)),
-        labels("w2s-qa labels", path[qa_teacher], "w2s-qa.jsonl", (qa_step,)),
-    ]
-    # Trained students, then their evaluation.
-    for method, source, needs in (("alice", "alice.jsonl", "student_generate"),
-                                  ("w2s-cot", "w2s-cot.jsonl", "w2s-cot labels"),
-                                  ("w2s-qa", "w2s-qa.jsonl", "w2s-qa labels")):
-        steps.append(train(f"student-{method}", "student", student_name, f"student-{method}", (needs,),
-                           train_file=path[source]))
-    for method in ("ceiling", "alice", "w2s-cot", "w2s-qa"):
-        steps.append(evaluation(method, "student", path[f"student-{method}"], (f"train student-{method}",)))
+            probe, ("train teacher-cot",)))
+    # The untrained student (often also the summarizer, whose engine is still up): zero-shot baseline,
+    # then Alice's proactive answers and the student's own labels.
+    steps.append(evaluation("zero-shot", "student", student_name))
+    steps += [proactive(arm) for arm in arms if arm in ALICE_STATEMENTS]
+    if "self_training" in arms:
+        steps.append(labels("self-training labels", student_name, "self-training.jsonl", (), temperature=0.9))
+    steps += [evaluation(seeded("weak", s), "teacher", str(folder / seeded("teacher-gt", s)),
+                         (f"train {seeded('teacher-gt', s)}",)) for s in seeds]
+    if "w2s_qa" in arms:
+        steps.append(labels("w2s-qa labels", str(folder / qa_teacher), "w2s-qa.jsonl", (qa_step,)))
+    ceiling_evals = [evaluation(seeded("ceiling", s), "student", str(folder / seeded("student-ceiling", s)),
+                                (f"train {seeded('student-ceiling', s)}",)) for s in seeds]
+    gate: tuple[str, ...] = ()
+    if args.gate:  # the frame is checked before any student arm trains
+        steps += ceiling_evals
+        steps.append(Step("gate", action=lambda: check_run_gate(args, folder, task, seeds, seeded), needs=(
+            "eval zero-shot", *(f"eval {seeded(n, s)}" for n in ("weak", "ceiling") for s in seeds))))
+        gate = ("gate",)
+    # Trained students and their evaluations, seed by seed (a run cut short has whole seeds).
+    for s in seeds:
+        for arm in arms:
+            data_step, data_file = ARM_DATA[arm]
+            steps.append(train(seeded(f"student-{arm.replace('_', '-')}", s), "student", student_name,
+                               (data_step, *gate), seed=seed_of(s), train_file=str(folder / data_file)))
+        if not args.gate and s == seeds[0]:
+            steps += ceiling_evals
+        for arm in arms:
+            model = seeded(f"student-{arm.replace('_', '-')}", s)
+            steps.append(evaluation(seeded(arm.replace("_", "-"), s), "student", str(folder / model),
+                                    (f"train {model}",)))
     if args.cascade and args.midlevel:
         # Cascade Alice (CoT teacher -> mid -> student, on disjoint parts of the same question budget).
         per_stage = max(1, math.ceil(args.student_limit / CASCADE_STAGES)) if args.student_limit else None
@@ -299,7 +381,31 @@ def experiment_steps(args: ExperimentConfig, folder: Path, task, engines: Engine
                  beside=True),
             evaluation("cascade", "student", final_model, ("cascade",), beside=True),
         ]
-    return steps
+    after = {id(first): twin for first, twin in twins}
+    return [s for step in steps for s in (step, after.get(id(step))) if s is not None]
+
+
+def second_test_data(args: ExperimentConfig) -> str:
+    """--data with --second-test's options added."""
+    return args.data + ("," if ":" in args.data else ":") + args.second_test
+
+
+
+
+def check_run_gate(args: ExperimentConfig, folder: Path, task, seeds: list[int], seeded) -> dict:
+    """--gate: the verdict on weak, ceiling and zero-shot (gate.json); a failed gate fails this step, so the
+    student arms that need it are skipped."""
+    chance = args.gate_chance
+    if chance is None:
+        chance = 0.25 if task.answer_type == "choice" else 0.0  # ARC's four options; open answers: none
+    gate = check_gate(folder, [seeded("weak", s) for s in seeds], [seeded("ceiling", s) for s in seeds], "zero-shot",
+                      chance=chance, min_gap=args.gate_min_gap, intervals_apart=args.gate_min_gap > 0)
+    atomic_write_json(folder / "gate.json", {**gate, "seeds": {"weak": seeds, "ceiling": seeds}})
+    if not gate["passed"]:
+        raise AliceError(refusal(gate))
+    print(f"gate passed: weak {gate['weak']['accuracy']:.3f}, ceiling {gate['ceiling']['accuracy']:.3f}, "
+          f"zero-shot {gate['zero_shot']['accuracy']:.3f}", flush=True)
+    return gate
 
 
 def cascade_process(args: ExperimentConfig, folder: str, result_path: str) -> None:
@@ -403,6 +509,8 @@ def run_experiment(args: ExperimentConfig) -> dict:
     else:
         folder.mkdir(parents=True, exist_ok=True)
     task = task_from_args(args)
+    if args.second_test:
+        load_task(second_test_data(args), args.answer_type)  # a bad spec stops the run before anything is spent
     teacher_name, student_name = args.teacher or args.model, args.student or args.model
     if not teacher_name or not student_name:
         raise AliceError("give --model (and --teacher/--student sizes), or --teacher and --student")
@@ -426,6 +534,11 @@ def run_experiment(args: ExperimentConfig) -> dict:
     info_path = folder / "experiment.json"
     attempts = (read_json(info_path).get("attempts", 1) + 1) if info_path.exists() and not args.overwrite else 1
     atomic_write_json(info_path, {**info, "status": "running", "attempts": attempts})
+    if args.second_test:  # the report's second group: its title and note
+        atomic_write_json(folder / SECOND_TEST / "experiment.json",
+                          {**info, "dataset": f"{task.name} ({args.second_test})",
+                           "note": (note + " " if note else "") + f"Second test set: --data {args.data} with "
+                                   f"{args.second_test}."})
 
     engines = Engines(args, share_adapters=share_adapters(args))
     branch_result = execute(args, folder, experiment_steps(args, folder, task, engines, executor), executor, engines)

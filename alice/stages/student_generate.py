@@ -56,6 +56,8 @@ STATEMENTS = {"summarizer": "the summarizer's uncertainty statement (the method)
               "structured": "a statement written by rule from the teacher's clusters: the results it reached and "
                             "how often (alice/hygiene.py)",
               "none": "no statement (control: the same prompt with no word of the teacher's doubts)"}
+# The Alice arms of a comparison and the statement each one's proactive prompt carries.
+ALICE_STATEMENTS = {"alice": "summarizer", "alice_no_statement": "none", "alice_structured": "structured"}
 
 
 @dataclass(kw_only=True)

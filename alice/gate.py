@@ -1,0 +1,72 @@
+"""The validity gate: does the weak-to-strong frame hold before any student arm is trained?
+
+Read on the evaluations already in a run folder (``eval-<name>.summary.json`` and ``.jsonl``): the
+trained weak model is above chance (its 95% interval), the ceiling beats it by ``min_gap`` with the
+intervals apart, and training on ground truth did not make the student worse than its zero-shot self.
+Each side is the mean over its training seeds, with an interval resampling templates (or questions)
+and seeds. experiment.py (``--gate``) and the fair test both write the verdict to ``gate.json``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .errors import AliceError
+from .records import iter_jsonl, read_json
+
+
+def outcomes(path: Path) -> dict[str, dict]:
+    """An evaluation's rows by question id."""
+    return {str(row["id"]): row for _, row in iter_jsonl(path)}
+
+
+def eval_summary(run: Path, name: str) -> dict:
+    path = run / f"eval-{name}.summary.json"
+    if not path.is_file():
+        raise AliceError(f"{path}: missing (the gate needs it)")
+    return read_json(path)
+
+
+def seed_means(run: Path, names: list[str], samples: int = 2000) -> dict:
+    """Several evaluations of one arm (its seeds) as one: the mean accuracy and parse rate, each seed's
+    accuracy, and a 95% interval resampling templates (or questions) and seeds (alice.metrics)."""
+    import numpy as np
+
+    from .metrics import bootstrap_arms
+
+    summaries = [eval_summary(run, name) for name in names]
+    rows = [outcomes(run / f"eval-{name}.jsonl") for name in names]
+    ids = sorted(set.intersection(*(set(r) for r in rows)))
+    matrix = np.array([[r[i]["correct"] for i in ids] for r in rows], dtype=float)
+    clusters = [rows[0][i].get("cluster") or i for i in ids]
+    interval = bootstrap_arms([matrix], clusters, lambda a: a, samples) if ids else None
+    accuracies = [s["accuracy"] for s in summaries]
+    return {"n": summaries[0]["n"], "accuracy": sum(accuracies) / len(accuracies),
+            "accuracy_ci95": interval or summaries[0]["accuracy_ci95"], "seeds": accuracies,
+            "parse_rate": sum(s["parse_rate"] for s in summaries) / len(summaries),
+            "units": len(set(clusters))}
+
+
+def check_gate(run: Path, weak: list[str], ceiling: list[str], zero_shot: str, chance: float = 0.0,
+               min_gap: float = 0.15, intervals_apart: bool = True) -> dict:
+    """The gate's verdict on the evaluations named (``weak``, ``ceiling``: one name per training seed)."""
+    weak_mean, ceiling_mean, zero_shot_mean = seed_means(run, weak), seed_means(run, ceiling), seed_means(run, [zero_shot])
+    checks = {
+        "weak_above_chance": weak_mean["accuracy_ci95"][0] > chance,
+        "gap_at_least_min": ceiling_mean["accuracy"] - weak_mean["accuracy"] >= min_gap,
+        "intervals_apart": ceiling_mean["accuracy_ci95"][0] > weak_mean["accuracy_ci95"][1] or not intervals_apart,
+        "ceiling_not_below_zero_shot": ceiling_mean["accuracy"] >= zero_shot_mean["accuracy"],
+    }
+    return {"weak": weak_mean, "ceiling": ceiling_mean, "zero_shot": zero_shot_mean, "chance": chance,
+            "min_gap": min_gap, "gap": ceiling_mean["accuracy"] - weak_mean["accuracy"],
+            "evaluations": {"weak": weak, "ceiling": ceiling, "zero_shot": zero_shot},
+            "reads": "seed means; intervals resample templates and seeds", "checks": checks,
+            "passed": all(checks.values())}
+
+
+def refusal(gate: dict) -> str:
+    """The one line that stops the student arms when the gate fails."""
+    failed = [k for k, ok in gate["checks"].items() if not ok]
+    return (f"the weak-to-strong frame does not hold here ({', '.join(failed)}): weak {gate['weak']['accuracy']:.3f}, "
+            f"ceiling {gate['ceiling']['accuracy']:.3f}, zero-shot {gate['zero_shot']['accuracy']:.3f}; the student "
+            "arms are not run (see gate.json)")
