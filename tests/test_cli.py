@@ -138,9 +138,12 @@ def test_a_recipe_sets_the_flags_and_flags_override_it(tmp_path):
     # Every shipped recipe is a valid experiment.py setting, and the train.py recipe keys parse too.
     parser = importlib.import_module("experiment").build_parser()
     recipes = sorted((REPO / "configs" / "recipes").rglob("*.yaml"))
-    assert len(recipes) == 24
+    assert len(recipes) == 25
     for path in recipes:
         assert parser.parse_args(["--config", str(path)]).preset == "paper"
+    small = parser.parse_args(["--config", str(REPO / "configs/recipes/arc_challenge/small-models.yaml")])
+    assert small.seeds == [0, 1, 2] and small.gate and "self_training" in small.arms
+    assert small.train_args == {"per_device_batch_size": 8, "padding_free": True}
     train_recipe = tmp_path / "train.yaml"
     train_recipe.write_text("lr: 1e-5\nepochs: 2\nlora: true\n")
     train = importlib.import_module("train").build_parser().parse_args(["--config", str(train_recipe), "--epochs", "1"])
