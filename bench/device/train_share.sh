@@ -3,22 +3,22 @@
 # Alice rows (the recipe of configs/fair.toml: batch 16 padding-free, no checkpointing), random
 # weights from a Qwen2.5(-Coder)-1.5B config (same speed and memory as the real weights), 40 steps:
 # one alone, two at once, and each with fused AdamW. Prints each run's steady tokens/s and peak GB.
-#   bash bench/device/train_share.sh MODEL_DIR TRAIN_FILE OUT_DIR
+#   bash bench/device/train_share.sh MODEL_DIR TRAIN_FILE RUNS_DIR
 set -uo pipefail
-model=$1 rows=$2 out=$3
-mkdir -p "$out"
+model=$1 rows=$2 runs=$3
+mkdir -p "$runs"
 train() {  # name, extra flags
   python3 train.py --data gsm_symbolic:held_out=17,train=30,test=10 --student "$model" --random-init \
     --train-file "$rows" --per-device-batch-size 16 --padding-free --no-gradient-checkpointing --max-steps 40 \
-    --save-steps 1000 --output-dir "$out/$1" --overwrite "${@:2}" >"$out/$1.log" 2>&1
+    --save-steps 1000 --output-dir "$runs/$1" --overwrite "${@:2}" >"$runs/$1.log" 2>&1
 }
 summary() {
-  python3 - "$out" "$@" <<'PY'
+  python3 - "$runs" "$@" <<'PY'
 import json, sys
-out, names = sys.argv[1], sys.argv[2:]
+runs, names = sys.argv[1], sys.argv[2:]
 total = 0
 for name in names:
-    m = json.load(open(f"{out}/{name}/manifest.json"))
+    m = json.load(open(f"{runs}/{name}/manifest.json"))
     t = m["training"]
     total += t.get("steady_tokens_per_s") or 0
     print(f"  {name}: steady {t.get('steady_tokens_per_s')} tokens/s, mean {t.get('tokens_per_s')}, "
