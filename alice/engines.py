@@ -8,14 +8,16 @@ an adapter, a hub id) gets a new engine, and the run's record says why."""
 
 from __future__ import annotations
 
+import copy
 import time
 
 from .backends import Backend, VLLMBackend, cuda_available, vllm_available
 from .cli import GenerationSettings, backend_from_args
 from .models import ModelRef, architecture_key
 
-# The settings an engine is built from (``backend_from_args``): the steps of a run share the run's
-# engines, so one stage cannot have its own (experiment.py's --eval-args and the like refuse them).
+# The settings an engine is built from (``backend_from_args``). The steps of a run share the run's engines:
+# a step whose config sets some of them otherwise (experiment.py's --eval.batch-invariant) gets an engine
+# built with its own; the stages whose settings pass through the cascade refuse them (--uncertainty-args).
 ENGINE_SETTINGS = frozenset({"backend", "base_url", "tensor_parallel_size", "max_model_len", "gpu_memory_utilization",
                              "kv_cache_gb", "enforce_eager", "disable_custom_all_reduce", "batch_invariant",
                              "batch_size", "concurrency"})
@@ -30,11 +32,11 @@ SUMMARIZER_ENGINE = {name: "a setting of the summarizer's engine, which the run 
 class EngineHandle(Backend):
     """A backend for one model that starts (or reuses) an engine only when asked to generate."""
 
-    def __init__(self, engines: Engines, ref: ModelRef):
-        self.engines, self.ref = engines, ref
+    def __init__(self, engines: Engines, ref: ModelRef, own: tuple = ()):
+        self.engines, self.ref, self.own = engines, ref, own
 
     def _ready(self) -> Backend:
-        return self.engines.ready(self.ref)
+        return self.engines.ready(self.ref, self.own)
 
     @property
     def max_context(self) -> int | None:  # type: ignore[override]
@@ -47,7 +49,7 @@ class EngineHandle(Backend):
         return self.generate_through(self._ready(), conversations, sampling, ids)
 
     def describe(self) -> dict:
-        return self.engines.describe(self.ref)
+        return self.engines.describe(self.ref, self.own)
 
     def close(self) -> None:  # the engine belongs to Engines
         pass
@@ -86,15 +88,35 @@ class Engines:
         self.lora_ids: dict[str, int] = {}
         self.starts: list[dict] = []
 
-    def handle(self, ref: ModelRef) -> EngineHandle:
-        return EngineHandle(self, ref)
+    def handle(self, ref: ModelRef, config: object | None = None) -> EngineHandle:
+        """A backend for ``ref``; ``config``: the step's, whose engine settings that differ from the run's
+        are that step's own (its engine is built with them)."""
+        return EngineHandle(self, ref, self.own_settings(config))
 
-    def _key(self, ref: ModelRef) -> tuple:
-        return (ref.path,) if self.share else (ref.path, ref.adapter)
+    def own_settings(self, config: object | None) -> tuple:
+        if config is None:
+            return ()
+        return tuple(sorted((name, getattr(config, name)) for name in ENGINE_SETTINGS
+                            if hasattr(config, name) and getattr(config, name) != getattr(self.args, name, None)))
 
-    def swap(self, ref: ModelRef) -> bool:
+    def _key(self, ref: ModelRef, own: tuple = ()) -> tuple:
+        return ((ref.path,) if self.share else (ref.path, ref.adapter)) + (own,)
+
+    def _settings(self, own: tuple) -> GenerationSettings:
+        if not own:
+            return self.args
+        settings = copy.copy(self.args)
+        for name, value in own:
+            setattr(settings, name, value)
+        return settings
+
+    def swap(self, ref: ModelRef, own: tuple = ()) -> bool:
         """The weights of ``ref`` into the current vLLM engine, when it can take them; True when done."""
         if self.current is None or self.share or not isinstance(self.current[1], VLLMBackend):
+            return False
+        if self.current[0][-1] != own:
+            given = ", ".join(f"{k}={v}" for k, v in own) or "the run's own"
+            self.starts.append({"model": ref.adapter or ref.path, "new_engine_because": f"other engine settings ({given})"})
             return False
         engine = self.current[1]
         new, old = architecture_key(ref), architecture_key(engine.ref)
@@ -104,20 +126,21 @@ class Engines:
             return False
         seconds = engine.load_weights(ref)
         self.starts.append({"model": ref.path, "weights_loaded_into_running_engine_s": round(seconds, 2)})
-        self.current = (self._key(ref), engine)
+        self.current = (self._key(ref, own), engine)
         return True
 
-    def ready(self, ref: ModelRef) -> Backend:
-        key = self._key(ref)
-        if (self.current is None or self.current[0] != key) and not self.swap(ref):
+    def ready(self, ref: ModelRef, own: tuple = ()) -> Backend:
+        key = self._key(ref, own)
+        if (self.current is None or self.current[0] != key) and not self.swap(ref, own):
             self.close()
             started = time.time()
             if self.share:  # the base model's engine, serving every adapter trained on it
-                backend = backend_from_args(self.args, ModelRef(ref.path, source=ref.path), enable_lora=True,
-                                            max_lora_rank=self.max_lora_rank)
+                backend = backend_from_args(self._settings(own), ModelRef(ref.path, source=ref.path),
+                                            enable_lora=True, max_lora_rank=self.max_lora_rank)
             else:
-                backend = backend_from_args(self.args, ref)
-            self.starts.append({"model": ref.adapter or ref.path, "load_s": round(time.time() - started, 1)})
+                backend = backend_from_args(self._settings(own), ref)
+            self.starts.append({"model": ref.adapter or ref.path, "load_s": round(time.time() - started, 1),
+                                **({"own_settings": dict(own)} if own else {})})
             self.current = (key, backend)
         backend = self.current[1]
         if not self.share:
@@ -130,10 +153,10 @@ class Engines:
             request = LoRARequest(f"adapter{lora_id}", lora_id, ref.adapter)
         return _AdapterView(backend, request)
 
-    def describe(self, ref: ModelRef) -> dict:
+    def describe(self, ref: ModelRef, own: tuple = ()) -> dict:
         info = {"backend": "vllm" if self.share else self.args.backend, "model": ref.adapter or ref.path,
                 "shared_engine": self.share}
-        if self.current is not None and self.current[0] == self._key(ref):
+        if self.current is not None and self.current[0] == self._key(ref, own):
             info.update(self.current[1].describe())
         return info
 

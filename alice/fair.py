@@ -49,7 +49,7 @@ from pathlib import Path
 
 from .costs import gpu_time, relocate
 from .errors import AliceError
-from .gate import check_gate, outcomes, refusal
+from .gate import check_gate, generation_seconds, noise_floor, outcomes, refusal
 from .metrics import summarize_scores
 from .models import cache_dir, resolve_model
 from .records import atomic_write_json, iter_jsonl, read_json
@@ -379,7 +379,7 @@ class FairTest:
         return bool(gate.get("passed") or (gate.get("overridden") and self.override_gate))
 
     def noise_floor(self) -> dict:
-        result = noise_floor(self.run)
+        result = noise_floor(self.run, "zero_shot")
         atomic_write_json(self.run / "noise_floor.json", result)
         return result
 
@@ -462,37 +462,6 @@ def gate_result(run: Path, config: dict, seeds: list[int], weak_seeds: list[int]
                         chance=float(gate.get("chance", 0.0)), min_gap=float(gate.get("min_gap", 0.15)),
                         intervals_apart=gate.get("intervals_apart", True))
     return {**result, "seeds": {"weak": weak_seeds, "ceiling": seeds}}
-
-
-def agreement(a: Path, b: Path) -> dict:
-    """How often two evaluations of one model agree, question by question."""
-    rows_a, rows_b = outcomes(a), outcomes(b)
-    ids = sorted(set(rows_a) & set(rows_b))
-    same_outcome = sum(rows_a[i]["correct"] == rows_b[i]["correct"] for i in ids)
-    same_response = sum(rows_a[i].get("response") == rows_b[i].get("response") for i in ids)
-    return {"n": len(ids), "outcome_agreement": same_outcome / len(ids) if ids else None,
-            "outcomes_differ": len(ids) - same_outcome, "identical_responses": same_response,
-            "accuracy": [sum(rows_a[i]["correct"] for i in ids) / max(1, len(ids)),
-                         sum(rows_b[i]["correct"] for i in ids) / max(1, len(ids))]}
-
-
-def generation_seconds(output: Path) -> float | None:
-    manifest = output.with_name(output.name.removesuffix(".jsonl") + ".manifest.json")
-    return read_json(manifest).get("timings", {}).get("generation_s") if manifest.is_file() else None
-
-
-def noise_floor(run: Path) -> dict:
-    noise = run / "noise"
-    with_invariance = agreement(run / "eval-zero_shot.jsonl", noise / "rerun.jsonl")
-    plain = agreement(noise / "plain-a.jsonl", noise / "plain-b.jsonl")
-    return {"outcome_agreement": with_invariance["outcome_agreement"], "eval_settings": with_invariance,
-            "without_batch_invariance": plain,
-            "generation_s": {"eval_settings": generation_seconds(run / "eval-zero_shot.jsonl"),
-                             "eval_settings_rerun": generation_seconds(noise / "rerun.jsonl"),
-                             "plain": generation_seconds(noise / "plain-a.jsonl"),
-                             "plain_rerun": generation_seconds(noise / "plain-b.jsonl")},
-            "note": "the untrained student evaluated twice per mode; the reruns use smaller chunks (another batch "
-                    "composition); the jobs shared the GPU with other steps, so times are indicative"}
 
 
 def target_accuracy(task, pool: dict, path: Path, key: str = "response", where=lambda row: True) -> dict | None:

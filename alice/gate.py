@@ -5,6 +5,9 @@ trained weak model is above chance (its 95% interval), the ceiling beats it by `
 intervals apart, and training on ground truth did not make the student worse than its zero-shot self.
 Each side is the mean over its training seeds, with an interval resampling templates (or questions)
 and seeds. experiment.py (``--gate``) and the fair test both write the verdict to ``gate.json``.
+
+The noise floor (``noise_floor``, experiment.py ``--noise-floor``) is the other check a comparison
+needs: how many outcomes an evaluation changes when only its batch composition does.
 """
 
 from __future__ import annotations
@@ -70,3 +73,37 @@ def refusal(gate: dict) -> str:
     return (f"the weak-to-strong frame does not hold here ({', '.join(failed)}): weak {gate['weak']['accuracy']:.3f}, "
             f"ceiling {gate['ceiling']['accuracy']:.3f}, zero-shot {gate['zero_shot']['accuracy']:.3f}; the student "
             "arms are not run (see gate.json)")
+
+
+def agreement(a: Path, b: Path) -> dict:
+    """How often two evaluations of one model agree, question by question."""
+    rows_a, rows_b = outcomes(a), outcomes(b)
+    ids = sorted(set(rows_a) & set(rows_b))
+    same_outcome = sum(rows_a[i]["correct"] == rows_b[i]["correct"] for i in ids)
+    same_response = sum(rows_a[i].get("response") == rows_b[i].get("response") for i in ids)
+    return {"n": len(ids), "outcome_agreement": same_outcome / len(ids) if ids else None,
+            "outcomes_differ": len(ids) - same_outcome, "identical_responses": same_response,
+            "accuracy": [sum(rows_a[i]["correct"] for i in ids) / max(1, len(ids)),
+                         sum(rows_b[i]["correct"] for i in ids) / max(1, len(ids))]}
+
+
+def generation_seconds(output: Path) -> float | None:
+    manifest = output.with_name(output.name.removesuffix(".jsonl") + ".manifest.json")
+    return read_json(manifest).get("timings", {}).get("generation_s") if manifest.is_file() else None
+
+
+def noise_floor(run: Path, zero_shot: str) -> dict:
+    """How many outcomes change when nothing but the batch does: the untrained student's evaluation
+    ``eval-<zero_shot>.jsonl`` against its rerun in smaller chunks (``noise/rerun.jsonl``), and two plain
+    greedy evaluations (``noise/plain-a.jsonl``, ``noise/plain-b.jsonl``: no batch-invariant kernels)."""
+    noise = run / "noise"
+    with_invariance = agreement(run / f"eval-{zero_shot}.jsonl", noise / "rerun.jsonl")
+    plain = agreement(noise / "plain-a.jsonl", noise / "plain-b.jsonl")
+    return {"outcome_agreement": with_invariance["outcome_agreement"], "eval_settings": with_invariance,
+            "without_batch_invariance": plain,
+            "generation_s": {"eval_settings": generation_seconds(run / f"eval-{zero_shot}.jsonl"),
+                             "eval_settings_rerun": generation_seconds(noise / "rerun.jsonl"),
+                             "plain": generation_seconds(noise / "plain-a.jsonl"),
+                             "plain_rerun": generation_seconds(noise / "plain-b.jsonl")},
+            "note": "the untrained student evaluated twice per mode; the reruns use smaller chunks (another batch "
+                    "composition); the jobs shared the GPU with other steps, so times are indicative"}

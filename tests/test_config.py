@@ -137,7 +137,7 @@ def test_a_bad_stage_setting_is_one_line_and_nothing_is_written(tmp_path, argv, 
     ("train: {lora: yes please}", "--config RECIPE: train: lora: 'yes please' is not a valid bool"),
     ("train: {scheduler: 3}", None),  # a string setting takes a number as its text
     ("uncertainty: {clustering: fuzzy}", "--config RECIPE: uncertainty: clustering: 'fuzzy' is not one of"),
-    ("eval: {batch_invariant: true}", "--config RECIPE: eval --batch-invariant: a setting of the generation engine"),
+    ("generate: {batch_size: 4}", "--config RECIPE: generate --batch-size: a setting of the generation engine"),
     ("train: [--lr, 3e-5]", "--config RECIPE: train: ['--lr', '3e-5'] is neither train.py's flags nor a mapping"),
 ])
 def test_a_recipes_stage_mapping_is_checked_by_that_stage(tmp_path, text, message):

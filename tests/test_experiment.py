@@ -8,6 +8,7 @@ import json
 import os
 
 import pytest
+from conftest import REPO
 from test_cascade import sums_dataset
 
 import experiment
@@ -157,13 +158,41 @@ def test_report_to_reaches_every_training_step_from_a_recipe(tmp_path, capsys):
     assert all("--report-to trackio" in line for line in trainings)  # the stage's own setting wins
 
 
-def test_dry_run_shows_merged_settings_and_refuses_engine_settings_for_evaluation(capsys):
+def test_dry_run_shows_merged_settings_and_the_evaluations_engine_settings(capsys):
     experiment.main(["--train-args=--lr 3e-5", "--dry-run"])
     text = capsys.readouterr().out
     train_line = next(line for line in text.splitlines() if line.strip().startswith("python train.py"))
     assert "--lr 3e-05" in train_line and "--max-steps 2" in train_line
-    with pytest.raises(AliceError, match="--eval-args --batch-invariant: a setting of the generation engine"):
-        experiment.main(["--eval-args=--batch-invariant", "--dry-run"])
+    result = experiment.main(["--eval-args=--batch-invariant --batch-size 3", "--dry-run"])
+    capsys.readouterr()
+    evals = [s["settings"] for s in result["steps"] if s["script"] == "eval.py"]
+    assert evals and all(e["batch_invariant"] and e["batch_size"] == 3 for e in evals)
+    assert not any(s["settings"].get("batch_invariant") for s in result["steps"] if s["script"] != "eval.py")
+
+
+def test_an_evaluations_engine_settings_reach_its_engine(small_model):
+    """--eval.batch-size (an engine setting): the evaluation's engine is built with it, beside the run's
+    engine for the same model, and --eval.batch-invariant reaches the engine's build (transformers refuses it)."""
+    from alice.cli import resolve_role
+    from alice.engines import Engines
+    from alice.stages.cascade import derive
+    from alice.stages.evaluate import EvalConfig
+    from alice.stages.experiment import ExperimentConfig, apply_preset
+
+    args = apply_preset(ExperimentConfig(model=small_model, preset="demo"))
+    engines = Engines(args, share_adapters=False)
+    ref = resolve_role(args, "student")
+    try:
+        run_engine = engines.handle(ref)._ready()
+        own = derive(EvalConfig, args, {"batch_size": 3}, "--eval-args", student=small_model)
+        eval_engine = engines.handle(ref, own)._ready()
+        assert eval_engine is not run_engine and eval_engine.batch_size == 3 != run_engine.batch_size
+        assert engines.starts[-1]["own_settings"] == {"batch_size": 3}
+        invariant = derive(EvalConfig, args, {"batch_invariant": True}, "--eval-args", student=small_model)
+        with pytest.raises(AliceError, match="batch-invariant"):
+            engines.handle(ref, invariant)._ready()
+    finally:
+        engines.close()
 
 
 def test_dotted_flags_and_recipe_mappings_reach_each_steps_config(tmp_path, capsys):
@@ -191,9 +220,8 @@ def test_dotted_flags_and_recipe_mappings_reach_each_steps_config(tmp_path, caps
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--eval.batch_invariant"], "--eval-args --batch-invariant: a setting of the generation engine"),
-    (["--eval-args=--kv-cache-gb 20 --enforce-eager"],
-     "--eval-args --kv-cache-gb, --enforce-eager: a setting of the generation engine"),
+    (["--generate-args=--kv-cache-gb 20 --enforce-eager"],
+     "--generate-args --kv-cache-gb, --enforce-eager: a setting of the generation engine"),
     (["--uncertainty.batch-size", "4"], "--uncertainty-args --batch-size: a setting of the generation engine"),
     (["--uncertainty.summarizer-load-format", "dummy"],
      "--uncertainty-args --summarizer-load-format: a setting of the summarizer's engine"),
@@ -274,3 +302,62 @@ def test_a_second_test_set_evaluates_every_model_again(capsys):
         assert twin["settings"]["output"].endswith("held_out_templates/" + first["settings"]["output"].rsplit("/", 1)[1])
         assert (twin["settings"]["student"], twin["settings"]["teacher"]) == (first["settings"]["student"],
                                                                               first["settings"]["teacher"])
+
+
+def test_the_fair_recipe_lists_every_step_of_the_fair_test(capsys):
+    """configs/fair.yaml: every arm x seed trained and evaluated on both test sets, weak and ceiling on the
+    student pool's ground truth with three seeds, the gate before any student arm trains, the noise floor;
+    batch-invariant kernels in the evaluations only (not in the noise floor's plain reruns)."""
+    result = experiment.main(["--config", str(REPO / "configs/fair.yaml"), "--dry-run"])
+    printed = [line.split("] ", 1)[1] for line in capsys.readouterr().out.splitlines() if line.startswith("== [")]
+    steps = {s["step"]: s["settings"] for s in result["steps"]}
+    arms = ("alice", "alice-no-statement", "alice-structured", "self-training", "w2s-cot", "w2s-qa")
+    for seed in (0, 1, 2):
+        for name in (*arms, "weak", "ceiling"):
+            assert f"eval {name}-seed{seed}" in steps and f"eval {name}-seed{seed} (held_out_templates)" in steps
+            assert steps[f"eval {name}-seed{seed} (held_out_templates)"]["data"].endswith(",eval=held_out")
+        for arm in arms:
+            assert steps[f"train student-{arm}-seed{seed}"]["seed"] == seed
+            assert printed.index(f"train student-{arm}-seed{seed}") > printed.index("gate")
+        weak = steps[f"train teacher-gt-seed{seed}"]
+        assert (weak["pool"], weak["ground_truth"], weak["seed"]) == ("student", True, seed)
+    assert {"gate", "noise floor", "eval zero-shot (noise plain-a)"} <= set(printed) and "cascade" not in printed
+    assert steps["uncertainty"]["k"] == 100 and steps["uncertainty"]["summarizer"].endswith("1.5B-Instruct")
+    assert steps["train student-alice-seed0"]["per_device_batch_size"] == 16
+    invariant = {n for n, s in steps.items() if s.get("batch_invariant")}
+    assert invariant == {n for n in steps if n.startswith("eval ") and "plain" not in n}
+    assert steps["eval zero-shot (noise rerun)"]["chunk_size"] == 48
+
+
+@pytest.mark.slow
+def test_a_small_version_of_the_fair_recipe_reports_paired_statistics_and_the_gate(tmp_path, small_model):
+    """configs/fair.yaml on the small model (every role), a few questions, 2 seeds, every control, the noise
+    floor and the held-out templates. One 135M model in every role cannot pass the gate; --override-gate
+    runs the arms anyway, and the report carries the verdict, the paired differences and the noise floor."""
+    import yaml
+
+    recipe = yaml.safe_load((REPO / "configs/fair.yaml").read_text())
+    for key in ("eval", "train", "enforce_eager", "preset", "k", "max_new_tokens", "summarizer_max_new_tokens"):
+        recipe.pop(key)  # vLLM-only kernels and the GPU's training batch; the demo preset's sizes instead
+    recipe.update(teacher=small_model, student=small_model, summarizer=small_model, backend="hf", seeds=[0, 1],
+                  override_gate=True, run_dir=str(tmp_path / "run"))
+    (tmp_path / "fair.yaml").write_text(yaml.safe_dump(recipe))
+    result = experiment.main(["--config", str(tmp_path / "fair.yaml"), "--preset", "demo", "--limit", "4",
+                              "--student-limit", "4", "--eval-limit", "4", "--max-new-tokens", "24"])
+    run = tmp_path / "run"
+    assert not result["failed"], result["failed"]
+    gate = json.loads((run / "gate.json").read_text())
+    assert gate["passed"] is False and gate["overridden"] is True
+    report = json.loads((run / "report.json").read_text())
+    first, held_out = report["groups"]  # the test split, then the held-out templates
+    assert held_out["folder"].endswith("held_out_templates")
+    methods = first["methods"]
+    for arm in ("alice", "alice_no_statement", "alice_structured", "self_training", "w2s_cot", "w2s_qa",
+                "weak", "ceiling"):
+        assert len(methods[arm]["seeds"]) == 2, arm
+    pairs = {(p["a"], p["b"]): p for p in first["paired"]}
+    assert pairs[("alice", "w2s_cot")]["seeds_a"] == pairs[("alice", "w2s_cot")]["seeds_b"] == [0, 1]
+    assert len(pairs[("alice", "w2s_cot")]["per_seed"]) == 2 and ("alice", "alice_structured") in pairs
+    assert first["gate"]["overridden"] and "NOT passed" in (run / "report.md").read_text()
+    noise = json.loads((run / "noise_floor.json").read_text())
+    assert noise["eval_settings"]["n"] == 4 and first["noise_floor"] == noise

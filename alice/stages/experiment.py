@@ -17,7 +17,10 @@ Run folder layout::
     w2s-cot.jsonl w2s-qa.jsonl      original W2S labels (temperature 0.6)
     student-alice/ student-w2s-cot/ student-w2s-qa/
     cascade/stage<i>/...            cascade Alice (teacher-cot -> mid -> student)
-    eval-<method>.jsonl/.summary.json   weak, ceiling, zero-shot, w2s-qa, w2s-cot, alice, cascade
+    eval-<method>[-seed<N>].jsonl/.summary.json   weak, ceiling, zero-shot, each student arm, cascade
+    held_out_templates/eval-*       --second-test: every model on the second test set
+    gate.json                       --gate: the validity gate's verdict
+    noise/ noise_floor.json         --noise-floor: the untrained student's reruns, and how often outcomes differ
     report.md report.csv report.png experiment.json
     tensorboard/<step>/             --report-to tensorboard: train-<model>/, cascade/stage<i>/, eval-<method>/, report/
 """
@@ -44,7 +47,7 @@ from ..cli import (
 from ..config import field_map, like, setting, settings_dict
 from ..engines import Engines
 from ..errors import AliceError
-from ..gate import check_gate, refusal
+from ..gate import check_gate, noise_floor, refusal
 from ..models import SMALL_MODEL, small_model_folder
 from ..records import atomic_write_json, read_json
 from ..report import build_report
@@ -101,6 +104,8 @@ class ExperimentConfig(StagePassthrough, CheckSettings, GenerationSettings, Mode
                          "it by --gate-min-gap with intervals apart and is not below zero-shot (seed means, intervals "
                          "resampling templates and seeds); a failed gate stops the student arms, gate.json says why",
                          group=EXPERIMENT)
+    override_gate: bool = setting(False, "--gate: run the student arms even when it fails (gate.json, the report and "
+                                  "its figure say so); for checking a pipeline, not for results", group=EXPERIMENT)
     gate_min_gap: float = setting(0.15, "the gap the gate asks of ceiling over weak (accuracy, 0-1; 0: no gap asked, "
                                   "nor intervals apart)", group=EXPERIMENT)
     gate_chance: float | None = setting(None, "accuracy of guessing, for the gate (default: 0.25 for multiple "
@@ -109,6 +114,16 @@ class ExperimentConfig(StagePassthrough, CheckSettings, GenerationSettings, Mode
                                       "added to --data (e.g. eval=held_out with gsm_symbolic:held_out=17, templates "
                                       "no training file contains), into <run>/held_out_templates/, a group of its "
                                       "own in the report", group=EXPERIMENT)
+    weak_pool: str = setting("teacher", "whose ground truth weak is trained on: teacher (the teacher's own half, "
+                             "the data the paper gives the teacher) or student (the student pool's, as the ceiling "
+                             "and the reference code's base method)", choices=["teacher", "student"],
+                             group=EXPERIMENT)
+    noise_floor: bool = setting(False, "also evaluate the untrained student three more times, where only the batch "
+                                "changes (the evaluation settings in chunks of --noise-chunk-size; twice plain "
+                                "greedy, without batch-invariant kernels), and write noise_floor.json: how many "
+                                "outcomes change run to run", group=EXPERIMENT)
+    noise_chunk_size: int = setting(48, "--noise-floor: the reruns' chunk size (another batch composition)",
+                                    group=EXPERIMENT)
     cascade: bool = setting(True, "skip cascade Alice", dest_flag="--no-cascade", group=EXPERIMENT)
     parallel_cascade: bool = setting(False, "run cascade Alice in a second process beside the other steps once "
                                      "the CoT teacher is trained (one GPU with room for two jobs; pair with "
@@ -117,8 +132,9 @@ class ExperimentConfig(StagePassthrough, CheckSettings, GenerationSettings, Mode
         'uncertainty.py settings, e.g. "--embedder X" or --uncertainty.embedder X'))
     train_args: dict[str, Any] = like(StagePassthrough, "train_args", {}, help=PRESET_MERGE.format(
         'train.py settings, e.g. "--lora --max-steps 4" or --train.lora --train.max-steps 4'))
-    eval_args: dict[str, Any] = stage_settings("eval", "eval", 'eval.py settings, e.g. "--max-new-tokens 1024" or '
-                                               "--eval.max-new-tokens 1024")
+    # The evaluations' own engine settings apply (--eval.batch-invariant): they get an engine built with them.
+    eval_args: dict[str, Any] = stage_settings("eval", "eval", 'eval.py settings, e.g. "--max-new-tokens 1024", '
+                                               "--eval.max-new-tokens 1024 or --eval.batch-invariant", refused={})
     run_dir: str | None = setting(None, "folder for this run (default: runs/<settings>)", operational=True)
     report_to: list[str] = setting([], "also log to TensorBoard (<run-dir>/tensorboard) or W&B, one run per step: "
                                    "each training's losses, each evaluation's accuracy and parse rate, the report's "
@@ -251,21 +267,25 @@ def experiment_steps(args: ExperimentConfig, folder: Path, task, engines: Engine
                     lambda c: run_train(c, step), needs)
 
     def evaluation(method: str, role_: str, model: str, needs: tuple[str, ...] = (), beside: bool = False,
-                   test_set: str | None = None) -> Step:
-        """eval.py of one model; ``test_set``: on --second-test's set instead, into its folder."""
+                   test_set: str | None = None, noise: tuple[str, dict, dict] | None = None) -> Step:
+        """eval.py of one model; ``test_set``: on --second-test's set instead, into its folder; ``noise``:
+        a --noise-floor rerun (its name, eval settings and what it sets) into <run>/noise/."""
         # The test split is never shuffled: EvalConfig has no --split-seed.
         output = folder / (SECOND_TEST if test_set else "") / f"eval-{method}.jsonl"
-        config = derive(EvalConfig, args, args.eval_args, "--eval-args", **again, **{role_: model},
+        stage, values = args.eval_args, {}
+        if noise:
+            output, stage, values = folder / "noise" / f"{noise[0]}.jsonl", noise[1], noise[2]
+        config = derive(EvalConfig, args, stage, "--eval-args", **again, **{role_: model}, **values,
                         limit=args.eval_limit, output=str(output), **({"data": test_set} if test_set else {}))
-        name = f"eval {method}" + (f" ({SECOND_TEST})" if test_set else "")
+        name = f"eval {method}" + (f" ({SECOND_TEST})" if test_set else "") + (f" (noise {noise[0]})" if noise else "")
 
         def run_eval(c: EvalConfig) -> dict:
-            summary = evaluate(c, engines.handle(resolve_role(c, role_)))
+            summary = evaluate(c, engines.handle(resolve_role(c, role_), c))  # --eval's engine settings apply
             tracker.evaluation(name.removeprefix("eval "), summary)
             return summary
 
         step = Step(name, "eval", config, run_eval, needs, beside=beside)
-        if args.second_test and not test_set:  # each model on the second test set too, right after the first
+        if args.second_test and not test_set and not noise:  # each model on the second test set too, right after
             twins.append((step, evaluation(method, role_, model, (name,), beside, second_test_data(args))))
         return step
 
@@ -294,8 +314,9 @@ def experiment_steps(args: ExperimentConfig, folder: Path, task, engines: Engine
 
     # The answers-only teacher equals the weak one where the ground truth has no rationales (ARC).
     teacher_examples = task.examples("teacher", args.split_seed, args.limit)
-    qa_is_weak = all(task.ground_truth_response(ex, True) == task.ground_truth_response(ex, False)
-                     for ex in teacher_examples)
+    qa_is_weak = args.weak_pool == "teacher" and all(
+        task.ground_truth_response(ex, True) == task.ground_truth_response(ex, False) for ex in teacher_examples)
+    weak_limit = args.limit if args.weak_pool == "teacher" else args.student_limit
 
     # Training seeds: one seed keeps the plain names (student-alice/, eval-alice); several name each model
     # and evaluation by its seed (student-alice-seed1/, eval-alice-seed1).
@@ -318,8 +339,8 @@ def experiment_steps(args: ExperimentConfig, folder: Path, task, engines: Engine
              lambda c: cot_generate_filter(c, engines.handle(teacher_ref))),
         # Trained teachers and the ceiling (no engine needed).
         train("teacher-cot", "teacher", teacher_name, train_file=path["cot.jsonl"]),
-        *(train(seeded("teacher-gt", s), "teacher", teacher_name, seed=seed_of(s), ground_truth=True, pool="teacher",
-                limit=args.limit) for s in seeds),
+        *(train(seeded("teacher-gt", s), "teacher", teacher_name, seed=seed_of(s), ground_truth=True,
+                pool=args.weak_pool, limit=weak_limit) for s in seeds),
     ]
     if "w2s_qa" in arms and not qa_is_weak:
         steps.append(train("teacher-qa", "teacher", teacher_name, ground_truth=True, no_rationale=True,
@@ -364,6 +385,17 @@ def experiment_steps(args: ExperimentConfig, folder: Path, task, engines: Engine
             model = seeded(f"student-{arm.replace('_', '-')}", s)
             steps.append(evaluation(seeded(arm.replace("_", "-"), s), "student", str(folder / model),
                                     (f"train {model}",)))
+    if args.noise_floor:
+        # The untrained student again where only the batch changes: with the evaluation settings in other
+        # chunks, and twice plain greedy (the second in other chunks too).
+        chunked = {"chunk_size": args.noise_chunk_size}
+        rest = {k: v for k, v in args.eval_args.items() if k != "chunk_size"}
+        plain = {k: v for k, v in rest.items() if k != "batch_invariant"}
+        reruns = [("rerun", rest, chunked), ("plain-a", plain, {"batch_invariant": False}),
+                  ("plain-b", plain, {"batch_invariant": False, **chunked})]
+        steps += [evaluation("zero-shot", "student", student_name, noise=n) for n in reruns]
+        steps.append(Step("noise floor", action=lambda: write_noise_floor(folder), needs=(
+            "eval zero-shot", *(f"eval zero-shot (noise {n[0]})" for n in reruns))))
     if args.cascade and args.midlevel:
         # Cascade Alice (CoT teacher -> mid -> student, on disjoint parts of the same question budget).
         per_stage = max(1, math.ceil(args.student_limit / CASCADE_STAGES)) if args.student_limit else None
@@ -392,6 +424,15 @@ def second_test_data(args: ExperimentConfig) -> str:
 
 
 
+def write_noise_floor(folder: Path) -> dict:
+    """--noise-floor's verdict (noise_floor.json, which the report quotes)."""
+    result = noise_floor(folder, "zero-shot")
+    atomic_write_json(folder / "noise_floor.json", result)
+    print(f"noise floor: {result['eval_settings']['outcomes_differ']} of {result['eval_settings']['n']} outcomes "
+          f"differ between two evaluations of the untrained student", flush=True)
+    return result
+
+
 def check_run_gate(args: ExperimentConfig, folder: Path, task, seeds: list[int], seeded) -> dict:
     """--gate: the verdict on weak, ceiling and zero-shot (gate.json); a failed gate fails this step, so the
     student arms that need it are skipped."""
@@ -400,7 +441,12 @@ def check_run_gate(args: ExperimentConfig, folder: Path, task, seeds: list[int],
         chance = 0.25 if task.answer_type == "choice" else 0.0  # ARC's four options; open answers: none
     gate = check_gate(folder, [seeded("weak", s) for s in seeds], [seeded("ceiling", s) for s in seeds], "zero-shot",
                       chance=chance, min_gap=args.gate_min_gap, intervals_apart=args.gate_min_gap > 0)
+    gate["overridden"] = not gate["passed"] and args.override_gate
     atomic_write_json(folder / "gate.json", {**gate, "seeds": {"weak": seeds, "ceiling": seeds}})
+    if gate["overridden"]:
+        print(f"gate NOT passed ({', '.join(k for k, ok in gate['checks'].items() if not ok)}); the student arms run "
+              "anyway (--override-gate): read their results with that in mind", flush=True)
+        return gate
     if not gate["passed"]:
         raise AliceError(refusal(gate))
     print(f"gate passed: weak {gate['weak']['accuracy']:.3f}, ceiling {gate['ceiling']['accuracy']:.3f}, "
@@ -488,8 +534,8 @@ def execute(args: ExperimentConfig, folder: Path, steps: list[Step], executor: E
         engines.close()
         if branch is not None:
             branch_result = branch.join(executor)
-        elif not (args.cascade and args.midlevel):
-            executor.failed["cascade"] = "no --midlevel (cascade Alice needs a mid model)"
+        elif args.cascade and not args.midlevel:
+            executor.failed["cascade"] = "no --midlevel (cascade Alice needs a mid model; --no-cascade: not asked)"
     finally:
         engines.close()
         if branch is not None:
@@ -524,8 +570,9 @@ def run_experiment(args: ExperimentConfig) -> dict:
         print(note, flush=True)
     if args.dry_run:
         engines = Engines(args, share_adapters=False)  # hands out handles only: no engine starts
-        execute(args, folder, experiment_steps(args, folder, task, engines, executor), executor, engines)
-        print(f"dry run: {len(executor.planned)} steps, nothing run")
+        steps = experiment_steps(args, folder, task, engines, executor)
+        execute(args, folder, steps, executor, engines)
+        print(f"dry run: {len(steps)} steps ({len(executor.planned)} stage commands), nothing run")
         return {"dry_run": True, "run_dir": str(folder), "steps": executor.planned, "failed": executor.failed}
     with_cascade = bool(args.cascade and args.midlevel)
     info = {"dataset": task.name, "teacher_label": teacher_name, "student_label": student_name,
