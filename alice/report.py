@@ -238,12 +238,26 @@ def clusters_of(runs: list[Run], ids: list[str]) -> tuple[list[str], bool]:
     return list(ids), False
 
 
+def expected_methods(group: Group) -> set[str]:
+    """The methods a run set out to evaluate: weak, ceiling, zero-shot and its arms (experiment.json's
+    settings, or a fair test's setting), cascade where it had a mid model; the paper's table where the
+    run does not say. Only these count as missing when absent (the demo runs no controls)."""
+    setting = group.setting or {}
+    settings = setting["settings"] if isinstance(setting.get("settings"), dict) else setting
+    arms = settings.get("arms")
+    if not isinstance(arms, list):
+        return {"weak", "ceiling", "zero_shot", "w2s_qa", "w2s_cot", "alice", "cascade"}
+    cascade = {"cascade"} if settings.get("cascade") and settings.get("midlevel") else set()
+    return {"weak", "ceiling", "zero_shot", *arms, *cascade}
+
+
 def compute(group: Group, samples: int = 2000, seed: int = 0) -> Group:
     """Fill ``group.rows`` (one per method, in the paper's order), ``group.paired`` and ``group.missing``."""
+    expected = expected_methods(group)
     for method in [m for m, _ in METHODS] + sorted(set(group.runs) - set(LABELS)):
         runs = group.method_runs(method)
         if not runs:
-            if method in LABELS:
+            if method in expected:
                 group.missing.append(f"{method} (no eval-{method}.summary.json)")
             continue
         row = method_row(group, method, runs, samples, seed)

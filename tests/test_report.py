@@ -319,3 +319,15 @@ def test_figure_shows_the_paired_differences_and_the_gate(tmp_path):
     assert "validity gate NOT passed (gap at least min); arms run anyway" in accuracy.get_title()
     assert not [line for line in accuracy.get_lines() if "chance" in str(line.get_label())]
     assert pgr_axis.get_ylim()[0] > -1.1 and any(t.get_text() == "-4.00" for t in pgr_axis.texts)
+
+
+def test_missing_lists_only_what_the_run_set_out_to_evaluate(tmp_path):
+    """A run's arms (experiment.json's settings) decide what is missing: the demo runs no controls and a
+    run without a mid model no cascade, so neither is reported missing; an arm asked for and absent is."""
+    run = tmp_path / "run"
+    for method in ("weak", "ceiling", "zero-shot", "alice", "w2s-cot"):
+        write_eval(run, method, set(IDS[:5]))
+    (run / "experiment.json").write_text(json.dumps({"dataset": "arc_challenge", "settings": {
+        "arms": ["alice", "w2s_cot", "w2s_qa", "self_training"], "cascade": True, "midlevel": None}}))
+    missing = compute(collect(run)[0]).missing
+    assert missing == ["w2s_qa (no eval-w2s_qa.summary.json)", "self_training (no eval-self_training.summary.json)"]
