@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import run_script
+from conftest import REPO, run_script
 
 from alice.config import parse, to_argv
 from alice.errors import AliceError
@@ -218,3 +218,56 @@ def test_deliverables_leave_out_trained_models_never_evaluated(tmp_path):
     assert restore(results, again) > 0
     assert (again / "models" / "teacher" / "manifest.json").is_file()
     assert not (again / "models" / "alice-seed1").exists()
+
+
+def test_the_fair_recipe_and_the_packed_runners_config_declare_the_same_test(tmp_path, capsys):
+    """configs/fair.yaml (experiment.py) and configs/fair.toml (scripts/fair.py): step for step, the same
+    settings, apart from where files go, the GPU packing (fixed KV caches, probing in parts) and the CoT
+    teacher's rows, which are the same rows by two routes (stage 1 writes GSM's rationales; fair.py reads
+    them as the teacher half's ground truth)."""
+    import re
+
+    import experiment
+    from alice.config import settings_dict
+    from alice.stages.cot_generate_filter import CotConfig, cot_generate_filter
+    from alice.tasks import load_task
+    from alice.training import ground_truth_rows, read_training_rows
+
+    packed = FairTest(load_config(REPO / "configs/fair.toml"), tmp_path / "fair", from_hub=True)
+    fair = {s.name: settings_dict(s.config) for s in packed.build(batched=False) if s.config is not None}
+    result = experiment.main(["--config", str(REPO / "configs/fair.yaml"), "--dry-run"])
+    capsys.readouterr()
+    single = {s["step"]: s["settings"] for s in result["steps"]}
+    data_steps = {"w2s_cot": "w2s-cot labels", "w2s_qa": "w2s-qa labels", "self_training": "self-training labels",
+                  "alice": "student_generate"}
+
+    def experiment_name(name: str) -> str:
+        trained = re.fullmatch(r"train (\w+)-seed(\d)", name)
+        if trained:
+            arm, seed = trained.groups()
+            return f"train teacher-gt-seed{seed}" if arm == "weak" else f"train student-{arm.replace('_', '-')}-seed{seed}"
+        if name.startswith("data "):
+            return data_steps.get(name[5:], f"student_generate {name[5:]}")
+        if name.startswith("noise "):
+            return f"eval zero-shot (noise {name[6:]})"
+        if name.startswith("eval "):
+            return "eval " + name[5:].replace("_", "-").replace(" (held-out)", " (held_out_templates)")
+        return {"train teacher": "train teacher-cot", "train teacher_qa": "train teacher-qa"}.get(
+            name, "uncertainty" if name.startswith("uncertainty") else name)
+
+    where = {"output", "output_dir", "teacher", "student", "summarizer", "uncertainty", "train_file", "kv_cache_gb",
+             "pool_part", "resume", "overwrite", "config"}
+    differences = {}
+    for name, settings in fair.items():
+        other = single[experiment_name(name)]
+        differ = {k for k in set(settings) | set(other) if k not in where and settings.get(k) != other.get(k)}
+        if differ:
+            differences[name] = differ
+    assert differences == {"train teacher": {"ground_truth", "pool"}}
+    assert len(fair) == 89 and set(single) - {experiment_name(n) for n in fair} == {"cot_generate_filter"}
+    # The CoT teacher's rows: stage 1 on GSM-style data against the teacher half's ground truth.
+    data = single["cot_generate_filter"]["data"]
+    cot_generate_filter(parse(CotConfig, ["--data", data, "--limit", "6", "--output", str(tmp_path / "cot.jsonl")]))
+    rows, _ = read_training_rows(tmp_path / "cot.jsonl")
+    assert [{k: r[k] for k in ("id", "question", "response")} for r in rows] == ground_truth_rows(
+        load_task(data), "teacher", limit=6)
