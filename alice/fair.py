@@ -49,7 +49,7 @@ from pathlib import Path
 
 from .costs import gpu_time, relocate
 from .errors import AliceError
-from .gate import check_gate, generation_seconds, noise_floor, outcomes, refusal
+from .gate import check_gate, decide, generation_seconds, noise_floor, outcomes
 from .metrics import summarize_scores
 from .models import cache_dir, resolve_model
 from .records import atomic_write_json, iter_jsonl, read_json
@@ -357,18 +357,7 @@ class FairTest:
     # ------------------------------------------------------------------ checks and summaries
 
     def check_gate(self) -> dict:
-        gate = gate_result(self.run, self.config, self.seeds, self.weak_seeds)
-        gate["overridden"] = not gate["passed"] and self.override_gate
-        atomic_write_json(self.run / "gate.json", gate)
-        if gate["overridden"]:
-            print(f"gate NOT passed ({', '.join(k for k, ok in gate['checks'].items() if not ok)}); the student arms "
-                  "run anyway (--override-gate): read their results with that in mind", flush=True)
-            return gate
-        if not gate["passed"]:
-            raise AliceError(refusal(gate))
-        print(f"gate passed: weak {gate['weak']['accuracy']:.3f}, ceiling {gate['ceiling']['accuracy']:.3f}, "
-              f"zero-shot {gate['zero_shot']['accuracy']:.3f}", flush=True)
-        return gate
+        return decide(gate_result(self.run, self.config, self.seeds, self.weak_seeds), self.run, self.override_gate)
 
     def gate_done(self) -> bool:
         """Decided earlier: passed, or let through with --override-gate (a failed gate is checked again)."""

@@ -67,6 +67,24 @@ def check_gate(run: Path, weak: list[str], ceiling: list[str], zero_shot: str, c
             "passed": all(checks.values())}
 
 
+def decide(gate: dict, run: Path, override: bool) -> dict:
+    """Write the verdict to ``run/gate.json`` and act on it: a failed gate stops the student arms (an
+    AliceError with one line), unless ``override`` (--override-gate) lets them run, marked as such."""
+    from .records import atomic_write_json
+
+    gate["overridden"] = not gate["passed"] and override
+    atomic_write_json(run / "gate.json", gate)
+    if gate["overridden"]:
+        print(f"gate NOT passed ({', '.join(k for k, ok in gate['checks'].items() if not ok)}); the student arms run "
+              "anyway (--override-gate): read their results with that in mind", flush=True)
+        return gate
+    if not gate["passed"]:
+        raise AliceError(refusal(gate))
+    print(f"gate passed: weak {gate['weak']['accuracy']:.3f}, ceiling {gate['ceiling']['accuracy']:.3f}, "
+          f"zero-shot {gate['zero_shot']['accuracy']:.3f}", flush=True)
+    return gate
+
+
 def refusal(gate: dict) -> str:
     """The one line that stops the student arms when the gate fails."""
     failed = [k for k, ok in gate["checks"].items() if not ok]

@@ -47,7 +47,7 @@ from ..cli import (
 from ..config import field_map, like, setting, settings_dict
 from ..engines import Engines
 from ..errors import AliceError
-from ..gate import check_gate, noise_floor, refusal
+from ..gate import check_gate, decide, noise_floor
 from ..models import SMALL_MODEL, small_model_folder
 from ..records import atomic_write_json, read_json
 from ..report import build_report
@@ -441,17 +441,7 @@ def check_run_gate(args: ExperimentConfig, folder: Path, task, seeds: list[int],
         chance = 0.25 if task.answer_type == "choice" else 0.0  # ARC's four options; open answers: none
     gate = check_gate(folder, [seeded("weak", s) for s in seeds], [seeded("ceiling", s) for s in seeds], "zero-shot",
                       chance=chance, min_gap=args.gate_min_gap, intervals_apart=args.gate_min_gap > 0)
-    gate["overridden"] = not gate["passed"] and args.override_gate
-    atomic_write_json(folder / "gate.json", {**gate, "seeds": {"weak": seeds, "ceiling": seeds}})
-    if gate["overridden"]:
-        print(f"gate NOT passed ({', '.join(k for k, ok in gate['checks'].items() if not ok)}); the student arms run "
-              "anyway (--override-gate): read their results with that in mind", flush=True)
-        return gate
-    if not gate["passed"]:
-        raise AliceError(refusal(gate))
-    print(f"gate passed: weak {gate['weak']['accuracy']:.3f}, ceiling {gate['ceiling']['accuracy']:.3f}, "
-          f"zero-shot {gate['zero_shot']['accuracy']:.3f}", flush=True)
-    return gate
+    return decide({**gate, "seeds": {"weak": seeds, "ceiling": seeds}}, folder, args.override_gate)
 
 
 def cascade_process(args: ExperimentConfig, folder: str, result_path: str) -> None:
