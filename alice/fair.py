@@ -47,10 +47,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .costs import gpu_time, relocate
+from .costs import relocate
 from .errors import AliceError
-from .gate import check_gate, decide, generation_seconds, noise_floor, outcomes
-from .metrics import summarize_scores
+from .evidence import evidence as run_evidence
+from .gate import check_gate, decide, generation_seconds, noise_floor
 from .models import cache_dir, resolve_model
 from .records import atomic_write_json, iter_jsonl, read_json
 from .stages.student_generate import ALICE_STATEMENTS
@@ -453,73 +453,13 @@ def gate_result(run: Path, config: dict, seeds: list[int], weak_seeds: list[int]
     return {**result, "seeds": {"weak": weak_seeds, "ceiling": seeds}}
 
 
-def target_accuracy(task, pool: dict, path: Path, key: str = "response", where=lambda row: True) -> dict | None:
-    """How often a training file's targets are right (scored against the pool's ground truth, which
-    no weak-to-strong arm sees)."""
-    if not path.is_file():
-        return None
-    rows = [row for _, row in iter_jsonl(path) if where(row) and row.get(key) is not None and str(row["id"]) in pool]
-    if not rows:
-        return {"rows": 0}
-    scores = [task.score(row[key], pool[str(row["id"])]) for row in rows]
-    return {"rows": len(rows), **{k: v for k, v in summarize_scores([s.correct for s in scores],
-                                                                   [s.parsed for s in scores]).items()
-                                  if k in ("accuracy", "accuracy_ci95", "parse_rate")}}
-
-
 def evidence(run: Path, config: dict) -> dict:
-    """Room for transfer, each arm's training-target accuracy, and what each training run reached."""
+    """What the arms trained on and what the GPU time went to (``alice.evidence``), in this run's layout, with
+    each evaluation batch's cost."""
     task = load_task(config["data"])
-    pool = {ex.id: ex for ex in task.examples("student", limit=config.get("limit") or None)}
-    data = run / "data"
-    result: dict = {"pool_questions": len(pool)}
-    teacher_right = student_right = None
-    if (run / "uncertainty.jsonl").is_file():
-        rows = outcomes(run / "uncertainty.jsonl")
-        teacher_right = {i: r.get("teacher_answer") is not None and task.score(r["teacher_answer"], pool[i]).correct
-                         for i, r in rows.items() if i in pool}
-        counts = read_json(run / "uncertainty.manifest.json").get("counts", {})
-        result["uncertainty"] = {**counts, "certain_rate": counts.get("certain", 0) / max(1, counts.get("questions", 1)),
-                                 "teacher_majority_accuracy": sum(teacher_right.values()) / max(1, len(teacher_right))}
-    if (data / "self_training.jsonl").is_file():
-        rows = outcomes(data / "self_training.jsonl")
-        student_right = {i: task.score(r["response"], pool[i]).correct for i, r in rows.items() if i in pool}
-    if teacher_right is not None and student_right is not None:
-        ids = sorted(set(teacher_right) & set(student_right))
-        n = max(1, len(ids))
-        result["room_for_transfer"] = {
-            "n": len(ids),
-            "teacher_right_student_wrong": sum(teacher_right[i] and not student_right[i] for i in ids) / n,
-            "teacher_wrong_student_right": sum(student_right[i] and not teacher_right[i] for i in ids) / n,
-            "both_right": sum(teacher_right[i] and student_right[i] for i in ids) / n,
-            "both_wrong": sum(not teacher_right[i] and not student_right[i] for i in ids) / n,
-            "note": "teacher: the answer of its largest cluster of K samples; student: one zero-shot sample "
-                    "(temperature 0.9, the self-training labels)",
-        }
-    result["training_targets"] = {arm: target_accuracy(task, pool, data / f"{arm}.jsonl") for arm in ARMS}
-    alice = data / "alice.jsonl"
-    for label in ("original", "new"):
-        result["training_targets"][f"alice ({label} rows)"] = target_accuracy(
-            task, pool, alice, where=lambda r, want=label: r.get("label") == want)
-    for name in ALICE_STATEMENTS:
-        manifest = data / f"{name}.manifest.json"
-        if manifest.is_file():
-            result[f"student_generate {name}"] = read_json(manifest).get("counts")
-    result["hygiene"] = hygiene(run, task)
-    runs = {}
-    for manifest in sorted((run / "models").glob("*/manifest.json")):
-        if unevaluated_model(run, manifest):
-            continue
-        info = read_json(manifest)
-        training = info.get("training", {})
-        runs[manifest.parent.name] = {
-            "rows": info.get("counts", {}).get("rows"), "steps": training.get("steps"),
-            "warmup_steps": training.get("warmup_steps"), "peak_lr_reached": training.get("peak_lr_reached"),
-            "learning_rate": info.get("recipe", {}).get("learning_rate"), "first_loss": training.get("first_loss"),
-            "final_loss": training.get("final_loss"), "train_s": info.get("timings", {}).get("train_s"),
-            "tokens_per_s": training.get("tokens_per_s")}
-    result["training_runs"] = runs
-    result["gpu_time"] = gpu_time(run)
+    models = [m for m in sorted((run / "models").glob("*/manifest.json")) if not unevaluated_model(run, m)]
+    result = run_evidence(run, task, {arm: run / "data" / f"{arm}.jsonl" for arm in ARMS}, models,
+                          limit=config.get("limit") or None)
     result["evaluation_batches"] = eval_batch_costs(run)
     return result
 
@@ -536,33 +476,6 @@ def eval_batch_costs(run: Path) -> list[dict]:
                         "wall_over_generation": round(record["wall_s"] / generation, 2) if generation else None,
                         "engines": record.get("engines")})
     return batches
-
-
-def hygiene(run: Path, task) -> dict:
-    """How clean each arm's training targets and the statements are: the checks' counts from the stages'
-    manifests (the first try alone is what an unchecked run would have trained on), and every row of the
-    training files judged again (what the models were trained on)."""
-    from .hygiene import audit_rows, audit_statements
-
-    result: dict = {}
-    uncertainty = run / "uncertainty.jsonl"
-    statements = {}
-    if uncertainty.is_file():
-        rows = [row for _, row in iter_jsonl(uncertainty)]
-        statements = {str(r["id"]): r.get("statement") for r in rows if r.get("status") == "uncertain"}
-        manifest = read_json(run / "uncertainty.manifest.json") if (run / "uncertainty.manifest.json").is_file() else {}
-        result["statements"] = {"checks": manifest.get("counts", {}).get("statement_checks"),
-                                "final": audit_statements(rows)}
-    for arm in ARMS:
-        path = run / "data" / f"{arm}.jsonl"
-        if not path.is_file():
-            continue
-        counts = read_json(path.with_name(f"{arm}.manifest.json")).get("counts", {})
-        result[arm] = {"checks": counts.get("checks"),
-                       "teacher_answers_malformed": counts.get("original_malformed_by_reason"),
-                       "final": audit_rows(task, [row for _, row in iter_jsonl(path)],
-                                           statements if arm == "alice" else None)}
-    return result
 
 
 def setting(config: dict, test: FairTest) -> dict:

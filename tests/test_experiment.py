@@ -361,3 +361,11 @@ def test_a_small_version_of_the_fair_recipe_reports_paired_statistics_and_the_ga
     assert first["gate"]["overridden"] and "NOT passed" in (run / "report.md").read_text()
     noise = json.loads((run / "noise_floor.json").read_text())
     assert noise["eval_settings"]["n"] == 4 and first["noise_floor"] == noise
+    # evidence.json: what each arm trained on, the checks' counts, and every training's run.
+    evidence = json.loads((run / "evidence.json").read_text())
+    arms = ("alice", "alice_no_statement", "alice_structured", "self_training", "w2s_cot", "w2s_qa")
+    assert evidence["pool_questions"] == 4 and set(arms) <= set(evidence["training_targets"])
+    assert set(arms) <= set(evidence["hygiene"]) and evidence["hygiene"]["alice"]["final"]["rows"] > 0
+    assert "room_for_transfer" in evidence and "statements" in evidence["hygiene"]
+    assert {f"student-{a.replace('_', '-')}-seed{s}" for a in arms for s in (0, 1)} <= set(evidence["training_runs"])
+    assert evidence["training_runs"]["student-alice-seed1"]["steps"] == 2

@@ -21,6 +21,7 @@ Run folder layout::
     held_out_templates/eval-*       --second-test: every model on the second test set
     gate.json                       --gate: the validity gate's verdict
     noise/ noise_floor.json         --noise-floor: the untrained student's reruns, and how often outcomes differ
+    evidence.json                   what each arm trained on (targets right, checks) and each training's run
     report.md report.csv report.png experiment.json
     tensorboard/<step>/             --report-to tensorboard: train-<model>/, cascade/stage<i>/, eval-<method>/, report/
 """
@@ -424,6 +425,19 @@ def second_test_data(args: ExperimentConfig) -> str:
 
 
 
+def write_evidence(args: ExperimentConfig, folder: Path, task) -> dict:
+    """evidence.json: what each arm trained on (targets right, checks, rows judged again) and whether each
+    training reached its learning rate (``alice.evidence``)."""
+    from ..evidence import evidence
+
+    arms = [arm for arm in ARM_DATA if arm in args.arms]
+    models = sorted(m for m in folder.glob("*/manifest.json") if m.parent.name.startswith(("teacher-", "student-")))
+    result = evidence(folder, task, {arm: folder / ARM_DATA[arm][1] for arm in arms}, models,
+                      limit=args.student_limit, split_seed=args.split_seed)
+    atomic_write_json(folder / "evidence.json", result)
+    return result
+
+
 def write_noise_floor(folder: Path) -> dict:
     """--noise-floor's verdict (noise_floor.json, which the report quotes)."""
     result = noise_floor(folder, "zero-shot")
@@ -581,6 +595,10 @@ def run_experiment(args: ExperimentConfig) -> dict:
     branch_result = execute(args, folder, experiment_steps(args, folder, task, engines, executor), executor, engines)
     report = build_report(folder)
     Tracker(args.report_to, folder).report(report)
+    try:
+        write_evidence(args, folder, task)
+    except Exception as err:  # noqa: BLE001 - the report and experiment.json still get written
+        executor.failed["evidence"] = f"{type(err).__name__}: {err}"
     wall = round(time.time() - started, 1)
     result = {**info, "status": "complete" if not executor.failed else "incomplete",
               "cot": executor.results.get("cot"), "failed": executor.failed, "timings_s": executor.timings,
