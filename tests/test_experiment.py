@@ -304,6 +304,36 @@ def test_a_second_test_set_evaluates_every_model_again(capsys):
                                                                               first["settings"]["teacher"])
 
 
+def test_evidence_scores_each_arms_targets_and_reads_each_training(tmp_path):
+    """evidence.json from a run folder's own files: each arm's targets scored against the pool's ground
+    truth, the rows judged again by the checks (one malformed: two different final answers), and each
+    trained model's manifest read for its steps and whether it reached its learning rate."""
+    from alice.stages.experiment import ExperimentConfig, write_evidence
+    from alice.tasks import load_task
+
+    task = load_task("arc_challenge")
+    pool = task.examples("student", limit=3)
+    right = {ex.id: task.ground_truth_response(ex) for ex in pool}
+    alice = [{"id": ex.id, "question": ex.question, "response": right[ex.id], "label": "original"} for ex in pool]
+    alice[2]["response"] = "My choice is A. My choice is B."  # two different final answers
+    w2s = [{"id": ex.id, "question": ex.question, "response": "My choice is Z."} for ex in pool]
+    for name, rows in (("alice.jsonl", alice), ("w2s-cot.jsonl", w2s)):
+        (tmp_path / name).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "student-alice").mkdir()
+    (tmp_path / "student-alice" / "manifest.json").write_text(json.dumps(
+        {"counts": {"rows": 3}, "training": {"steps": 2, "peak_lr_reached": True, "final_loss": 0.5}}))
+    args = apply_preset(ExperimentConfig(arms=["alice", "w2s_cot"], student_limit=3))
+    evidence = write_evidence(args, tmp_path, task)
+    assert json.loads((tmp_path / "evidence.json").read_text()) == evidence
+    targets = evidence["training_targets"]
+    assert targets["alice"]["rows"] == 3 and targets["alice"]["accuracy"] == pytest.approx(2 / 3)
+    assert targets["w2s_cot"]["accuracy"] == 0 and targets["w2s_cot"]["parse_rate"] == 0
+    assert evidence["hygiene"]["alice"]["final"]["rows"] == 3 and evidence["hygiene"]["alice"]["final"]["clean"] == 2
+    assert evidence["training_runs"] == {"student-alice": {
+        "rows": 3, "steps": 2, "warmup_steps": None, "peak_lr_reached": True, "learning_rate": None,
+        "first_loss": None, "final_loss": 0.5, "train_s": None, "tokens_per_s": None}}
+
+
 def test_the_fair_recipe_lists_every_step_of_the_fair_test(capsys):
     """configs/fair.yaml: every arm x seed trained and evaluated on both test sets, weak and ceiling on the
     student pool's ground truth with three seeds, the gate before any student arm trains, the noise floor;
