@@ -9,6 +9,7 @@ an adapter, a hub id) gets a new engine, and the run's record says why."""
 from __future__ import annotations
 
 import copy
+import sys
 import time
 
 from .backends import Backend, VLLMBackend, cuda_available, vllm_available
@@ -110,38 +111,34 @@ class Engines:
             setattr(settings, name, value)
         return settings
 
-    def swap(self, ref: ModelRef, own: tuple = ()) -> bool:
-        """The weights of ``ref`` into the current vLLM engine, when it can take them; True when done."""
-        if self.current is None or self.share or not isinstance(self.current[1], VLLMBackend):
-            return False
+    def swap(self, ref: ModelRef, own: tuple = ()) -> str:
+        """The weights of ``ref`` into the current vLLM engine, when it can take them: "" when done, else why
+        a new engine is needed."""
+        if self.current is None:
+            return "no engine running"
+        if self.share:
+            return "another base model"
         if self.current[0][-1] != own:
             given = ", ".join(f"{k}={v}" for k, v in own) or "the run's own"
-            self.starts.append({"model": ref.adapter or ref.path, "new_engine_because": f"other engine settings ({given})"})
-            return False
+            return f"other engine settings ({given})"
+        if not isinstance(self.current[1], VLLMBackend):
+            return f"the {self.current[1].name} backend loads each model itself"
         engine = self.current[1]
         new, old = architecture_key(ref), architecture_key(engine.ref)
         if new is None or new != old:
-            why = "an adapter or a hub id" if new is None or old is None else "another architecture or tokenizer"
-            self.starts.append({"model": ref.adapter or ref.path, "new_engine_because": why})
-            return False
+            return "an adapter or a hub id" if new is None or old is None else "another architecture or tokenizer"
         seconds = engine.load_weights(ref)
         self.starts.append({"model": ref.path, "weights_loaded_into_running_engine_s": round(seconds, 2)})
+        print(f"engine: {ref.path} loaded into the running engine in {seconds:.1f} s", file=sys.stderr, flush=True)
         self.current = (self._key(ref, own), engine)
-        return True
+        return ""
 
     def ready(self, ref: ModelRef, own: tuple = ()) -> Backend:
         key = self._key(ref, own)
-        if (self.current is None or self.current[0] != key) and not self.swap(ref, own):
-            self.close()
-            started = time.time()
-            if self.share:  # the base model's engine, serving every adapter trained on it
-                backend = backend_from_args(self._settings(own), ModelRef(ref.path, source=ref.path),
-                                            enable_lora=True, max_lora_rank=self.max_lora_rank)
-            else:
-                backend = backend_from_args(self._settings(own), ref)
-            self.starts.append({"model": ref.adapter or ref.path, "load_s": round(time.time() - started, 1),
-                                **({"own_settings": dict(own)} if own else {})})
-            self.current = (key, backend)
+        if self.current is None or self.current[0] != key:
+            why = self.swap(ref, own)
+            if why:
+                self.start(ref, own, key, why)
         backend = self.current[1]
         if not self.share:
             return backend
@@ -152,6 +149,21 @@ class Engines:
             lora_id = self.lora_ids.setdefault(ref.adapter, len(self.lora_ids) + 1)
             request = LoRARequest(f"adapter{lora_id}", lora_id, ref.adapter)
         return _AdapterView(backend, request)
+
+    def start(self, ref: ModelRef, own: tuple, key: tuple, why: str) -> None:
+        """A new engine for ``ref`` (the running one is closed first); its log line and record say why."""
+        model = ref.adapter or ref.path
+        print(f"engine: starting one for {model} ({why})", file=sys.stderr, flush=True)
+        self.close()
+        started = time.time()
+        if self.share:  # the base model's engine, serving every adapter trained on it
+            backend = backend_from_args(self._settings(own), ModelRef(ref.path, source=ref.path),
+                                        enable_lora=True, max_lora_rank=self.max_lora_rank)
+        else:
+            backend = backend_from_args(self._settings(own), ref)
+        self.starts.append({"model": model, "load_s": round(time.time() - started, 1), "new_engine_because": why,
+                            **({"own_settings": dict(own)} if own else {})})
+        self.current = (key, backend)
 
     def describe(self, ref: ModelRef, own: tuple = ()) -> dict:
         info = {"backend": "vllm" if self.share else self.args.backend, "model": ref.adapter or ref.path,

@@ -170,7 +170,7 @@ def test_dry_run_shows_merged_settings_and_the_evaluations_engine_settings(capsy
     assert not any(s["settings"].get("batch_invariant") for s in result["steps"] if s["script"] != "eval.py")
 
 
-def test_an_evaluations_engine_settings_reach_its_engine(small_model):
+def test_an_evaluations_engine_settings_reach_its_engine(small_model, capfd):
     """--eval.batch-size (an engine setting): the evaluation's engine is built with it, beside the run's
     engine for the same model, and --eval.batch-invariant reaches the engine's build (transformers refuses it)."""
     from alice.cli import resolve_role
@@ -188,6 +188,12 @@ def test_an_evaluations_engine_settings_reach_its_engine(small_model):
         eval_engine = engines.handle(ref, own)._ready()
         assert eval_engine is not run_engine and eval_engine.batch_size == 3 != run_engine.batch_size
         assert engines.starts[-1]["own_settings"] == {"batch_size": 3}
+        # Each new engine says why, in the log and in the run's record.
+        assert [s["new_engine_because"] for s in engines.starts] == ["no engine running",
+                                                                    "other engine settings (batch_size=3)"]
+        assert "engine: starting one for" in capfd.readouterr().err
+        engines.handle(ref)._ready()
+        assert engines.starts[-1]["new_engine_because"] == "other engine settings (the run's own)"
         invariant = derive(EvalConfig, args, {"batch_invariant": True}, "--eval-args", student=small_model)
         with pytest.raises(AliceError, match="batch-invariant"):
             engines.handle(ref, invariant)._ready()
