@@ -7,10 +7,14 @@
 #
 #   FAMILY=qwen2.5 TEACHERS="1.5B 3B" STUDENTS="3B 7B" bash scripts/sweep.sh [extra experiment.py options]
 #   MIDLEVEL=3B TEACHERS=1.5B STUDENTS=7B bash scripts/sweep.sh       # cascade Alice 1.5B -> 3B -> 7B
+#   GPUS="0 1 2 3" bash scripts/sweep.sh --seeds 0 1 2 --gate            # four runs at once, one GPU each
+#   GPUS="0,1 2,3" bash scripts/sweep.sh                                 # two runs at once, two GPUs each
 #
 # Environment: FAMILY (qwen2.5 | llama3), TEACHERS, STUDENTS, MIDLEVEL (optional),
 # DATASETS (default: gsm8k arc_challenge hotpotqa triviaqa), ROOT (default runs/sweep-<family>),
-# PYTHON (default: .venv/bin/python if present, else python).
+# GPUS (default: unset, one run after another on every visible GPU; else slots separated by spaces,
+# each a comma-separated list of GPUs: that many runs at once, each seeing only its slot's GPUs, its
+# output in <run>/sweep.log), PYTHON (default: .venv/bin/python if present, else python).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,6 +38,30 @@ sys.exit(0 if info.get("status") == "complete" and (info.get("midlevel") or "") 
         "$1/experiment.json" "$MIDLEVEL"
 }
 
+GPUS=${GPUS:-}
+declare -A slot_pid=() pid_name=()
+
+reap() {  # a finished background run: its exit status
+    local pid=$1
+    if wait "$pid"; then
+        echo "== ${pid_name[$pid]}: done"
+    else
+        echo "== ${pid_name[$pid]}: failed (its log: $ROOT/${pid_name[$pid]}/sweep.log; rerun this script to resume it)"
+        failed=1
+    fi
+}
+
+take_slot() {  # waits until a slot of GPUS has no run going; leaves it in $slot
+    while :; do
+        for slot in $GPUS; do
+            local pid=${slot_pid[$slot]:-}
+            if [ -z "$pid" ]; then return; fi
+            if ! kill -0 "$pid" 2>/dev/null; then reap "$pid"; slot_pid[$slot]=""; return; fi
+        done
+        sleep 2
+    done
+}
+
 mkdir -p "$ROOT"
 failed=0
 for data in $DATASETS; do
@@ -48,16 +76,30 @@ for data in $DATASETS; do
                 echo "== $name: finished, skipped"
                 continue
             fi
-            echo "== $name"
             mid=()
             if [ -n "$MIDLEVEL" ]; then mid=(--midlevel "$MIDLEVEL"); else mid=(--no-cascade); fi
-            if ! "$PYTHON" experiment.py --data "$data" --model "$FAMILY" --teacher "$teacher" \
-                    --student "$student" "${mid[@]}" --run-dir "$run" "$@"; then
-                echo "== $name: failed (rerun this script to resume it)"
-                failed=1
+            command=("$PYTHON" experiment.py --data "$data" --model "$FAMILY" --teacher "$teacher"
+                     --student "$student" "${mid[@]}" --run-dir "$run" "$@")
+            if [ -z "$GPUS" ]; then
+                echo "== $name"
+                if ! "${command[@]}"; then
+                    echo "== $name: failed (rerun this script to resume it)"
+                    failed=1
+                fi
+                continue
             fi
+            take_slot
+            mkdir -p "$run"
+            CUDA_VISIBLE_DEVICES=$slot "${command[@]}" > "$run/sweep.log" 2>&1 &
+            slot_pid[$slot]=$!
+            pid_name[$!]=$name
+            echo "== $name: started on GPU $slot (log: $run/sweep.log)"
         done
     done
+done
+for slot in $GPUS; do  # the runs still going
+    pid=${slot_pid[$slot]:-}
+    if [ -n "$pid" ]; then reap "$pid"; fi
 done
 "$PYTHON" report.py "$ROOT" > /dev/null
 echo "report: $ROOT/report.md, $ROOT/report.csv, $ROOT/report.png"
