@@ -96,6 +96,7 @@ class Group:
     setting: dict | None = None
     gate: dict | None = None
     noise_floor: dict | None = None
+    evidence: dict | None = None  # evidence.json: what the arms trained on, each training's run
     runs: dict[str, dict[int | None, Run]] = field(default_factory=dict)
     rows: list[dict] = field(default_factory=list)
     paired: list[dict] = field(default_factory=list)
@@ -212,6 +213,7 @@ def _new_group(folder: Path) -> Group:
         group.teacher = group.student = folder.name
     group.gate = _optional_json(folder, "gate.json", group.missing)
     group.noise_floor = _optional_json(folder, "noise_floor.json", group.missing)
+    group.evidence = _optional_json(folder, "evidence.json", group.missing)
     return group
 
 
@@ -423,6 +425,35 @@ def gate_text(gate: dict) -> str:
     return text
 
 
+def evidence_text(evidence: dict) -> str:
+    """What a reader checks before the table (evidence.json): each arm's training rows, how often their
+    answers are right, how many pass the target checks judged again; whether each training reached its
+    learning rate."""
+    targets, hygiene = evidence.get("training_targets") or {}, evidence.get("hygiene") or {}
+    rows = []
+    for arm, scored in targets.items():
+        if scored is None or "(" in arm:  # no file; Alice's original/new rows apart are in evidence.json
+            continue
+        final = (hygiene.get(arm) or {}).get("final") or {}
+        right = _pct(scored["accuracy"]) if scored.get("accuracy") is not None else "—"
+        rows.append(f"| {LABELS.get(arm, arm)} | {scored.get('rows', 0)} | {right} | "
+                    f"{final.get('clean', '—')} of {final.get('rows', '—')} |")
+    out = ""
+    if rows:
+        out += ("What each arm was trained on (evidence.json): its rows, how often their answers are right (scored "
+                "against the pool's ground truth, which no weak-to-strong arm sees) and how many pass the target "
+                "checks, judged again.\n\n| arm | rows | targets right (%) | rows clean |\n|---|---:|---:|---:|\n"
+                + "\n".join(rows) + "\n\n")
+    runs = evidence.get("training_runs") or {}
+    judged = {name: run for name, run in runs.items()
+              if isinstance(run.get("peak_lr_reached"), (int, float)) and run.get("learning_rate")}
+    short = sorted(name for name, run in judged.items() if run["peak_lr_reached"] < 0.999 * run["learning_rate"])
+    if judged:
+        out += (f"Trainings: {len(judged) - len(short)} of {len(judged)} reached their peak learning rate"
+                + (f"; not: {', '.join(short)}" if short else "") + ".\n\n")
+    return out
+
+
 def markdown(groups: list[Group]) -> str:
     out = io.StringIO()
     out.write("# Weak-to-strong results\n\n")
@@ -442,6 +473,8 @@ def markdown(groups: list[Group]) -> str:
         if group.noise_floor is not None and group.noise_floor.get("outcome_agreement") is not None:
             out.write(f"Noise floor (noise_floor.json): outcome agreement "
                       f"{_pct(group.noise_floor['outcome_agreement'])}%.\n\n")
+        if group.evidence is not None:
+            out.write(evidence_text(group.evidence))
         if group.rows:
             out.write("| method | n | accuracy | 95% CI | seeds | sd | parse rate | PGR | PGR 95% CI | note |\n")
             out.write("|---|---:|---:|---|---|---:|---:|---:|---|---|\n")

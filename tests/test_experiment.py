@@ -325,9 +325,11 @@ def test_evidence_scores_each_arms_targets_and_reads_each_training(tmp_path):
     w2s = [{"id": ex.id, "question": ex.question, "response": "My choice is Z."} for ex in pool]
     for name, rows in (("alice.jsonl", alice), ("w2s-cot.jsonl", w2s)):
         (tmp_path / name).write_text("".join(json.dumps(r) + "\n" for r in rows))
-    (tmp_path / "student-alice").mkdir()
-    (tmp_path / "student-alice" / "manifest.json").write_text(json.dumps(
-        {"counts": {"rows": 3}, "training": {"steps": 2, "peak_lr_reached": True, "final_loss": 0.5}}))
+    for model, peak in (("student-alice", 1e-5), ("student-w2s-cot", 4e-6)):  # the second stopped in its warm-up
+        (tmp_path / model).mkdir()
+        (tmp_path / model / "manifest.json").write_text(json.dumps(
+            {"counts": {"rows": 3}, "recipe": {"learning_rate": 1e-5},
+             "training": {"steps": 2, "peak_lr_reached": peak, "final_loss": 0.5}}))
     args = apply_preset(ExperimentConfig(arms=["alice", "w2s_cot"], student_limit=3))
     evidence = write_evidence(args, tmp_path, task)
     assert json.loads((tmp_path / "evidence.json").read_text()) == evidence
@@ -335,9 +337,15 @@ def test_evidence_scores_each_arms_targets_and_reads_each_training(tmp_path):
     assert targets["alice"]["rows"] == 3 and targets["alice"]["accuracy"] == pytest.approx(2 / 3)
     assert targets["w2s_cot"]["accuracy"] == 0 and targets["w2s_cot"]["parse_rate"] == 0
     assert evidence["hygiene"]["alice"]["final"]["rows"] == 3 and evidence["hygiene"]["alice"]["final"]["clean"] == 2
-    assert evidence["training_runs"] == {"student-alice": {
-        "rows": 3, "steps": 2, "warmup_steps": None, "peak_lr_reached": True, "learning_rate": None,
-        "first_loss": None, "final_loss": 0.5, "train_s": None, "tokens_per_s": None}}
+    assert evidence["training_runs"]["student-alice"] == {
+        "rows": 3, "steps": 2, "warmup_steps": None, "peak_lr_reached": 1e-5, "learning_rate": 1e-5,
+        "first_loss": None, "final_loss": 0.5, "train_s": None, "tokens_per_s": None}
+    # The report quotes it before its table.
+    from alice.report import evidence_text
+
+    text = evidence_text(evidence)
+    assert "| Alice | 3 | 66.7 | 2 of 3 |" in text and "| W2S-CoT | 3 | 0.0 | 0 of 3 |" in text  # Z is no option: no final answer
+    assert "Trainings: 1 of 2 reached their peak learning rate; not: student-w2s-cot." in text
 
 
 def test_the_fair_recipe_lists_every_step_of_the_fair_test(capsys):

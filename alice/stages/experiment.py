@@ -593,12 +593,12 @@ def run_experiment(args: ExperimentConfig) -> dict:
 
     engines = Engines(args, share_adapters=share_adapters(args))
     branch_result = execute(args, folder, experiment_steps(args, folder, task, engines, executor), executor, engines)
-    report = build_report(folder)
-    Tracker(args.report_to, folder).report(report)
-    try:
+    try:  # before the report, which quotes it
         write_evidence(args, folder, task)
     except Exception as err:  # noqa: BLE001 - the report and experiment.json still get written
         executor.failed["evidence"] = f"{type(err).__name__}: {err}"
+    report = build_report(folder)
+    Tracker(args.report_to, folder).report(report)
     wall = round(time.time() - started, 1)
     result = {**info, "status": "complete" if not executor.failed else "incomplete",
               "cot": executor.results.get("cot"), "failed": executor.failed, "timings_s": executor.timings,
