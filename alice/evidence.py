@@ -19,50 +19,44 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from .costs import gpu_time
-from .gate import outcomes
 from .metrics import summarize_scores
-from .records import iter_jsonl, read_json
+from .records import iter_jsonl, manifest_path, read_json
 from .tasks import Task
 
 
-def manifest_of(output: Path) -> Path:
-    return output.with_name(output.name.removesuffix(".jsonl") + ".manifest.json")
+def counts_of(output: Path) -> dict:
+    """The counts in an output's manifest ({} when it has none)."""
+    manifest = manifest_path(output)
+    return read_json(manifest).get("counts", {}) if manifest.is_file() else {}
 
 
-def target_accuracy(task: Task, pool: dict, path: Path, key: str = "response", where=lambda row: True) -> dict | None:
+def target_accuracy(task: Task, pool: dict, rows: list[dict]) -> dict:
     """How often a training file's targets are right (scored against the pool's ground truth)."""
-    if not path.is_file():
-        return None
-    rows = [row for _, row in iter_jsonl(path) if where(row) and row.get(key) is not None and str(row["id"]) in pool]
+    rows = [row for row in rows if row.get("response") is not None and str(row["id"]) in pool]
     if not rows:
         return {"rows": 0}
-    scores = [task.score(row[key], pool[str(row["id"])]) for row in rows]
+    scores = [task.score(row["response"], pool[str(row["id"])]) for row in rows]
     return {"rows": len(rows), **{k: v for k, v in summarize_scores([s.correct for s in scores],
                                                                    [s.parsed for s in scores]).items()
                                   if k in ("accuracy", "accuracy_ci95", "parse_rate")}}
 
 
-def hygiene(run: Path, task: Task, data_files: dict[str, Path]) -> dict:
-    """How clean each arm's training targets and the statements are (see the module docstring)."""
+def hygiene(task: Task, files: dict[str, list[dict]], counts: dict[str, dict], uncertainty: list[dict] | None,
+            uncertainty_counts: dict) -> dict:
+    """How clean each arm's training targets (``files``: its rows; ``counts``: its manifest's) and the
+    statements are (see the module docstring)."""
     from .hygiene import audit_rows, audit_statements
 
     result: dict = {}
-    uncertainty = run / "uncertainty.jsonl"
     statements = {}
-    if uncertainty.is_file():
-        rows = [row for _, row in iter_jsonl(uncertainty)]
-        statements = {str(r["id"]): r.get("statement") for r in rows if r.get("status") == "uncertain"}
-        manifest = read_json(manifest_of(uncertainty)) if manifest_of(uncertainty).is_file() else {}
-        result["statements"] = {"checks": manifest.get("counts", {}).get("statement_checks"),
-                                "final": audit_statements(rows)}
-    for arm, path in data_files.items():
-        if not path.is_file():
-            continue
-        counts = read_json(manifest_of(path)).get("counts", {}) if manifest_of(path).is_file() else {}
-        result[arm] = {"checks": counts.get("checks"),
-                       "teacher_answers_malformed": counts.get("original_malformed_by_reason"),
-                       "final": audit_rows(task, [row for _, row in iter_jsonl(path)],
-                                           statements if arm == "alice" else None)}
+    if uncertainty is not None:
+        statements = {str(r["id"]): r.get("statement") for r in uncertainty if r.get("status") == "uncertain"}
+        result["statements"] = {"checks": uncertainty_counts.get("statement_checks"),
+                                "final": audit_statements(uncertainty)}
+    for arm, rows in files.items():
+        result[arm] = {"checks": counts[arm].get("checks"),
+                       "teacher_answers_malformed": counts[arm].get("original_malformed_by_reason"),
+                       "final": audit_rows(task, rows, statements if arm == "alice" else None)}
     return result
 
 
@@ -85,22 +79,26 @@ def evidence(run: Path, task: Task, data_files: dict[str, Path], model_manifests
              limit: int | None = None, split_seed: int | None = None) -> dict:
     """The whole of ``evidence.json`` for a run folder: ``data_files`` maps each arm to its training file
     (``alice``, ``self_training``, ... as the report names them), ``model_manifests`` the trained models'
-    manifests; ``limit`` and ``split_seed``: the student pool the run used."""
+    manifests; ``limit`` and ``split_seed``: the student pool the run used. Each file is read once."""
     pool = {ex.id: ex for ex in task.examples("student", split_seed, limit)}
+    files = {arm: [row for _, row in iter_jsonl(path)] for arm, path in data_files.items() if path.is_file()}
+    counts = {arm: counts_of(data_files[arm]) for arm in files}
     result: dict = {"pool_questions": len(pool)}
     teacher_right = student_right = None
-    uncertainty = run / "uncertainty.jsonl"
-    if uncertainty.is_file() and manifest_of(uncertainty).is_file():
-        rows = outcomes(uncertainty)
-        teacher_right = {i: r.get("teacher_answer") is not None and task.score(r["teacher_answer"], pool[i]).correct
-                         for i, r in rows.items() if i in pool}
-        counts = read_json(manifest_of(uncertainty)).get("counts", {})
-        result["uncertainty"] = {**counts, "certain_rate": counts.get("certain", 0) / max(1, counts.get("questions", 1)),
-                                 "teacher_majority_accuracy": sum(teacher_right.values()) / max(1, len(teacher_right))}
-    self_training = data_files.get("self_training")
-    if self_training is not None and self_training.is_file():
-        rows = outcomes(self_training)
-        student_right = {i: task.score(r["response"], pool[i]).correct for i, r in rows.items() if i in pool}
+    uncertainty_path = run / "uncertainty.jsonl"
+    uncertainty = [row for _, row in iter_jsonl(uncertainty_path)] if uncertainty_path.is_file() else None
+    uncertainty_counts = counts_of(uncertainty_path)
+    if uncertainty is not None and manifest_path(uncertainty_path).is_file():
+        teacher_right = {str(r["id"]): r.get("teacher_answer") is not None
+                         and task.score(r["teacher_answer"], pool[str(r["id"])]).correct
+                         for r in uncertainty if str(r["id"]) in pool}
+        result["uncertainty"] = {
+            **uncertainty_counts,
+            "certain_rate": uncertainty_counts.get("certain", 0) / max(1, uncertainty_counts.get("questions", 1)),
+            "teacher_majority_accuracy": sum(teacher_right.values()) / max(1, len(teacher_right))}
+    if "self_training" in files:
+        student_right = {str(r["id"]): task.score(r["response"], pool[str(r["id"])]).correct
+                         for r in files["self_training"] if str(r["id"]) in pool}
     if teacher_right is not None and student_right is not None:
         ids = sorted(set(teacher_right) & set(student_right))
         n = max(1, len(ids))
@@ -113,15 +111,16 @@ def evidence(run: Path, task: Task, data_files: dict[str, Path], model_manifests
             "note": "teacher: the answer of its largest cluster of K samples; student: one zero-shot sample "
                     "(temperature 0.9, the self-training labels)",
         }
-    result["training_targets"] = {arm: target_accuracy(task, pool, path) for arm, path in data_files.items()}
-    if "alice" in data_files:
+    result["training_targets"] = {arm: target_accuracy(task, pool, files[arm]) if arm in files else None
+                                  for arm in data_files}
+    if "alice" in files:
         for label in ("original", "new"):
             result["training_targets"][f"alice ({label} rows)"] = target_accuracy(
-                task, pool, data_files["alice"], where=lambda r, want=label: r.get("label") == want)
+                task, pool, [r for r in files["alice"] if r.get("label") == label])
     for arm in ("alice", "alice_no_statement", "alice_structured"):
-        if arm in data_files and manifest_of(data_files[arm]).is_file():
-            result[f"student_generate {arm}"] = read_json(manifest_of(data_files[arm])).get("counts")
-    result["hygiene"] = hygiene(run, task, data_files)
+        if arm in files and manifest_path(data_files[arm]).is_file():
+            result[f"student_generate {arm}"] = counts[arm]
+    result["hygiene"] = hygiene(task, files, counts, uncertainty, uncertainty_counts)
     result["training_runs"] = training_runs(model_manifests)
     result["gpu_time"] = gpu_time(run)
     return result

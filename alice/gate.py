@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .errors import AliceError
-from .records import iter_jsonl, read_json
+from .records import atomic_write_json, iter_jsonl, manifest_path, read_json
 
 
 def outcomes(path: Path) -> dict[str, dict]:
@@ -70,8 +70,6 @@ def check_gate(run: Path, weak: list[str], ceiling: list[str], zero_shot: str, c
 def decide(gate: dict, run: Path, override: bool) -> dict:
     """Write the verdict to ``run/gate.json`` and act on it: a failed gate stops the student arms (an
     AliceError with one line), unless ``override`` (--override-gate) lets them run, marked as such."""
-    from .records import atomic_write_json
-
     gate["overridden"] = not gate["passed"] and override
     atomic_write_json(run / "gate.json", gate)
     if gate["overridden"]:
@@ -106,7 +104,7 @@ def agreement(a: Path, b: Path) -> dict:
 
 
 def generation_seconds(output: Path) -> float | None:
-    manifest = output.with_name(output.name.removesuffix(".jsonl") + ".manifest.json")
+    manifest = manifest_path(output)
     return read_json(manifest).get("timings", {}).get("generation_s") if manifest.is_file() else None
 
 

@@ -14,8 +14,10 @@ every step (torch's threads then wait for each other), so compare runs made back
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
+import platform
 import resource
 import shutil
 import subprocess
@@ -89,9 +91,6 @@ def main() -> None:
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
     if args.record and result["exit_code"] == 0:
-        import datetime
-        import platform
-
         add_results({"demo_wall_s": {"value": result["wall_s"], "goal_s": 300, "cpu_s": result["cpu_s"],
                                      "commit": result["commit"], "steps_s": result["steps_s"],
                                      "load_average_before": result["load_average_before"],

@@ -48,6 +48,7 @@ from ..cli import (
 from ..config import field_map, like, setting, settings_dict
 from ..engines import Engines
 from ..errors import AliceError
+from ..evidence import evidence
 from ..gate import check_gate, decide, noise_floor
 from ..models import SMALL_MODEL, small_model_folder
 from ..records import atomic_write_json, read_json
@@ -221,9 +222,8 @@ def run_folder(args: ExperimentConfig) -> Path:
     return Path("runs") / "-".join(slug(str(x)) for x in parts if x)
 
 
-
-PATHS = ("cot.jsonl", "teacher-cot", "teacher-gt", "teacher-qa", "student-ceiling", "uncertainty.jsonl", "alice.jsonl",
-         "w2s-cot.jsonl", "w2s-qa.jsonl", "student-alice", "student-w2s-cot", "student-w2s-qa", "cascade")
+# The run folder's shared files (models and training files are named per step: ARM_DATA, train()).
+PATHS = ("cot.jsonl", "teacher-cot", "uncertainty.jsonl", "cascade")
 CASCADE_STAGES = 2  # CoT teacher -> mid -> student
 
 
@@ -243,7 +243,6 @@ def experiment_steps(args: ExperimentConfig, folder: Path, task, engines: Engine
     from .w2s_labels import W2SLabelsConfig, w2s_labels
 
     tracker = Tracker(args.report_to, folder)
-    twins: list[tuple[Step, Step]] = []  # --second-test: (an evaluation, its twin on the second test set)
     train_extra = args.train_args
     if args.report_to:  # --train-args --report-to wins
         train_extra = {**train_extra, "report_to": train_extra.get("report_to", list(args.report_to))}
@@ -285,10 +284,14 @@ def experiment_steps(args: ExperimentConfig, folder: Path, task, engines: Engine
             tracker.evaluation(name.removeprefix("eval "), summary)
             return summary
 
-        step = Step(name, "eval", config, run_eval, needs, beside=beside)
-        if args.second_test and not test_set and not noise:  # each model on the second test set too, right after
-            twins.append((step, evaluation(method, role_, model, (name,), beside, second_test_data(args))))
-        return step
+        return Step(name, "eval", config, run_eval, needs, beside=beside)
+
+    def evaluated(method: str, role_: str, model: str, needs: tuple[str, ...] = (), beside: bool = False) -> list[Step]:
+        """A model's evaluation and, with --second-test, its twin on the second test set right after."""
+        first = evaluation(method, role_, model, needs, beside)
+        if not args.second_test:
+            return [first]
+        return [first, evaluation(method, role_, model, (first.name,), beside, second_test_data(args))]
 
     def labels(name: str, teacher_dir: str, output: str, needs: tuple[str, ...], **sampling) -> Step:
         config = derive(W2SLabelsConfig, args, **again, teacher=teacher_dir, limit=args.student_limit,
@@ -358,16 +361,17 @@ def experiment_steps(args: ExperimentConfig, folder: Path, task, engines: Engine
             probe, ("train teacher-cot",)))
     # The untrained student (often also the summarizer, whose engine is still up): zero-shot baseline,
     # then Alice's proactive answers and the student's own labels.
-    steps.append(evaluation("zero-shot", "student", student_name))
+    steps += evaluated("zero-shot", "student", student_name)
     steps += [proactive(arm) for arm in arms if arm in ALICE_STATEMENTS]
     if "self_training" in arms:
         steps.append(labels("self-training labels", student_name, "self-training.jsonl", (), temperature=0.9))
-    steps += [evaluation(seeded("weak", s), "teacher", str(folder / seeded("teacher-gt", s)),
-                         (f"train {seeded('teacher-gt', s)}",)) for s in seeds]
+    steps += [step for s in seeds for step in evaluated(
+        seeded("weak", s), "teacher", str(folder / seeded("teacher-gt", s)), (f"train {seeded('teacher-gt', s)}",))]
     if "w2s_qa" in arms:
         steps.append(labels("w2s-qa labels", str(folder / qa_teacher), "w2s-qa.jsonl", (qa_step,)))
-    ceiling_evals = [evaluation(seeded("ceiling", s), "student", str(folder / seeded("student-ceiling", s)),
-                                (f"train {seeded('student-ceiling', s)}",)) for s in seeds]
+    ceiling_evals = [step for s in seeds for step in evaluated(
+        seeded("ceiling", s), "student", str(folder / seeded("student-ceiling", s)),
+        (f"train {seeded('student-ceiling', s)}",))]
     gate: tuple[str, ...] = ()
     if args.gate:  # the frame is checked before any student arm trains
         steps += ceiling_evals
@@ -384,8 +388,7 @@ def experiment_steps(args: ExperimentConfig, folder: Path, task, engines: Engine
             steps += ceiling_evals
         for arm in arms:
             model = seeded(f"student-{arm.replace('_', '-')}", s)
-            steps.append(evaluation(seeded(arm.replace("_", "-"), s), "student", str(folder / model),
-                                    (f"train {model}",)))
+            steps += evaluated(seeded(arm.replace("_", "-"), s), "student", str(folder / model), (f"train {model}",))
     if args.noise_floor:
         # The untrained student again where only the batch changes: with the evaluation settings in other
         # chunks, and twice plain greedy (the second in other chunks too).
@@ -412,10 +415,9 @@ def experiment_steps(args: ExperimentConfig, folder: Path, task, engines: Engine
             Step("cascade", "cascade", config, cascade_step,
                  ("train teacher-cot",), plan=lambda c: run_cascade(c, engines, executor),
                  beside=True),
-            evaluation("cascade", "student", final_model, ("cascade",), beside=True),
+            *evaluated("cascade", "student", final_model, ("cascade",), beside=True),
         ]
-    after = {id(first): twin for first, twin in twins}
-    return [s for step in steps for s in (step, after.get(id(step))) if s is not None]
+    return steps
 
 
 def second_test_data(args: ExperimentConfig) -> str:
@@ -423,13 +425,9 @@ def second_test_data(args: ExperimentConfig) -> str:
     return args.data + ("," if ":" in args.data else ":") + args.second_test
 
 
-
-
 def write_evidence(args: ExperimentConfig, folder: Path, task) -> dict:
     """evidence.json: what each arm trained on (targets right, checks, rows judged again) and whether each
     training reached its learning rate (``alice.evidence``)."""
-    from ..evidence import evidence
-
     arms = [arm for arm in ARM_DATA if arm in args.arms]
     models = sorted(m for m in folder.glob("*/manifest.json") if m.parent.name.startswith(("teacher-", "student-")))
     result = evidence(folder, task, {arm: folder / ARM_DATA[arm][1] for arm in arms}, models,
