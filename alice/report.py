@@ -709,7 +709,8 @@ def pgr_panel(ax, group: Group) -> None:
     if not rated:
         ax.text(0.5, 0.5, "no PGR (needs weak, and a ceiling above it)", ha="center", va="center", transform=ax.transAxes,
                 fontsize=8)
-    ax.legend(fontsize=7, loc="lower right")
+    # "best" keeps the legend off the points and the values written beside clipped ones.
+    ax.legend(fontsize=7, loc="best")
 
 
 def build_report(root: str | Path, output_dir: str | Path | None = None, samples: int = 2000,
