@@ -436,8 +436,8 @@ def evidence_text(evidence: dict) -> str:
             continue
         final = (hygiene.get(arm) or {}).get("final") or {}
         right = _pct(scored["accuracy"]) if scored.get("accuracy") is not None else "—"
-        rows.append(f"| {LABELS.get(arm, arm)} | {scored.get('rows', 0)} | {right} | "
-                    f"{final.get('clean', '—')} of {final.get('rows', '—')} |")
+        clean = f"{final['clean']} of {final['rows']}" if "clean" in final and "rows" in final else "not recorded"
+        rows.append(f"| {LABELS.get(arm, arm)} | {scored.get('rows', 0)} | {right} | {clean} |")
     out = ""
     if rows:
         out += ("What each arm was trained on (evidence.json): its rows, how often their answers are right (scored "
