@@ -3,8 +3,10 @@ commands at once under one time limit."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -27,18 +29,24 @@ def add_results(keys: dict, meta: dict) -> None:
 
 
 def run_at_once(commands: list[tuple[list[str], dict, Path]], timeout: float, cwd: Path = REPO) -> tuple[float, list[int]]:
-    """(command, environment, log file) triples started together; wall seconds and exit codes (124: timed out)."""
+    """(command, environment, log file) triples started together; wall seconds and exit codes (124: timed out).
+    Each command runs in its own process group, and a timed-out one is killed with its whole group: vLLM's
+    engine processes outlive a killed parent and keep their GPU memory, so every later variant would fail
+    to start (seen on an H200: 88 GB held by six orphaned engines)."""
     started = time.time()
     procs = []
     for command, env, log_file in commands:
         log(" ".join(command), f"(GPUs {env.get('CUDA_VISIBLE_DEVICES', 'all')})")
-        procs.append(subprocess.Popen(command, cwd=cwd, env=env, stdout=log_file.open("w"), stderr=subprocess.STDOUT))
+        procs.append(subprocess.Popen(command, cwd=cwd, env=env, stdout=log_file.open("w"), stderr=subprocess.STDOUT,
+                                      start_new_session=True))
     codes = []
     for proc in procs:
         try:
             codes.append(proc.wait(timeout=max(1.0, timeout - (time.time() - started))))
         except subprocess.TimeoutExpired:
-            proc.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
             codes.append(124)
     return round(time.time() - started, 1), codes
 

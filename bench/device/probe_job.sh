@@ -2,7 +2,7 @@
 # bench/bench_probe_gpus.py's one-GPU variants (N engines probing at once on GPU 0) on an offline GPU machine,
 # started by scripts/device/job.sh once the wheels are in: the teacher's GGUF is converted when it arrives, then
 # probed at K=100 on the fair test's data set (its cached rows arrive beside it; reasoning-gym is not needed).
-# PROBE_VARIANTS (default one4_graphs,one8_graphs), PROBE_LIMIT (questions of the data set; default 300).
+# PROBE_VARIANTS (default one4_graphs,one6_graphs), PROBE_LIMIT (questions per engine; default 50).
 set -uo pipefail
 export ALICE_CACHE=/tmp/alice-cache
 mkdir -p "$ALICE_CACHE/gsm_symbolic" /tmp/job/out
@@ -11,5 +11,5 @@ cp /tmp/keep/files/reasoning-gym-*.json "$ALICE_CACHE/gsm_symbolic/"
 teacher=$(python3 scripts/fair.py convert /tmp/keep/files/qwen2.5-coder-0.5b-instruct.gguf Qwen2.5-Coder-0.5B-Instruct | tail -n 1)
 echo "teacher: $teacher"
 python3 bench/bench_probe_gpus.py --teacher "$teacher" --data "gsm_symbolic:held_out=17,train=30,test=10" \
-  --limit "${PROBE_LIMIT:-300}" --k 100 --variants "${PROBE_VARIANTS:-one4_graphs,one8_graphs}" --timeout 300 \
+  --limit "${PROBE_LIMIT:-50}" --k 100 --variants "${PROBE_VARIANTS:-one4_graphs,one6_graphs}" --timeout 300 \
   --out /tmp/job/out
