@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
+import sys
 
 import pytest
 from conftest import REPO
@@ -413,3 +415,49 @@ def test_a_small_version_of_the_fair_recipe_reports_paired_statistics_and_the_ga
     assert "room_for_transfer" in evidence and "statements" in evidence["hygiene"]
     assert {f"student-{a.replace('_', '-')}-seed{s}" for a in arms for s in (0, 1)} <= set(evidence["training_runs"])
     assert evidence["training_runs"]["student-alice-seed1"]["steps"] == 2
+
+
+def test_gpus_runs_each_stage_as_its_script_with_a_share_of_a_card(capsys):
+    """--gpus: the same table, every stage step a subprocess running its script with its config's command,
+    each with its share of a card (student trainings, teacher trainings, engines) and its needs; the gate
+    stays in this process. vLLM engines sharing a card need a fixed KV cache, so --gpus without
+    --kv-cache-gb is refused (the transformers backend needs none)."""
+    with pytest.raises(AliceError, match="give --kv-cache-gb"):
+        experiment.main(["--gpus", "0", "--backend", "vllm", "--dry-run"])
+    with pytest.raises(AliceError, match="--share-engine must be in"):
+        experiment.main(["--gpus", "0", "--backend", "hf", "--share-engine", "1.5", "--dry-run"])
+    result = experiment.main(["--gpus", "0", "--backend", "hf", "--seeds", "0", "1", "--arms", "alice",
+                              "self_training", "--gate", "--no-cascade", "--share-train-student", "0.5",
+                              "--dry-run"])
+    out = capsys.readouterr().out
+    heads = dict(line.split("  [", 1) for line in out.splitlines() if "  [" in line and not line.startswith(" "))
+    assert heads["train student-alice-seed1"] == "gpu 0.50; needs student_generate, gate]"
+    assert heads["train teacher-gt-seed0"] == "gpu 0.12; needs -]"
+    assert heads["uncertainty"].startswith("gpu 0.12; ")
+    assert heads["eval self-training-seed1"] == "gpu 0.09; needs train student-self-training-seed1]"
+    assert heads["gate"].startswith("cpu; needs eval zero-shot, eval weak-seed0")
+    assert heads["train teacher-cot"] == "gpu 0.12; needs cot_generate_filter]"
+    steps = {s["step"]: s for s in result["steps"]}
+    assert len(steps) == len(heads) - 1  # every step but the gate is a stage command
+    for step in steps.values():  # each a subprocess running the command its config makes (as its manifest records)
+        assert "    " + shlex.join([sys.executable, step["script"], *step["argv"]]) + "\n" in out, step["step"]
+
+
+@pytest.mark.slow
+def test_gpus_none_runs_the_table_as_subprocesses_and_reports(tmp_path, small_model):
+    """--gpus none on the small model: every stage its own script in a subprocess (two at once), each with
+    its log and manifest, the gate in-process, then the same report, evidence and status as in-process."""
+    run = tmp_path / "run"
+    result = experiment.main(["--gpus", "none", "--run-dir", str(run), "--seeds", "0", "1",
+                              "--arms", "alice", "self_training", "--gate", "--override-gate", "--no-cascade"])
+    assert not result["failed"], result["failed"]
+    status = json.loads((run / "steps.json").read_text())["steps"]
+    assert {s["status"] for s in status.values()} == {"done"} and len(status) == 23
+    assert (run / "logs" / "train_student-alice-seed1.log").is_file()
+    manifest = json.loads((run / "eval-alice-seed1.manifest.json").read_text())
+    assert "eval.py" in manifest["command"] and "student-alice-seed1" in manifest["command"]
+    report = json.loads((run / "report.json").read_text())
+    methods = report["groups"][0]["methods"]
+    assert len(methods["alice"]["seeds"]) == 2 and len(methods["self_training"]["seeds"]) == 2
+    assert report["groups"][0]["gate"]["overridden"] is True
+    assert json.loads((run / "evidence.json").read_text())["training_runs"]["student-alice-seed0"]["steps"] == 2

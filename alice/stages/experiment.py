@@ -6,7 +6,9 @@ The run is a table of steps (``experiment_steps``): each is the function its scr
 script's own config, built from this run's config (``alice.stages.cascade.derive``), so the run
 folder holds the same JSONL, models and manifests a researcher gets running the scripts by hand
 (each manifest records the command that reruns its step), and a rerun resumes every step (finished
-ones cost nothing). ``--dry-run`` prints every step's command and full config.
+ones cost nothing). ``--dry-run`` prints every step's command and full config. ``--gpus`` runs the same
+table packed (``execute_packed``): every stage step as its script in a subprocess, as many at once as
+the cards' memory shares allow.
 
 Run folder layout::
 
@@ -31,7 +33,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +71,7 @@ ARM_DATA = {"alice": ("student_generate", "alice.jsonl"), "w2s_cot": ("w2s-cot l
             "alice_structured": ("student_generate alice_structured", "alice-structured.jsonl")}
 SECOND_TEST = "held_out_templates"  # --second-test's folder in the run folder
 PRESET_MERGE = "{} (default: the preset's; these merge over it setting by setting)"
+PACKED = "packed onto GPUs (--gpus)"
 
 
 @dataclass(kw_only=True)
@@ -146,6 +149,24 @@ class ExperimentConfig(StagePassthrough, CheckSettings, GenerationSettings, Mode
                               "run folder stay)", operational=True)
     dry_run: bool = setting(False, "print every step's command and full settings; run nothing, write nothing",
                             operational=True)
+    # Packed: the same table, each stage step its script's command, as many at once as the GPUs hold.
+    gpus: str | None = setting(None, "run the steps as subprocesses, several at once where their shares of a "
+                               "card's memory fit: GPU indices ('0' or '0,1'; vLLM engines then need --kv-cache-gb), "
+                               "or 'none' for the CPU (--cpu-slots at once); logs in <run>/logs/, status in "
+                               "<run>/steps.json (default: one step after another in this process, engines kept "
+                               "alive across steps)", group=PACKED, operational=True)
+    gpu_capacity: float = setting(0.95, "--gpus: the share of each card's memory the steps may fill together",
+                                  group=PACKED, operational=True)
+    share_train_student: float = setting(0.4, "--gpus: one student training's share of a card (a 1.5B full "
+                                         "fine-tune at batch 16: ~50 GB of an H200's 141)", group=PACKED,
+                                         operational=True)
+    share_train_teacher: float = setting(0.12, "--gpus: one teacher, weak or mid-level training's share of a card",
+                                         group=PACKED, operational=True)
+    share_engine: float = setting(0.09, "--gpus: one generating or evaluating step's share (its engine: weights "
+                                  "and --kv-cache-gb)", group=PACKED, operational=True)
+    share_probe: float = setting(0.12, "--gpus: the probing step's share (uncertainty.py: the teacher's and the "
+                                 "summarizer's engines)", group=PACKED, operational=True)
+    cpu_slots: int = setting(2, "--gpus: steps without a GPU share running at once", group=PACKED, operational=True)
 
 
 # The embedded default (CPU, minutes): small slices, few samples, two training steps per model. It runs
@@ -342,7 +363,7 @@ def experiment_steps(args: ExperimentConfig, folder: Path, task, engines: Engine
              derive(CotConfig, args, **again, teacher=teacher_name, limit=args.limit, output=path["cot.jsonl"]),
              lambda c: cot_generate_filter(c, engines.handle(teacher_ref))),
         # Trained teachers and the ceiling (no engine needed).
-        train("teacher-cot", "teacher", teacher_name, train_file=path["cot.jsonl"]),
+        train("teacher-cot", "teacher", teacher_name, ("cot_generate_filter",), train_file=path["cot.jsonl"]),
         *(train(seeded("teacher-gt", s), "teacher", teacher_name, seed=seed_of(s), ground_truth=True,
                 pool=args.weak_pool, limit=weak_limit) for s in seeds),
     ]
@@ -545,12 +566,62 @@ def execute(args: ExperimentConfig, folder: Path, steps: list[Step], executor: E
     return branch_result
 
 
+def packed_steps(args: ExperimentConfig, steps: list[Step]) -> list[Step]:
+    """The table for --gpus: every stage step as a subprocess running its script with its config's command
+    (the one its manifest records), with its share of a card; checks and summaries stay in this process."""
+    on_gpu = gpu_list(args) != []
+
+    def share(step: Step) -> float:
+        if not on_gpu or step.config is None:
+            return 0.0
+        if step.script == "train":
+            return args.share_train_student if getattr(step.config, "student", None) else args.share_train_teacher
+        if step.script == "cascade":  # trains students and runs engines, one after another
+            return max(args.share_train_student, args.share_probe)
+        return args.share_probe if step.script == "uncertainty" else args.share_engine
+
+    # A GPU step can fail for memory other processes held at that moment: once more (each stage resumes).
+    return [replace(step, run=None, gpu=share(step), retries=1 if on_gpu else 0, beside=False)
+            if step.config is not None else step for step in steps]
+
+
+def gpu_list(args: ExperimentConfig) -> list[str]:
+    """--gpus as card indices ([] for 'none': subprocesses on the CPU)."""
+    text = (args.gpus or "").strip()
+    return [] if text.lower() in ("", "none", "cpu") else [g.strip() for g in text.split(",") if g.strip()]
+
+
+def check_packing(args: ExperimentConfig) -> None:
+    """Engines that share a card need a fixed KV cache (vLLM otherwise takes most of the card's memory)."""
+    if gpu_list(args) and args.backend != "hf" and args.kv_cache_gb is None:
+        raise AliceError("--gpus runs several engines on one card: give --kv-cache-gb (each engine's KV cache, "
+                         "e.g. 6) or --backend hf")
+    for name in ("gpu_capacity", "share_train_student", "share_train_teacher", "share_engine", "share_probe"):
+        if not 0 < getattr(args, name) <= 1:
+            raise AliceError(f"--{name.replace('_', '-')} must be in (0, 1], got {getattr(args, name)}")
+
+
+def execute_packed(args: ExperimentConfig, folder: Path, steps: list[Step]) -> Executor:
+    """--gpus: the table's steps started as soon as what they need is done and a card has room."""
+    executor = Executor(packed_steps(args, steps), gpus=gpu_list(args), log_dir=folder / "logs",
+                        capacity=args.gpu_capacity, cpu_slots=args.cpu_slots, status_path=folder / "steps.json",
+                        dry_run=args.dry_run)
+    executor.make([step.name for step in steps])
+    if args.cascade and not args.midlevel and not args.dry_run:
+        executor.failed["cascade"] = "no --midlevel (cascade Alice needs a mid model; --no-cascade: not asked)"
+    return executor
+
+
 def run_experiment(args: ExperimentConfig) -> dict:
     started = time.time()
     args = apply_preset(args)
     if not args.dry_run:
         require(args.report_to)  # a logging backend that is not installed stops the run before anything is spent
     folder = run_folder(args)
+    packed = args.gpus is not None
+    if packed:
+        check_packing(args)
+        folder = folder.resolve()  # its steps run from the checkout's root, wherever this was started
     executor = Executor(dry_run=args.dry_run)
     if args.dry_run:
         print(f"dry run: {folder} (nothing is run or written)")
@@ -573,7 +644,10 @@ def run_experiment(args: ExperimentConfig) -> dict:
     if args.dry_run:
         engines = Engines(args, share_adapters=False)  # hands out handles only: no engine starts
         steps = experiment_steps(args, folder, task, engines, executor)
-        execute(args, folder, steps, executor, engines)
+        if packed:
+            executor = execute_packed(args, folder, steps)
+        else:
+            execute(args, folder, steps, executor, engines)
         print(f"dry run: {len(steps)} steps ({len(executor.planned)} stage commands), nothing run")
         return {"dry_run": True, "run_dir": str(folder), "steps": executor.planned, "failed": executor.failed}
     with_cascade = bool(args.cascade and args.midlevel)
@@ -589,8 +663,12 @@ def run_experiment(args: ExperimentConfig) -> dict:
                            "note": (note + " " if note else "") + f"Second test set: --data {args.data} with "
                                    f"{args.second_test}."})
 
-    engines = Engines(args, share_adapters=share_adapters(args))
-    branch_result = execute(args, folder, experiment_steps(args, folder, task, engines, executor), executor, engines)
+    engines = Engines(args, share_adapters=share_adapters(args) and not packed)
+    steps = experiment_steps(args, folder, task, engines, executor)
+    if packed:  # the engines here stay unused: each step's process starts its own
+        executor, branch_result = execute_packed(args, folder, steps), {}
+    else:
+        branch_result = execute(args, folder, steps, executor, engines)
     try:  # before the report, which quotes it
         write_evidence(args, folder, task)
     except Exception as err:  # noqa: BLE001 - the report and experiment.json still get written
