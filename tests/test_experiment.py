@@ -424,6 +424,8 @@ def test_gpus_runs_each_stage_as_its_script_with_a_share_of_a_card(capsys):
     --kv-cache-gb is refused (the transformers backend needs none)."""
     with pytest.raises(AliceError, match="give --kv-cache-gb"):
         experiment.main(["--gpus", "0", "--backend", "vllm", "--dry-run"])
+    with pytest.raises(AliceError, match="--tensor-parallel-size needs the in-process mode"):
+        experiment.main(["--gpus", "0", "--backend", "hf", "--tensor-parallel-size", "2", "--dry-run"])
     with pytest.raises(AliceError, match="--share-engine must be in"):
         experiment.main(["--gpus", "0", "--backend", "hf", "--share-engine", "1.5", "--dry-run"])
     result = experiment.main(["--gpus", "0", "--backend", "hf", "--seeds", "0", "1", "--arms", "alice",

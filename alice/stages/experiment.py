@@ -596,6 +596,9 @@ def check_packing(args: ExperimentConfig) -> None:
     if gpu_list(args) and args.backend != "hf" and args.kv_cache_gb is None:
         raise AliceError("--gpus runs several engines on one card: give --kv-cache-gb (each engine's KV cache, "
                          "e.g. 6) or --backend hf")
+    if gpu_list(args) and args.tensor_parallel_size > 1:
+        raise AliceError("--gpus places every step on one card: --tensor-parallel-size needs the in-process mode "
+                         "(leave out --gpus)")
     for name in ("gpu_capacity", "share_train_student", "share_train_teacher", "share_engine", "share_probe"):
         if not 0 < getattr(args, name) <= 1:
             raise AliceError(f"--{name.replace('_', '-')} must be in (0, 1], got {getattr(args, name)}")
