@@ -53,6 +53,7 @@ from .evidence import evidence as run_evidence
 from .gate import check_gate, decide, generation_seconds, noise_floor
 from .models import cache_dir, resolve_model
 from .records import atomic_write_json, iter_jsonl, read_json
+from .stages.evaluate import evaluate_many  # noqa: F401 - scripts/fair.py's batch step imports it from here
 from .stages.student_generate import ALICE_STATEMENTS
 from .steps import Executor, Step, stage_config
 from .tasks import load_task
@@ -386,31 +387,6 @@ class FairTest:
                 raise AliceError(f"--targets {pattern!r} matches no step (see --dry-run for their names)")
             chosen += [m for m in matched if m not in chosen]
         return chosen
-
-
-def evaluate_many(configs: list, record: Path | None = None) -> list[dict]:
-    """Several eval.py runs (their ``EvalConfig``) in one process sharing one generation engine: a model of
-    the architecture of the one loaded takes its place by loading its weights into the running engine (vLLM;
-    ``Engines``), the same model is not loaded again for its second test set. Each run writes its own output
-    and manifest, as eval.py would. Returns the engine record (starts and weight loads), also written to
-    ``record`` with the wall time of the whole batch."""
-    from .cli import resolve_role
-    from .engines import Engines
-    from .stages.evaluate import evaluate
-
-    started = time.time()
-    engines = Engines(configs[0], share_adapters=False)
-    try:
-        for config in configs:
-            evaluate(config, engines.handle(resolve_role(config, "student")))
-    finally:
-        engines.close()
-    for start in engines.starts:
-        print("engine: " + ", ".join(f"{k} {v}" for k, v in start.items()), flush=True)
-    if record is not None:
-        atomic_write_json(record, {"outputs": [str(c.output) for c in configs], "engines": engines.starts,
-                                   "wall_s": round(time.time() - started, 1)})
-    return engines.starts
 
 
 def add_counts(total: dict, more: dict) -> dict:

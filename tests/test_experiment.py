@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import subprocess
 import sys
 
 import pytest
@@ -463,3 +464,47 @@ def test_gpus_none_runs_the_table_as_subprocesses_and_reports(tmp_path, small_mo
     assert len(methods["alice"]["seeds"]) == 2 and len(methods["self_training"]["seeds"]) == 2
     assert report["groups"][0]["gate"]["overridden"] is True
     assert json.loads((run / "evidence.json").read_text())["training_runs"]["student-alice-seed0"]["steps"] == 2
+
+
+def test_eval_batches_make_one_step_per_seed_of_the_arms_evaluations(capsys):
+    """--gpus --eval-batches: each seed's student-arm evaluations (both test sets) become one step that needs
+    that seed's arm trainings and runs python -m alice.stages.evaluate on their configs; weak, ceiling and
+    zero-shot keep their own steps; nothing is written in a dry run."""
+    result = experiment.main(["--gpus", "0", "--backend", "hf", "--seeds", "0", "1", "--arms", "alice",
+                              "self_training", "--gate", "--no-cascade", "--eval-batches", "--data",
+                              "gsm_symbolic:held_out=2", "--second-test", "eval=held_out", "--dry-run"])
+    out = capsys.readouterr().out
+    heads = dict(line.split("  [", 1) for line in out.splitlines() if "  [" in line and not line.startswith(" "))
+    assert heads["eval seed1 arms"] == "gpu 0.09; needs train student-alice-seed1, train student-self-training-seed1]"
+    assert not any(name.startswith(("eval alice", "eval self-training")) for name in heads)
+    assert {"eval ceiling-seed1", "eval ceiling-seed1 (held_out_templates)", "eval weak-seed0", "gate"} <= set(heads)
+    listing = os.path.join(result["run_dir"], "logs", "eval_seed1_arms.json")
+    assert f"-m alice.stages.evaluate {listing}\n" in out and not os.path.exists(listing)
+
+
+def test_an_evaluation_batch_file_runs_every_evaluation_in_one_process(tmp_path, small_model):
+    """python -m alice.stages.evaluate FILE (the batch step): every listed eval.py config writes its output,
+    summary and manifest (whose rerun is its eval.py command), the engine record beside the file; a setting
+    eval.py does not have is refused in one line."""
+    from alice.config import parse, settings_dict
+    from alice.stages.evaluate import EvalConfig
+
+    def settings(name: str, data: str) -> dict:
+        return settings_dict(parse(EvalConfig, ["--data", data, "--limit", "2", "--max-new-tokens", "8", "--backend",
+                                                "hf", "--student", small_model, "--output", str(tmp_path / name)]))
+
+    listing = tmp_path / "batch.json"
+    listing.write_text(json.dumps([settings("a.jsonl", "gsm_symbolic"), settings("b.jsonl", "gsm_symbolic:seed=1")]))
+    done = subprocess.run([sys.executable, "-m", "alice.stages.evaluate", str(listing)], cwd=REPO, text=True, check=False,
+                          capture_output=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    for name in ("a", "b"):
+        manifest = json.loads((tmp_path / f"{name}.manifest.json").read_text())
+        assert manifest["status"] == "complete" and manifest["rerun"].startswith("python eval.py")
+        assert json.loads((tmp_path / f"{name}.summary.json").read_text())["n"] == 2
+    record = json.loads((tmp_path / "batch.engines.json").read_text())
+    assert record["outputs"] == [str(tmp_path / "a.jsonl"), str(tmp_path / "b.jsonl")]
+    listing.write_text(json.dumps([{**settings("c.jsonl", "gsm_symbolic"), "lr": 1e-5}]))
+    refused = subprocess.run([sys.executable, "-m", "alice.stages.evaluate", str(listing)], cwd=REPO, text=True, check=False,
+                             capture_output=True)
+    assert refused.returncode == 2 and refused.stderr.strip().endswith("settings eval.py does not have: lr")

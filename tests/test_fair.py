@@ -173,7 +173,7 @@ def test_fair_test_end_to_end_on_cpu(tmp_path, small_model):
 def test_several_evaluations_share_one_process(tmp_path, small_model, other_small_model):
     """evaluate_many (a batch step of the fair test): each evaluation writes its own output and manifest,
     whose rerun is its eval.py command; the same model on its second test set is not loaded again."""
-    from alice.fair import evaluate_many
+    from alice.stages.evaluate import evaluate_many
 
     def argv(model: str, name: str, extra: str = "") -> list[str]:
         return ["--data", "gsm_symbolic" + extra, "--limit", "2", "--max-new-tokens", "8", "--backend", "hf",

@@ -4,6 +4,7 @@ summary JSON with the accuracy, its interval and the parse rate."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -117,3 +118,57 @@ def rescore(args: EvalConfig, task: Task, split: str, examples: list[Example]) -
 
     write_jsonl_atomic(output, rows)
     return write_summary(output, rows, task, split, model={"predictions": str(args.predictions)})
+
+
+def evaluate_many(configs: list, record: Path | None = None) -> list[dict]:
+    """Several eval.py runs (their ``EvalConfig``) in one process sharing one generation engine: a model of
+    the architecture of the one loaded takes its place by loading its weights into the running engine (vLLM;
+    ``Engines``), the same model is not loaded again for its second test set. Each run writes its own output
+    and manifest, as eval.py would. Returns the engine record (starts and weight loads), also written to
+    ``record`` with the wall time of the whole batch."""
+    from ..engines import Engines
+
+    started = time.time()
+    engines = Engines(configs[0], share_adapters=False)
+    try:
+        for config in configs:
+            evaluate(config, engines.handle(resolve_role(config, "student")))
+    finally:
+        engines.close()
+    for start in engines.starts:
+        print("engine: " + ", ".join(f"{k} {v}" for k, v in start.items()), flush=True)
+    if record is not None:
+        atomic_write_json(record, {"outputs": [str(c.output) for c in configs], "engines": engines.starts,
+                                   "wall_s": round(time.time() - started, 1)})
+    return engines.starts
+
+
+def evaluate_batch_file(path: str | Path) -> list[dict]:
+    """``evaluate_many`` of the eval.py configs a JSON file lists (each its full settings, as a dry run prints
+    them): the batch step ``experiment.py --gpus --eval-batches`` runs as ``python -m alice.stages.evaluate
+    FILE``."""
+    import json
+
+    try:
+        listed = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as err:
+        raise AliceError(f"{path}: not a readable JSON list of eval settings ({err})") from None
+    known = set(EvalConfig.__dataclass_fields__)
+    configs = []
+    for settings in listed:
+        unknown = set(settings) - known
+        if unknown:
+            raise AliceError(f"{path}: settings eval.py does not have: {', '.join(sorted(unknown))}")
+        configs.append(EvalConfig(**settings))
+    return evaluate_many(configs, Path(path).with_suffix(".engines.json"))
+
+
+if __name__ == "__main__":
+    import sys
+
+    from alice.errors import run_main
+    from alice.stages.evaluate import evaluate_batch_file as batch  # the package's classes, not a second copy
+
+    if len(sys.argv) != 2 or sys.argv[1].startswith("-"):
+        raise SystemExit("usage: python -m alice.stages.evaluate BATCH.json  (eval.py configs, one engine for all)")
+    run_main(lambda: batch(sys.argv[1]))

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -53,13 +54,13 @@ from ..errors import AliceError
 from ..evidence import evidence
 from ..gate import check_gate, decide, noise_floor
 from ..models import SMALL_MODEL, small_model_folder
-from ..records import atomic_write_json, read_json
+from ..records import atomic_write_json, manifest_path, read_json
 from ..report import build_report
-from ..steps import Executor, Step
+from ..steps import Executor, Step, slug_name
 from ..tasks import load_task
 from ..tracking import Tracker, require
 from .cascade import CascadeConfig, StagePassthrough, derive, run_cascade, stage_settings
-from .common import slug
+from .common import slug, summary_path
 from .student_generate import ALICE_STATEMENTS
 
 EXPERIMENT = "experiment (unset values come from the preset)"
@@ -167,6 +168,10 @@ class ExperimentConfig(StagePassthrough, CheckSettings, GenerationSettings, Mode
     share_probe: float = setting(0.12, "--gpus: the probing step's share (uncertainty.py: the teacher's and the "
                                  "summarizer's engines)", group=PACKED, operational=True)
     cpu_slots: int = setting(2, "--gpus: steps without a GPU share running at once", group=PACKED, operational=True)
+    eval_batches: bool = setting(False, "--gpus: evaluate each seed's trained student arms (both test sets) in one "
+                                 "process and one engine, each next model's weights loaded into it, once all of "
+                                 "them are trained (instead of an engine per evaluation)", group=PACKED,
+                                 operational=True)
 
 
 # The embedded default (CPU, minutes): small slices, few samples, two training steps per model. It runs
@@ -566,7 +571,7 @@ def execute(args: ExperimentConfig, folder: Path, steps: list[Step], executor: E
     return branch_result
 
 
-def packed_steps(args: ExperimentConfig, steps: list[Step]) -> list[Step]:
+def packed_steps(args: ExperimentConfig, folder: Path, steps: list[Step]) -> list[Step]:
     """The table for --gpus: every stage step as a subprocess running its script with its config's command
     (the one its manifest records), with its share of a card; checks and summaries stay in this process."""
     on_gpu = gpu_list(args) != []
@@ -581,8 +586,62 @@ def packed_steps(args: ExperimentConfig, steps: list[Step]) -> list[Step]:
         return args.share_probe if step.script == "uncertainty" else args.share_engine
 
     # A GPU step can fail for memory other processes held at that moment: once more (each stage resumes).
-    return [replace(step, run=None, gpu=share(step), retries=1 if on_gpu else 0, beside=False)
-            if step.config is not None else step for step in steps]
+    packed = [replace(step, run=None, gpu=share(step), retries=1 if on_gpu else 0, beside=False)
+              if step.config is not None else step for step in steps]
+    return batch_evaluations(args, folder, packed) if args.eval_batches else packed
+
+
+def batch_evaluations(args: ExperimentConfig, folder: Path, steps: list[Step]) -> list[Step]:
+    """--eval-batches: the evaluations of each seed's trained student arms (the trainings named
+    ``train student-<arm>``, the ceiling aside) become one step, ``eval seed<N> arms``, running
+    ``python -m alice.stages.evaluate`` on their configs (written to <run>/logs/ when the run starts):
+    one engine, each next model's weights loaded into it. Each evaluation still writes its own output
+    and manifest, whose rerun is its eval.py command."""
+    by_name = {step.name: step for step in steps}
+    arm_trainings = {f"train student-{arm.replace('_', '-')}" for arm in args.arms}
+
+    def training_of(step: Step) -> Step | None:
+        for need in step.needs:
+            if need.rsplit("-seed", 1)[0] in arm_trainings:
+                return by_name[need]
+            if by_name.get(need) is not None and by_name[need].script == "eval":
+                return training_of(by_name[need])
+        return None
+
+    batches: dict[int, list[Step]] = {}
+    for step in steps:
+        training = training_of(step) if step.script == "eval" else None
+        if training is not None:
+            batches.setdefault(training.config.seed, []).append(step)
+    batch_of = {step.name: f"eval seed{seed} arms" for seed, group in batches.items() for step in group}
+    out: list[Step] = []
+    for step in steps:
+        name = batch_of.get(step.name)
+        if name is None:
+            needs = tuple(dict.fromkeys(batch_of.get(n, n) for n in step.needs))
+            out.append(replace(step, needs=needs) if needs != step.needs else step)
+            continue
+        if any(s.name == name for s in out):
+            continue
+        group = batches[int(name.split()[1].removeprefix("seed"))]
+        listing = folder / "logs" / f"{slug_name(name)}.json"
+        if not args.dry_run:
+            listing.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(listing, [settings_dict(s.config) for s in group])
+        needs = tuple(dict.fromkeys(n for s in group for n in s.needs if n not in batch_of))
+        outputs = [Path(s.config.output) for s in group]
+        out.append(Step(name, helper=[sys.executable, "-m", "alice.stages.evaluate", str(listing)], needs=needs,
+                        gpu=group[0].gpu, retries=group[0].retries,
+                        done=lambda outputs=outputs: all(evaluation_complete(o) for o in outputs)))
+    return out
+
+
+def evaluation_complete(output: Path) -> bool:
+    """An evaluation's manifest says complete and its summary is written."""
+    try:
+        return read_json(manifest_path(output)).get("status") == "complete" and summary_path(output).is_file()
+    except (AliceError, OSError, ValueError):
+        return False
 
 
 def gpu_list(args: ExperimentConfig) -> list[str]:
@@ -606,10 +665,10 @@ def check_packing(args: ExperimentConfig) -> None:
 
 def execute_packed(args: ExperimentConfig, folder: Path, steps: list[Step]) -> Executor:
     """--gpus: the table's steps started as soon as what they need is done and a card has room."""
-    executor = Executor(packed_steps(args, steps), gpus=gpu_list(args), log_dir=folder / "logs",
-                        capacity=args.gpu_capacity, cpu_slots=args.cpu_slots, status_path=folder / "steps.json",
-                        dry_run=args.dry_run)
-    executor.make([step.name for step in steps])
+    table = packed_steps(args, folder, steps)
+    executor = Executor(table, gpus=gpu_list(args), log_dir=folder / "logs", capacity=args.gpu_capacity,
+                        cpu_slots=args.cpu_slots, status_path=folder / "steps.json", dry_run=args.dry_run)
+    executor.make([step.name for step in table])
     if args.cascade and not args.midlevel and not args.dry_run:
         executor.failed["cascade"] = "no --midlevel (cascade Alice needs a mid model; --no-cascade: not asked)"
     return executor
