@@ -55,6 +55,7 @@ from .models import cache_dir, resolve_model
 from .records import atomic_write_json, iter_jsonl, read_json
 from .stages.evaluate import evaluate_many  # noqa: F401 - scripts/fair.py's batch step imports it from here
 from .stages.student_generate import ALICE_STATEMENTS
+from .stages.uncertainty import merge_parts
 from .steps import Executor, Step, stage_config
 from .tasks import load_task
 
@@ -387,36 +388,6 @@ class FairTest:
                 raise AliceError(f"--targets {pattern!r} matches no step (see --dry-run for their names)")
             chosen += [m for m in matched if m not in chosen]
         return chosen
-
-
-def add_counts(total: dict, more: dict) -> dict:
-    """Counts summed key by key (nested counts too, such as the checks' reasons)."""
-    for key, value in more.items():
-        if isinstance(value, dict):
-            add_counts(total.setdefault(key, {}), value)
-        elif isinstance(value, (int, float)) and not isinstance(value, bool):
-            total[key] = total.get(key, 0) + value
-    return total
-
-
-def merge_parts(parts: list[Path], output: Path) -> dict:
-    """The parts' rows as one uncertainty output (pool order), with a manifest that sums their counts
-    and names the parts (each part's own manifest holds its command)."""
-    rows, counts, manifests = [], {}, []
-    for part in parts:
-        manifest = read_json(part.with_name(part.name.removesuffix(".jsonl") + ".manifest.json"))
-        manifests.append(manifest)
-        add_counts(counts, manifest.get("counts", {}))
-        rows.extend(row for _, row in iter_jsonl(part))
-    from .records import write_jsonl_atomic
-
-    write_jsonl_atomic(output, rows)
-    merged = {**manifests[0], "counts": counts, "output": str(output), "parts": [str(p) for p in parts],
-              "commands": [m.get("command") for m in manifests], "status": "complete",
-              "timings": {"probing_s": sum(m.get("timings", {}).get("probing_s", 0) for m in manifests),
-                          "summarizing_s": sum(m.get("timings", {}).get("summarizing_s", 0) for m in manifests)}}
-    atomic_write_json(output.with_name(output.name.removesuffix(".jsonl") + ".manifest.json"), merged)
-    return counts
 
 
 def gate_result(run: Path, config: dict, seeds: list[int], weak_seeds: list[int]) -> dict:

@@ -67,7 +67,7 @@ def stage(args: argparse.Namespace, mode: str, teacher: str, out: Path, report: 
     if any(codes):
         result["error"] = tail(outputs[codes.index(next(c for c in codes if c))].with_suffix(".log"))
         return
-    from alice.fair import merge_parts
+    from alice.stages.uncertainty import merge_parts
 
     uncertainty = folder / "uncertainty.jsonl"
     result["counts"] = merge_parts(outputs, uncertainty)

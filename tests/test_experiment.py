@@ -449,13 +449,16 @@ def test_gpus_runs_each_stage_as_its_script_with_a_share_of_a_card(capsys):
 @pytest.mark.slow
 def test_gpus_none_runs_the_table_as_subprocesses_and_reports(tmp_path, small_model):
     """--gpus none on the small model: every stage its own script in a subprocess (two at once), each with
-    its log and manifest, the gate in-process, then the same report, evidence and status as in-process."""
+    its log and manifest, each seed's arms evaluated in one batch step (--eval-batches), the gate in-process,
+    then the same report, evidence and status as in-process."""
     run = tmp_path / "run"
     result = experiment.main(["--gpus", "none", "--run-dir", str(run), "--seeds", "0", "1",
-                              "--arms", "alice", "self_training", "--gate", "--override-gate", "--no-cascade"])
+                              "--arms", "alice", "self_training", "--gate", "--override-gate", "--no-cascade",
+                              "--eval-batches"])
     assert not result["failed"], result["failed"]
     status = json.loads((run / "steps.json").read_text())["steps"]
-    assert {s["status"] for s in status.values()} == {"done"} and len(status) == 23
+    assert {s["status"] for s in status.values()} == {"done"} and len(status) == 21  # 4 evaluations in 2 batches
+    assert "eval seed1 arms" in status and (run / "logs" / "eval_seed1_arms.engines.json").is_file()
     assert (run / "logs" / "train_student-alice-seed1.log").is_file()
     manifest = json.loads((run / "eval-alice-seed1.manifest.json").read_text())
     assert "eval.py" in manifest["command"] and "student-alice-seed1" in manifest["command"]
@@ -508,3 +511,24 @@ def test_an_evaluation_batch_file_runs_every_evaluation_in_one_process(tmp_path,
     refused = subprocess.run([sys.executable, "-m", "alice.stages.evaluate", str(listing)], cwd=REPO, text=True, check=False,
                              capture_output=True)
     assert refused.returncode == 2 and refused.stderr.strip().endswith("settings eval.py does not have: lr")
+
+
+def test_probe_parts_split_the_pool_and_merge_into_the_probing_output(capsys):
+    """--gpus --probe-parts N: the probing step as N uncertainty.py steps on disjoint parts of the pool, each
+    its own output, then an in-process merge under the step's own name, so what needs it is unchanged; a
+    question limit, which applies after the part, is refused in one line."""
+    with pytest.raises(AliceError, match="--probe-parts splits the whole student pool"):
+        experiment.main(["--gpus", "none", "--probe-parts", "3", "--no-cascade", "--dry-run"])
+    with pytest.raises(AliceError, match="--probe-parts must be 1 or more"):
+        experiment.main(["--gpus", "none", "--probe-parts", "0", "--no-cascade", "--dry-run"])
+    result = experiment.main(["--gpus", "0", "--backend", "hf", "--probe-parts", "3", "--preset", "paper",
+                              "--no-cascade", "--dry-run"])
+    out = capsys.readouterr().out
+    heads = dict(line.split("  [", 1) for line in out.splitlines() if "  [" in line and not line.startswith(" "))
+    steps = {s["step"]: s["settings"] for s in result["steps"]}
+    for i in (1, 2, 3):
+        assert steps[f"uncertainty {i}/3"]["pool_part"] == f"{i}/3" and steps[f"uncertainty {i}/3"]["limit"] is None
+        assert steps[f"uncertainty {i}/3"]["output"].endswith(f"/uncertainty-p{i}.jsonl")
+        assert heads[f"uncertainty {i}/3"] == "gpu 0.12; needs train teacher-cot]"
+    assert heads["uncertainty"] == "cpu; needs uncertainty 1/3, uncertainty 2/3, uncertainty 3/3]"
+    assert heads["student_generate"].endswith("needs uncertainty]")

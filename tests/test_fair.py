@@ -12,8 +12,9 @@ from conftest import REPO, run_script
 
 from alice.config import parse, to_argv
 from alice.errors import AliceError
-from alice.fair import FairTest, gate_result, load_config, merge_parts
+from alice.fair import FairTest, gate_result, load_config
 from alice.metrics import summarize_scores
+from alice.stages.uncertainty import merge_parts
 
 
 def write_eval(run: Path, name: str, correct: int, n: int = 100) -> None:

@@ -62,6 +62,7 @@ from ..tracking import Tracker, require
 from .cascade import CascadeConfig, StagePassthrough, derive, run_cascade, stage_settings
 from .common import slug, summary_path
 from .student_generate import ALICE_STATEMENTS
+from .uncertainty import merge_parts
 
 EXPERIMENT = "experiment (unset values come from the preset)"
 # Each student arm's training data: (the step that writes it, its file in the run folder).
@@ -168,6 +169,9 @@ class ExperimentConfig(StagePassthrough, CheckSettings, GenerationSettings, Mode
     share_probe: float = setting(0.12, "--gpus: the probing step's share (uncertainty.py: the teacher's and the "
                                  "summarizer's engines)", group=PACKED, operational=True)
     cpu_slots: int = setting(2, "--gpus: steps without a GPU share running at once", group=PACKED, operational=True)
+    probe_parts: int = setting(1, "--gpus: probe the pool in this many disjoint parts at once, each its own engine "
+                               "(--share-probe each), merged into uncertainty.jsonl (one engine is host-bound: four "
+                               "probed 3.6x as fast as one on an H200)", group=PACKED, operational=True)
     eval_batches: bool = setting(False, "--gpus: evaluate each seed's trained student arms (both test sets) in one "
                                  "process and one engine, each next model's weights loaded into it, once all of "
                                  "them are trained (instead of an engine per evaluation)", group=PACKED,
@@ -588,7 +592,32 @@ def packed_steps(args: ExperimentConfig, folder: Path, steps: list[Step]) -> lis
     # A GPU step can fail for memory other processes held at that moment: once more (each stage resumes).
     packed = [replace(step, run=None, gpu=share(step), retries=1 if on_gpu else 0, beside=False)
               if step.config is not None else step for step in steps]
+    if args.probe_parts > 1:
+        packed = probe_in_parts(args, packed)
     return batch_evaluations(args, folder, packed) if args.eval_batches else packed
+
+
+def probe_in_parts(args: ExperimentConfig, steps: list[Step]) -> list[Step]:
+    """--probe-parts N: the probing step as N steps on disjoint parts of the pool (``--pool-part i/N``, each
+    into uncertainty-p<i>.jsonl), then ``uncertainty`` merges them (pool order, counts summed), so every step
+    that needs it is unchanged."""
+    out: list[Step] = []
+    for step in steps:
+        if step.name != "uncertainty" or step.script != "uncertainty":
+            out.append(step)
+            continue
+        if step.config.limit:  # a part is a slice of the whole pool, cut before the limit
+            raise AliceError("--probe-parts splits the whole student pool: leave out the question limit "
+                             f"(--student-limit, the preset's {step.config.limit}) or probe in one part")
+        n = args.probe_parts
+        whole = Path(step.config.output)
+        outputs = [whole.with_name(f"{whole.stem}-p{i}.jsonl") for i in range(1, n + 1)]
+        parts = [replace(step, name=f"uncertainty {i}/{n}", config=replace(step.config, pool_part=f"{i}/{n}",
+                                                                           output=str(output)))
+                 for i, output in enumerate(outputs, start=1)]
+        out += [*parts, Step("uncertainty", action=lambda outputs=outputs, whole=whole: merge_parts(outputs, whole),
+                             needs=tuple(p.name for p in parts))]
+    return out
 
 
 def batch_evaluations(args: ExperimentConfig, folder: Path, steps: list[Step]) -> list[Step]:
@@ -655,12 +684,25 @@ def check_packing(args: ExperimentConfig) -> None:
     if gpu_list(args) and args.backend != "hf" and args.kv_cache_gb is None:
         raise AliceError("--gpus runs several engines on one card: give --kv-cache-gb (each engine's KV cache, "
                          "e.g. 6) or --backend hf")
+    if args.probe_parts < 1:
+        raise AliceError(f"--probe-parts must be 1 or more, got {args.probe_parts}")
     if gpu_list(args) and args.tensor_parallel_size > 1:
         raise AliceError("--gpus places every step on one card: --tensor-parallel-size needs the in-process mode "
                          "(leave out --gpus)")
     for name in ("gpu_capacity", "share_train_student", "share_train_teacher", "share_engine", "share_probe"):
         if not 0 < getattr(args, name) <= 1:
             raise AliceError(f"--{name.replace('_', '-')} must be in (0, 1], got {getattr(args, name)}")
+
+
+def prepare_models(args: ExperimentConfig) -> None:
+    """--gpus: a model that must be fetched or converted first (a GGUF file, the demo's model) is, once,
+    here, before steps that start at once each try to convert it."""
+    for role_name in ("teacher", "student", "summarizer", "midlevel"):
+        if getattr(args, role_name, None):
+            try:
+                resolve_role(args, role_name)
+            except AliceError:
+                pass  # the steps that use it say what is wrong, each in its own log
 
 
 def execute_packed(args: ExperimentConfig, folder: Path, steps: list[Step]) -> Executor:
@@ -728,6 +770,7 @@ def run_experiment(args: ExperimentConfig) -> dict:
     engines = Engines(args, share_adapters=share_adapters(args) and not packed)
     steps = experiment_steps(args, folder, task, engines, executor)
     if packed:  # the engines here stay unused: each step's process starts its own
+        prepare_models(args)
         executor, branch_result = execute_packed(args, folder, steps), {}
     else:
         branch_result = execute(args, folder, steps, executor, engines)

@@ -39,7 +39,7 @@ from ..errors import AliceError
 from ..hygiene import answer_check, check_statement, structured_from_row
 from ..models import ModelRef
 from ..prompts import NOT_APPLICABLE, clean_statement, summarizer_messages
-from ..records import JsonlAppender, Manifest, iter_jsonl
+from ..records import JsonlAppender, Manifest, atomic_write_json, iter_jsonl, read_json, write_jsonl_atomic
 from ..tasks import Example, Task
 from .common import Checked, LazyBackend, check_counts, generate_checked, generate_stage, sibling, slug
 
@@ -293,4 +293,32 @@ def uncertainty(args: UncertaintyConfig, backend: Backend | None = None,
     manifest.complete(counts, output=str(output), dataset=task.name, pool="student")
     print(f"{output}: {counts['written']} questions: {counts['certain']} certain, {counts['uncertain']} uncertain, "
           f"{counts['no_answer']} without an answer")
+    return counts
+
+
+def add_counts(total: dict, more: dict) -> dict:
+    """Counts summed key by key (nested counts too, such as the checks' reasons)."""
+    for key, value in more.items():
+        if isinstance(value, dict):
+            add_counts(total.setdefault(key, {}), value)
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            total[key] = total.get(key, 0) + value
+    return total
+
+
+def merge_parts(parts: list[Path], output: Path) -> dict:
+    """The parts' rows as one uncertainty output (pool order), with a manifest that sums their counts
+    and names the parts (each part's own manifest holds its command)."""
+    rows, counts, manifests = [], {}, []
+    for part in parts:
+        manifest = read_json(part.with_name(part.name.removesuffix(".jsonl") + ".manifest.json"))
+        manifests.append(manifest)
+        add_counts(counts, manifest.get("counts", {}))
+        rows.extend(row for _, row in iter_jsonl(part))
+    write_jsonl_atomic(output, rows)
+    merged = {**manifests[0], "counts": counts, "output": str(output), "parts": [str(p) for p in parts],
+              "commands": [m.get("command") for m in manifests], "status": "complete",
+              "timings": {"probing_s": sum(m.get("timings", {}).get("probing_s", 0) for m in manifests),
+                          "summarizing_s": sum(m.get("timings", {}).get("summarizing_s", 0) for m in manifests)}}
+    atomic_write_json(output.with_name(output.name.removesuffix(".jsonl") + ".manifest.json"), merged)
     return counts
