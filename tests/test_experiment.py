@@ -532,3 +532,17 @@ def test_probe_parts_split_the_pool_and_merge_into_the_probing_output(capsys):
         assert heads[f"uncertainty {i}/3"] == "gpu 0.12; needs train teacher-cot]"
     assert heads["uncertainty"] == "cpu; needs uncertainty 1/3, uncertainty 2/3, uncertainty 3/3]"
     assert heads["student_generate"].endswith("needs uncertainty]")
+
+
+def test_targets_run_only_what_they_need_and_packed_settings_need_gpus(capsys):
+    """--gpus --targets: only the steps the named ones (or shell patterns) need, in table order; a pattern
+    that matches nothing, and the packed-only settings without --gpus, are refused in one line."""
+    experiment.main(["--gpus", "none", "--targets", "eval w2s-cot", "--no-cascade", "--dry-run"])
+    heads = [line.split("  [", 1)[0] for line in capsys.readouterr().out.splitlines()
+             if "  [" in line and not line.startswith(" ")]
+    assert heads == ["cot_generate_filter", "train teacher-cot", "w2s-cot labels", "train student-w2s-cot",
+                     "eval w2s-cot"]
+    with pytest.raises(AliceError, match="--targets 'nothing' matches no step"):
+        experiment.main(["--gpus", "none", "--targets", "train *", "nothing", "--no-cascade", "--dry-run"])
+    with pytest.raises(AliceError, match="--probe-parts, --eval-batches, --targets: only with --gpus"):
+        experiment.main(["--probe-parts", "2", "--eval-batches", "--targets", "gate", "--dry-run"])

@@ -30,6 +30,7 @@ Run folder layout::
 
 from __future__ import annotations
 
+import fnmatch
 import math
 import os
 import sys
@@ -172,6 +173,9 @@ class ExperimentConfig(StagePassthrough, CheckSettings, GenerationSettings, Mode
     probe_parts: int = setting(1, "--gpus: probe the pool in this many disjoint parts at once, each its own engine "
                                "(--share-probe each), merged into uncertainty.jsonl (one engine is host-bound: four "
                                "probed 3.6x as fast as one on an H200)", group=PACKED, operational=True)
+    targets: list[str] | None = setting(None, "--gpus: run only what these steps need (names or shell patterns, e.g. "
+                                        "gate 'train student-*-seed0'; a run in parts on a machine held for a "
+                                        "while); the report covers what exists", group=PACKED, operational=True)
     eval_batches: bool = setting(False, "--gpus: evaluate each seed's trained student arms (both test sets) in one "
                                  "process and one engine, each next model's weights loaded into it, once all of "
                                  "them are trained (instead of an engine per evaluation)", group=PACKED,
@@ -694,6 +698,20 @@ def check_packing(args: ExperimentConfig) -> None:
             raise AliceError(f"--{name.replace('_', '-')} must be in (0, 1], got {getattr(args, name)}")
 
 
+def chosen_targets(args: ExperimentConfig, table: list[Step]) -> list[str]:
+    """--targets as step names (patterns matched against the table); every step when not given."""
+    names = [step.name for step in table]
+    if not args.targets:
+        return names
+    chosen: list[str] = []
+    for pattern in args.targets:
+        matched = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
+        if not matched:
+            raise AliceError(f"--targets {pattern!r} matches no step (--dry-run lists them)")
+        chosen += [n for n in matched if n not in chosen]
+    return chosen
+
+
 def prepare_models(args: ExperimentConfig) -> None:
     """--gpus: a model that must be fetched or converted first (a GGUF file, the demo's model) is, once,
     here, before steps that start at once each try to convert it."""
@@ -710,7 +728,7 @@ def execute_packed(args: ExperimentConfig, folder: Path, steps: list[Step]) -> E
     table = packed_steps(args, folder, steps)
     executor = Executor(table, gpus=gpu_list(args), log_dir=folder / "logs", capacity=args.gpu_capacity,
                         cpu_slots=args.cpu_slots, status_path=folder / "steps.json", dry_run=args.dry_run)
-    executor.make([step.name for step in table])
+    executor.make(chosen_targets(args, table))
     if args.cascade and not args.midlevel and not args.dry_run:
         executor.failed["cascade"] = "no --midlevel (cascade Alice needs a mid model; --no-cascade: not asked)"
     return executor
@@ -723,6 +741,11 @@ def run_experiment(args: ExperimentConfig) -> dict:
         require(args.report_to)  # a logging backend that is not installed stops the run before anything is spent
     folder = run_folder(args)
     packed = args.gpus is not None
+    packed_only = [flag for flag, given in (("--probe-parts", args.probe_parts != 1), ("--eval-batches",
+                   args.eval_batches), ("--targets", bool(args.targets))) if given]
+    if packed_only and not packed:
+        raise AliceError(f"{', '.join(packed_only)}: only with --gpus (one step after another, a run keeps its "
+                         "engines between steps instead)")
     if packed:
         check_packing(args)
         folder = folder.resolve()  # its steps run from the checkout's root, wherever this was started
