@@ -546,3 +546,39 @@ def test_targets_run_only_what_they_need_and_packed_settings_need_gpus(capsys):
         experiment.main(["--gpus", "none", "--targets", "train *", "nothing", "--no-cascade", "--dry-run"])
     with pytest.raises(AliceError, match="--probe-parts, --eval-batches, --targets: only with --gpus"):
         experiment.main(["--probe-parts", "2", "--eval-batches", "--targets", "gate", "--dry-run"])
+
+
+def test_drop_weights_after_a_models_last_evaluation_keeps_models_later_steps_read(tmp_path):
+    """--drop-weights: a trained model read only by its evaluations (the twin after the first) loses its
+    *.safetensors once the last succeeds (manifest and config stay); a model that a labelling step also
+    reads keeps them."""
+    from alice.config import parse
+    from alice.stages.evaluate import EvalConfig
+    from alice.stages.experiment import with_weight_drops
+    from alice.stages.train import TrainConfig
+    from alice.stages.w2s_labels import W2SLabelsConfig
+    from alice.steps import Executor, Step
+
+    student, teacher = tmp_path / "student-alice", tmp_path / "teacher-cot"
+    for folder in (student, teacher):
+        folder.mkdir()
+        for name in ("model.safetensors", "config.json", "manifest.json"):
+            (folder / name).write_text("{}")
+
+    def train(name: str, folder) -> Step:
+        return Step(f"train {name}", "train", parse(TrainConfig, ["--student", "smollm2", "--train-file", "x.jsonl",
+                                                                  "--output-dir", str(folder)]))
+
+    def evaluation(name: str, needs: tuple[str, ...]) -> Step:
+        return Step(name, "eval", parse(EvalConfig, ["--student", str(student), "--output", str(tmp_path / name)]),
+                    needs=needs)
+
+    steps = with_weight_drops([
+        train("teacher-cot", teacher), train("student-alice", student),
+        Step("labels", "w2s_labels", parse(W2SLabelsConfig, ["--teacher", str(teacher), "--output", "l.jsonl"])),
+        evaluation("eval alice", ("train student-alice",)), evaluation("eval alice (second)", ("eval alice",))])
+    hooks = {s.name: s.after for s in steps if s.after is not None}
+    assert list(hooks) == ["eval alice (second)"]
+    Executor(steps).record(steps[-1], True, 1.0, "")  # the step succeeded: its hook runs
+    assert not (student / "model.safetensors").exists() and (student / "manifest.json").is_file()
+    assert (teacher / "model.safetensors").is_file()

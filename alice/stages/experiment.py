@@ -36,6 +36,7 @@ import os
 import sys
 import time
 from dataclasses import dataclass, replace
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -150,6 +151,10 @@ class ExperimentConfig(StagePassthrough, CheckSettings, GenerationSettings, Mode
                                    choices=["tensorboard", "wandb"], operational=True)
     overwrite: bool = setting(False, "start every step over (each replaces its own outputs; other files in the "
                               "run folder stay)", operational=True)
+    drop_weights: bool = setting(False, "delete a trained model's weights (*.safetensors; its manifest, config and "
+                                 "tokenizer stay) once its evaluations are done, for long runs on a small disk (a rerun "
+                                 "still resumes: its training and evaluations are complete); models that later steps "
+                                 "read (the trained teachers) are kept", operational=True)
     dry_run: bool = setting(False, "print every step's command and full settings; run nothing, write nothing",
                             operational=True)
     # Packed: the same table, each stage step its script's command, as many at once as the GPUs hold.
@@ -579,6 +584,33 @@ def execute(args: ExperimentConfig, folder: Path, steps: list[Step], executor: E
     return branch_result
 
 
+def with_weight_drops(steps: list[Step]) -> list[Step]:
+    """--drop-weights: each trained model read only by its evaluations (a chain: each evaluation after the
+    one before) loses its weights once the last of them succeeded."""
+    trained = {Path(s.config.output_dir): s.name for s in steps if s.script == "train"}
+
+    def reads(step: Step, folder: Path) -> bool:
+        if step.config is None or step.name == trained[folder]:
+            return False
+        values = [v for v in settings_dict(step.config).values() if isinstance(v, str)]
+        return any(v == str(folder) or v.startswith(f"{folder}/") for v in values)
+
+    after: dict[str, Path] = {}
+    for folder in trained:
+        readers = [s for s in steps if reads(s, folder)]
+        chained = all(a.name in b.needs for a, b in pairwise(readers))
+        if readers and chained and all(s.script == "eval" for s in readers):
+            after[readers[-1].name] = folder
+    return [replace(s, after=lambda folder=after[s.name]: drop_model_weights(folder)) if s.name in after else s
+            for s in steps]
+
+
+def drop_model_weights(folder: Path) -> None:
+    for path in folder.glob("*.safetensors"):
+        path.unlink()
+    print(f"weights dropped: {folder} (--drop-weights)", flush=True)
+
+
 def packed_steps(args: ExperimentConfig, folder: Path, steps: list[Step]) -> list[Step]:
     """The table for --gpus: every stage step as a subprocess running its script with its config's command
     (the one its manifest records), with its share of a card; checks and summaries stay in this process."""
@@ -663,9 +695,11 @@ def batch_evaluations(args: ExperimentConfig, folder: Path, steps: list[Step]) -
             atomic_write_json(listing, [settings_dict(s.config) for s in group])
         needs = tuple(dict.fromkeys(n for s in group for n in s.needs if n not in batch_of))
         outputs = [Path(s.config.output) for s in group]
+        hooks = [s.after for s in group if s.after is not None]
         out.append(Step(name, helper=[sys.executable, "-m", "alice.stages.evaluate", str(listing)], needs=needs,
                         gpu=group[0].gpu, retries=group[0].retries,
-                        done=lambda outputs=outputs: all(evaluation_complete(o) for o in outputs)))
+                        done=lambda outputs=outputs: all(evaluation_complete(o) for o in outputs),
+                        after=(lambda hooks=hooks: [hook() for hook in hooks]) if hooks else None))
     return out
 
 
@@ -771,6 +805,7 @@ def run_experiment(args: ExperimentConfig) -> dict:
     if args.dry_run:
         engines = Engines(args, share_adapters=False)  # hands out handles only: no engine starts
         steps = experiment_steps(args, folder, task, engines, executor)
+        steps = with_weight_drops(steps) if args.drop_weights else steps
         if packed:
             executor = execute_packed(args, folder, steps)
         else:
@@ -792,6 +827,7 @@ def run_experiment(args: ExperimentConfig) -> dict:
 
     engines = Engines(args, share_adapters=share_adapters(args) and not packed)
     steps = experiment_steps(args, folder, task, engines, executor)
+    steps = with_weight_drops(steps) if args.drop_weights else steps
     if packed:  # the engines here stay unused: each step's process starts its own
         prepare_models(args)
         executor, branch_result = execute_packed(args, folder, steps), {}
