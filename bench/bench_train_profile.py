@@ -2,9 +2,11 @@
 
 The training recipe's step (fp32 master weights, bf16 autocast, fused AdamW, gradient clipping at 1.0, as
 train.py runs full fine-tuning) is split into forward with the loss, backward, clipping and the optimizer
-step, each timed with CUDA events; then the same forward and backward with bf16 weights and no optimizer
-(what the matmuls alone reach at this row length), and the recipe with more rows per step. One step is
-profiled: CUDA time per kind of kernel (matmuls, attention, the loss, the optimizer, elementwise).
+step, each timed with CUDA events; then the same rows packed into one sequence with positions restarting
+at each row (padding-free training's layout: transformers masks across rows), the same forward and backward
+with bf16 weights and no optimizer (what the matmuls alone reach at this row length), and the recipe with
+more rows per step. The recipe's step and the packed one are profiled: CUDA time per kind of kernel
+(matmuls, attention, the loss, the optimizer, elementwise).
 
 MFU = 6 x parameters x tokens per step / step time / peak (989e12, an H100/H200's dense bf16); attention
 FLOPs and recomputation are not counted, as in P3_train_mfu.
@@ -63,7 +65,8 @@ class Timer:
         return {b[0]: b[1] - a[1] for a, b in zip(self.marks, self.marks[1:])}
 
 
-def run_variant(args: argparse.Namespace, name: str, rows: int, recipe: bool, profile: bool = False) -> dict:
+def run_variant(args: argparse.Namespace, name: str, rows: int, recipe: bool, profile: bool = False,
+                packed: bool = False) -> dict:
     model = build(args, torch.float32 if recipe else torch.bfloat16)
     params = sum(p.numel() for p in model.parameters())
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, weight_decay=0.01,
@@ -72,6 +75,11 @@ def run_variant(args: argparse.Namespace, name: str, rows: int, recipe: bool, pr
     generator = torch.Generator().manual_seed(1)
     batch = torch.randint(0, vocab, (rows, args.row_tokens), generator=generator).to(args.device)
     tokens = rows * args.row_tokens
+    inputs = {"input_ids": batch, "labels": batch}
+    if packed:  # the rows as one sequence, positions restarting at each row (padding-free training's layout)
+        flat = batch.reshape(1, tokens)
+        positions = torch.arange(args.row_tokens, device=args.device).repeat(rows).reshape(1, tokens)
+        inputs = {"input_ids": flat, "labels": flat, "position_ids": positions}
     autocast = torch.autocast(device_type=args.device.split(":")[0], dtype=torch.bfloat16, enabled=recipe)
     times: list[dict[str, float]] = []
     kernels: dict[str, float] = {}
@@ -81,7 +89,7 @@ def run_variant(args: argparse.Namespace, name: str, rows: int, recipe: bool, pr
         timer = Timer(args.device)
         timer.mark("start")
         with autocast:
-            loss = model(input_ids=batch, labels=batch).loss
+            loss = model(**inputs).loss
         timer.mark("forward_and_loss")
         loss.backward()
         timer.mark("backward")
@@ -96,11 +104,11 @@ def run_variant(args: argparse.Namespace, name: str, rows: int, recipe: bool, pr
         if step >= args.warmup:
             times.append(phases)
     if profile:
-        kernels = profile_step(args, model, optimizer, batch, autocast)
+        kernels = profile_step(args, model, optimizer, inputs, autocast)
     mean = {k: round(sum(t[k] for t in times) / len(times), 5) for k in times[0]}
     step_s = sum(mean.values())
     compute_s = mean["forward_and_loss"] + mean["backward"]
-    result = {"rows": rows, "row_tokens": args.row_tokens, "tokens_per_step": tokens, "parameters": params,
+    result = {"rows": rows, "row_tokens": args.row_tokens, "layout": "one packed sequence" if packed else "a batch", "tokens_per_step": tokens, "parameters": params,
               "weights": "fp32, bf16 autocast" if recipe else "bf16", "optimizer": "fused AdamW" if recipe else None,
               "phases_s": mean, "step_s": round(step_s, 5), "tokens_per_s": round(tokens / step_s, 1),
               "mfu": round(6 * params * tokens / step_s / PEAK_FLOPS, 4),
@@ -134,14 +142,14 @@ def kind_of(kernel: str) -> str:
     return "elementwise_and_other"
 
 
-def profile_step(args: argparse.Namespace, model, optimizer, batch, autocast) -> dict[str, float]:
+def profile_step(args: argparse.Namespace, model, optimizer, inputs: dict, autocast) -> dict[str, float]:
     """CUDA time of one recipe step by kind of kernel (seconds)."""
     from torch.profiler import ProfilerActivity, profile
 
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if args.device.startswith("cuda") else [])
     with profile(activities=activities) as prof:
         with autocast:
-            loss = model(input_ids=batch, labels=batch).loss
+            loss = model(**inputs).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
@@ -177,6 +185,7 @@ def main() -> None:
             "command": "python bench/bench_train_profile.py " + " ".join(
                 f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if v not in (None, False))}
     results = {"recipe": run_variant(args, "recipe", args.rows, True, profile=True),
+               "recipe_packed": run_variant(args, "recipe_packed", args.rows, True, profile=True, packed=True),
                "bf16_forward_backward": run_variant(args, "bf16_forward_backward", args.rows, False),
                f"recipe_{args.more_rows}_rows": run_variant(args, f"recipe_{args.more_rows}_rows", args.more_rows,
                                                             True)}
