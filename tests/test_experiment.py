@@ -461,11 +461,13 @@ def test_gpus_none_runs_the_table_as_subprocesses_and_reports(tmp_path, small_mo
     assert "eval seed1 arms" in status and (run / "logs" / "eval_seed1_arms.engines.json").is_file()
     assert (run / "logs" / "train_student-alice-seed1.log").is_file()
     manifest = json.loads((run / "eval-alice-seed1.manifest.json").read_text())
-    assert "eval.py" in manifest["command"] and "student-alice-seed1" in manifest["command"]
+    # Evaluated in its seed's batch step: the manifest's rerun is still its own eval.py command.
+    assert manifest["rerun"].startswith("python eval.py") and "student-alice-seed1" in manifest["rerun"]
     report = json.loads((run / "report.json").read_text())
     methods = report["groups"][0]["methods"]
     assert len(methods["alice"]["seeds"]) == 2 and len(methods["self_training"]["seeds"]) == 2
     assert report["groups"][0]["gate"]["overridden"] is True
+    assert "Missing" not in (run / "report.md").read_text()  # the report knew the run's arms
     assert json.loads((run / "evidence.json").read_text())["training_runs"]["student-alice-seed0"]["steps"] == 2
 
 

@@ -818,10 +818,11 @@ def run_experiment(args: ExperimentConfig) -> dict:
             "run_dir": str(folder)}
     info_path = folder / "experiment.json"
     attempts = (read_json(info_path).get("attempts", 1) + 1) if info_path.exists() and not args.overwrite else 1
-    atomic_write_json(info_path, {**info, "status": "running", "attempts": attempts})
+    # The settings go in now: the report, built before the final write, reads the run's arms from them.
+    atomic_write_json(info_path, {**info, "status": "running", "attempts": attempts, "settings": settings_dict(args)})
     if args.second_test:  # the report's second group: its title and note
         atomic_write_json(folder / SECOND_TEST / "experiment.json",
-                          {**info, "dataset": f"{task.name} ({args.second_test})",
+                          {**info, "settings": settings_dict(args), "dataset": f"{task.name} ({args.second_test})",
                            "note": (note + " " if note else "") + f"Second test set: --data {args.data} with "
                                    f"{args.second_test}."})
 
