@@ -418,7 +418,7 @@ def test_a_small_version_of_the_fair_recipe_reports_paired_statistics_and_the_ga
     assert evidence["training_runs"]["student-alice-seed1"]["steps"] == 2
 
 
-def test_gpus_runs_each_stage_as_its_script_with_a_share_of_a_card(capsys):
+def test_gpus_runs_each_stage_as_its_script_with_a_share_of_a_card(tmp_path, capsys):
     """--gpus: the same table, every stage step a subprocess running its script with its config's command,
     each with its share of a card (student trainings, teacher trainings, engines) and its needs; the gate
     stays in this process. vLLM engines sharing a card need a fixed KV cache, so --gpus without
@@ -429,8 +429,8 @@ def test_gpus_runs_each_stage_as_its_script_with_a_share_of_a_card(capsys):
         experiment.main(["--gpus", "0", "--backend", "hf", "--tensor-parallel-size", "2", "--dry-run"])
     with pytest.raises(AliceError, match="--share-engine must be in"):
         experiment.main(["--gpus", "0", "--backend", "hf", "--share-engine", "1.5", "--dry-run"])
-    result = experiment.main(["--gpus", "0", "--backend", "hf", "--seeds", "0", "1", "--arms", "alice",
-                              "self_training", "--gate", "--no-cascade", "--share-train-student", "0.5",
+    result = experiment.main(["--gpus", "0", "--backend", "hf", "--run-dir", str(tmp_path), "--seeds", "0", "1",
+                              "--arms", "alice", "self_training", "--gate", "--no-cascade", "--share-train-student", "0.5",
                               "--dry-run"])
     out = capsys.readouterr().out
     heads = dict(line.split("  [", 1) for line in out.splitlines() if "  [" in line and not line.startswith(" "))
@@ -471,12 +471,12 @@ def test_gpus_none_runs_the_table_as_subprocesses_and_reports(tmp_path, small_mo
     assert json.loads((run / "evidence.json").read_text())["training_runs"]["student-alice-seed0"]["steps"] == 2
 
 
-def test_eval_batches_make_one_step_per_seed_of_the_arms_evaluations(capsys):
+def test_eval_batches_make_one_step_per_seed_of_the_arms_evaluations(tmp_path, capsys):
     """--gpus --eval-batches: each seed's student-arm evaluations (both test sets) become one step that needs
     that seed's arm trainings and runs python -m alice.stages.evaluate on their configs; weak, ceiling and
     zero-shot keep their own steps; nothing is written in a dry run."""
-    result = experiment.main(["--gpus", "0", "--backend", "hf", "--seeds", "0", "1", "--arms", "alice",
-                              "self_training", "--gate", "--no-cascade", "--eval-batches", "--data",
+    result = experiment.main(["--gpus", "0", "--backend", "hf", "--run-dir", str(tmp_path), "--seeds", "0", "1",
+                              "--arms", "alice", "self_training", "--gate", "--no-cascade", "--eval-batches", "--data",
                               "gsm_symbolic:held_out=2", "--second-test", "eval=held_out", "--dry-run"])
     out = capsys.readouterr().out
     heads = dict(line.split("  [", 1) for line in out.splitlines() if "  [" in line and not line.startswith(" "))
@@ -515,7 +515,7 @@ def test_an_evaluation_batch_file_runs_every_evaluation_in_one_process(tmp_path,
     assert refused.returncode == 2 and refused.stderr.strip().endswith("settings eval.py does not have: lr")
 
 
-def test_probe_parts_split_the_pool_and_merge_into_the_probing_output(capsys):
+def test_probe_parts_split_the_pool_and_merge_into_the_probing_output(tmp_path, capsys):
     """--gpus --probe-parts N: the probing step as N uncertainty.py steps on disjoint parts of the pool, each
     its own output, then an in-process merge under the step's own name, so what needs it is unchanged; a
     question limit, which applies after the part, is refused in one line."""
@@ -524,7 +524,7 @@ def test_probe_parts_split_the_pool_and_merge_into_the_probing_output(capsys):
     with pytest.raises(AliceError, match="--probe-parts must be 1 or more"):
         experiment.main(["--gpus", "none", "--probe-parts", "0", "--no-cascade", "--dry-run"])
     result = experiment.main(["--gpus", "0", "--backend", "hf", "--probe-parts", "3", "--preset", "paper",
-                              "--no-cascade", "--dry-run"])
+                              "--run-dir", str(tmp_path), "--no-cascade", "--dry-run"])
     out = capsys.readouterr().out
     heads = dict(line.split("  [", 1) for line in out.splitlines() if "  [" in line and not line.startswith(" "))
     steps = {s["step"]: s["settings"] for s in result["steps"]}
@@ -536,10 +536,11 @@ def test_probe_parts_split_the_pool_and_merge_into_the_probing_output(capsys):
     assert heads["student_generate"].endswith("needs uncertainty]")
 
 
-def test_targets_run_only_what_they_need_and_packed_settings_need_gpus(capsys):
+def test_targets_run_only_what_they_need_and_packed_settings_need_gpus(tmp_path, capsys):
     """--gpus --targets: only the steps the named ones (or shell patterns) need, in table order; a pattern
     that matches nothing, and the packed-only settings without --gpus, are refused in one line."""
-    experiment.main(["--gpus", "none", "--targets", "eval w2s-cot", "--no-cascade", "--dry-run"])
+    experiment.main(["--gpus", "none", "--run-dir", str(tmp_path), "--targets", "eval w2s-cot", "--no-cascade",
+                     "--dry-run"])
     heads = [line.split("  [", 1)[0] for line in capsys.readouterr().out.splitlines()
              if "  [" in line and not line.startswith(" ")]
     assert heads == ["cot_generate_filter", "train teacher-cot", "w2s-cot labels", "train student-w2s-cot",
@@ -584,3 +585,25 @@ def test_drop_weights_after_a_models_last_evaluation_keeps_models_later_steps_re
     Executor(steps).record(steps[-1], True, 1.0, "")  # the step succeeded: its hook runs
     assert not (student / "model.safetensors").exists() and (student / "manifest.json").is_file()
     assert (teacher / "model.safetensors").is_file()
+
+
+def test_a_finished_step_is_known_by_its_manifest_and_settings(tmp_path, small_model):
+    """--gpus: a stage step whose output's manifest is complete with the same result-defining settings starts
+    no process on a rerun; another result setting runs it again, an operational one does not."""
+    from dataclasses import replace
+
+    from alice.config import parse
+    from alice.stages.evaluate import EvalConfig, evaluate
+    from alice.stages.experiment import finished_as_configured
+    from alice.steps import Step
+
+    config = parse(EvalConfig, ["--data", "gsm_symbolic", "--limit", "2", "--max-new-tokens", "8", "--backend", "hf",
+                                "--student", small_model, "--output", str(tmp_path / "eval-a.jsonl")])
+    step = Step("eval a", "eval", config)
+    assert not finished_as_configured(step)
+    evaluate(config)
+    assert finished_as_configured(step)
+    assert finished_as_configured(replace(step, config=replace(config, batch_size=3)))  # operational
+    assert not finished_as_configured(replace(step, config=replace(config, max_new_tokens=16)))
+    (tmp_path / "eval-a.summary.json").unlink()
+    assert not finished_as_configured(step)

@@ -31,6 +31,7 @@ Run folder layout::
 from __future__ import annotations
 
 import fnmatch
+import json
 import math
 import os
 import sys
@@ -50,13 +51,13 @@ from ..cli import (
     role,
     task_from_args,
 )
-from ..config import field_map, like, setting, settings_dict
+from ..config import field_map, fingerprint_settings, like, setting, settings_dict
 from ..engines import Engines
 from ..errors import AliceError
 from ..evidence import evidence
 from ..gate import check_gate, decide, noise_floor
 from ..models import SMALL_MODEL, small_model_folder
-from ..records import atomic_write_json, manifest_path, read_json
+from ..records import atomic_write_json, manifest_path, read_json, scrub
 from ..report import build_report
 from ..steps import Executor, Step, slug_name
 from ..tasks import load_task
@@ -626,7 +627,9 @@ def packed_steps(args: ExperimentConfig, folder: Path, steps: list[Step]) -> lis
         return args.share_probe if step.script == "uncertainty" else args.share_engine
 
     # A GPU step can fail for memory other processes held at that moment: once more (each stage resumes).
-    packed = [replace(step, run=None, gpu=share(step), retries=1 if on_gpu else 0, beside=False)
+    # A finished step starts no process at all (a run in parts resumes in seconds).
+    packed = [replace(step, run=None, gpu=share(step), retries=1 if on_gpu else 0, beside=False,
+                      done=lambda step=step: finished_as_configured(step))
               if step.config is not None else step for step in steps]
     if args.probe_parts > 1:
         packed = probe_in_parts(args, packed)
@@ -694,21 +697,28 @@ def batch_evaluations(args: ExperimentConfig, folder: Path, steps: list[Step]) -
             listing.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_json(listing, [settings_dict(s.config) for s in group])
         needs = tuple(dict.fromkeys(n for s in group for n in s.needs if n not in batch_of))
-        outputs = [Path(s.config.output) for s in group]
         hooks = [s.after for s in group if s.after is not None]
         out.append(Step(name, helper=[sys.executable, "-m", "alice.stages.evaluate", str(listing)], needs=needs,
                         gpu=group[0].gpu, retries=group[0].retries,
-                        done=lambda outputs=outputs: all(evaluation_complete(o) for o in outputs),
+                        done=lambda group=group: all(finished_as_configured(s) for s in group),
                         after=(lambda hooks=hooks: [hook() for hook in hooks]) if hooks else None))
     return out
 
 
-def evaluation_complete(output: Path) -> bool:
-    """An evaluation's manifest says complete and its summary is written."""
+def finished_as_configured(step: Step) -> bool:
+    """A stage step whose output's manifest says complete, written with the same result-defining settings
+    (operational ones may differ, as when the stage resumes itself); an evaluation also needs its summary."""
+    output = getattr(step.config, "output", None) or getattr(step.config, "output_dir", None)
+    if not output or (step.script == "eval" and not summary_path(Path(output)).is_file()):
+        return False
     try:
-        return read_json(manifest_path(output)).get("status") == "complete" and summary_path(output).is_file()
+        manifest = read_json(manifest_path(output))
     except (AliceError, OSError, ValueError):
         return False
+    if manifest.get("status") != "complete" or not isinstance(manifest.get("args"), dict):
+        return False
+    current = json.loads(json.dumps(scrub(settings_dict(step.config)), default=str))
+    return all(manifest["args"].get(key) == current.get(key) for key in fingerprint_settings(step.config))
 
 
 def gpu_list(args: ExperimentConfig) -> list[str]:
