@@ -51,9 +51,8 @@ from .costs import relocate
 from .errors import AliceError
 from .evidence import evidence as run_evidence
 from .gate import check_gate, decide, generation_seconds, noise_floor
-from .models import cache_dir, resolve_model
+from .models import cache_dir, drop_weights, resolve_model
 from .records import atomic_write_json, iter_jsonl, read_json
-from .stages.evaluate import evaluate_many  # noqa: F401 - scripts/fair.py's batch step imports it from here
 from .stages.student_generate import ALICE_STATEMENTS
 from .stages.uncertainty import merge_parts
 from .steps import Executor, Step, stage_config
@@ -126,12 +125,6 @@ def output_done(output: Path) -> bool:
 
 def trained(folder: Path) -> bool:
     return complete(folder / "manifest.json") and any(folder.glob("*.safetensors"))
-
-
-def drop_weights(folder: Path) -> None:
-    """Evaluated models give back their disk (the manifest and tokenizer stay)."""
-    for path in folder.glob("*.safetensors"):
-        path.unlink()
 
 
 class FairTest:

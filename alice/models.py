@@ -207,6 +207,12 @@ def folder_hash(folder: str | Path) -> str:
     return digest.hexdigest()[:16]
 
 
+def drop_weights(folder: str | Path) -> None:
+    """An evaluated model gives back its disk: its weights go, its manifest, config and tokenizer stay."""
+    for path in Path(folder).glob("*.safetensors"):
+        path.unlink()
+
+
 def check_chat_template(tokenizer, where: str) -> None:
     if not getattr(tokenizer, "chat_template", None):
         raise AliceError(f"{where}: the tokenizer has no chat template; use an instruct model")

@@ -27,8 +27,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 from alice.errors import AliceError, run_main
-from alice.fair import FairTest, evaluate_many, fair_report, load_config, restore, run_fair
+from alice.fair import FairTest, fair_report, load_config, restore, run_fair
 from alice.models import gguf_to_folder
+from alice.stages.evaluate import evaluate_many
 
 
 def build_parser() -> argparse.ArgumentParser:

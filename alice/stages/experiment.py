@@ -56,7 +56,7 @@ from ..engines import Engines
 from ..errors import AliceError
 from ..evidence import evidence
 from ..gate import check_gate, decide, noise_floor
-from ..models import SMALL_MODEL, small_model_folder
+from ..models import SMALL_MODEL, drop_weights, small_model_folder
 from ..records import atomic_write_json, manifest_path, read_json, scrub
 from ..report import build_report
 from ..steps import Executor, Step, slug_name
@@ -457,7 +457,7 @@ def experiment_steps(args: ExperimentConfig, folder: Path, task, engines: Engine
                  beside=True),
             *evaluated("cascade", "student", final_model, ("cascade",), beside=True),
         ]
-    return steps
+    return with_weight_drops(steps) if args.drop_weights else steps
 
 
 def second_test_data(args: ExperimentConfig) -> str:
@@ -602,14 +602,8 @@ def with_weight_drops(steps: list[Step]) -> list[Step]:
         chained = all(a.name in b.needs for a, b in pairwise(readers))
         if readers and chained and all(s.script == "eval" for s in readers):
             after[readers[-1].name] = folder
-    return [replace(s, after=lambda folder=after[s.name]: drop_model_weights(folder)) if s.name in after else s
+    return [replace(s, after=lambda folder=after[s.name]: drop_weights(folder)) if s.name in after else s
             for s in steps]
-
-
-def drop_model_weights(folder: Path) -> None:
-    for path in folder.glob("*.safetensors"):
-        path.unlink()
-    print(f"weights dropped: {folder} (--drop-weights)", flush=True)
 
 
 def packed_steps(args: ExperimentConfig, folder: Path, steps: list[Step]) -> list[Step]:
@@ -682,27 +676,30 @@ def batch_evaluations(args: ExperimentConfig, folder: Path, steps: list[Step]) -
         if training is not None:
             batches.setdefault(training.config.seed, []).append(step)
     batch_of = {step.name: f"eval seed{seed} arms" for seed, group in batches.items() for step in group}
+    first_of = {group[0].name: group for group in batches.values()}  # a batch takes its first member's place
     out: list[Step] = []
     for step in steps:
-        name = batch_of.get(step.name)
-        if name is None:
+        if step.name not in batch_of:
             needs = tuple(dict.fromkeys(batch_of.get(n, n) for n in step.needs))
             out.append(replace(step, needs=needs) if needs != step.needs else step)
-            continue
-        if any(s.name == name for s in out):
-            continue
-        group = batches[int(name.split()[1].removeprefix("seed"))]
-        listing = folder / "logs" / f"{slug_name(name)}.json"
-        if not args.dry_run:
-            listing.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_json(listing, [settings_dict(s.config) for s in group])
-        needs = tuple(dict.fromkeys(n for s in group for n in s.needs if n not in batch_of))
-        hooks = [s.after for s in group if s.after is not None]
-        out.append(Step(name, helper=[sys.executable, "-m", "alice.stages.evaluate", str(listing)], needs=needs,
-                        gpu=group[0].gpu, retries=group[0].retries,
-                        done=lambda group=group: all(finished_as_configured(s) for s in group),
-                        after=(lambda hooks=hooks: [hook() for hook in hooks]) if hooks else None))
+        elif step.name in first_of:
+            out.append(batch_step(args, folder, batch_of[step.name], first_of[step.name], batch_of))
     return out
+
+
+def batch_step(args: ExperimentConfig, folder: Path, name: str, group: list[Step], batch_of: dict[str, str]) -> Step:
+    """One ``eval seed<N> arms`` step: its evaluations' configs listed in <run>/logs/ (when the run starts),
+    run by ``python -m alice.stages.evaluate``; it needs what they need outside the batch."""
+    listing = folder / "logs" / f"{slug_name(name)}.json"
+    if not args.dry_run:
+        listing.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(listing, [settings_dict(s.config) for s in group])
+    needs = tuple(dict.fromkeys(n for s in group for n in s.needs if n not in batch_of))
+    hooks = [s.after for s in group if s.after is not None]
+    return Step(name, helper=[sys.executable, "-m", "alice.stages.evaluate", str(listing)], needs=needs,
+                gpu=group[0].gpu, retries=group[0].retries,
+                done=lambda: all(finished_as_configured(s) for s in group),
+                after=(lambda: [hook() for hook in hooks]) if hooks else None)
 
 
 def finished_as_configured(step: Step) -> bool:
@@ -815,7 +812,6 @@ def run_experiment(args: ExperimentConfig) -> dict:
     if args.dry_run:
         engines = Engines(args, share_adapters=False)  # hands out handles only: no engine starts
         steps = experiment_steps(args, folder, task, engines, executor)
-        steps = with_weight_drops(steps) if args.drop_weights else steps
         if packed:
             executor = execute_packed(args, folder, steps)
         else:
@@ -838,7 +834,6 @@ def run_experiment(args: ExperimentConfig) -> dict:
 
     engines = Engines(args, share_adapters=share_adapters(args) and not packed)
     steps = experiment_steps(args, folder, task, engines, executor)
-    steps = with_weight_drops(steps) if args.drop_weights else steps
     if packed:  # the engines here stay unused: each step's process starts its own
         prepare_models(args)
         executor, branch_result = execute_packed(args, folder, steps), {}

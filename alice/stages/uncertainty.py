@@ -39,7 +39,15 @@ from ..errors import AliceError
 from ..hygiene import answer_check, check_statement, structured_from_row
 from ..models import ModelRef
 from ..prompts import NOT_APPLICABLE, clean_statement, summarizer_messages
-from ..records import JsonlAppender, Manifest, atomic_write_json, iter_jsonl, read_json, write_jsonl_atomic
+from ..records import (
+    JsonlAppender,
+    Manifest,
+    atomic_write_json,
+    iter_jsonl,
+    manifest_path,
+    read_json,
+    write_jsonl_atomic,
+)
 from ..tasks import Example, Task
 from .common import Checked, LazyBackend, check_counts, generate_checked, generate_stage, sibling, slug
 
@@ -311,7 +319,7 @@ def merge_parts(parts: list[Path], output: Path) -> dict:
     and names the parts (each part's own manifest holds its command)."""
     rows, counts, manifests = [], {}, []
     for part in parts:
-        manifest = read_json(part.with_name(part.name.removesuffix(".jsonl") + ".manifest.json"))
+        manifest = read_json(manifest_path(part))
         manifests.append(manifest)
         add_counts(counts, manifest.get("counts", {}))
         rows.extend(row for _, row in iter_jsonl(part))
@@ -320,5 +328,5 @@ def merge_parts(parts: list[Path], output: Path) -> dict:
               "commands": [m.get("command") for m in manifests], "status": "complete",
               "timings": {"probing_s": sum(m.get("timings", {}).get("probing_s", 0) for m in manifests),
                           "summarizing_s": sum(m.get("timings", {}).get("summarizing_s", 0) for m in manifests)}}
-    atomic_write_json(output.with_name(output.name.removesuffix(".jsonl") + ".manifest.json"), merged)
+    atomic_write_json(manifest_path(output), merged)
     return counts
