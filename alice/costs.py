@@ -38,7 +38,8 @@ def relocate(path: str, run: Path) -> Path:
 
 def step_outputs(command: str, run: Path, moved_from: str | None = None) -> list[Path]:
     """The manifests a step's command writes: its ``--output`` / ``--output-dir``, or, for a batch of
-    evaluations (``scripts/fair.py evaluate ... NAME...``), each evaluation on both test sets.
+    evaluations (``python -m alice.stages.evaluate LISTING``; results/fair's steps.json records an earlier
+    driver's ``scripts/fair.py evaluate ... NAME...``), each evaluation in it.
     ``moved_from``: the run folder's path where the run happened, read as ``run`` here."""
     argv = shlex.split(command)
 
@@ -53,7 +54,11 @@ def step_outputs(command: str, run: Path, moved_from: str | None = None) -> list
             found.append(manifest_path(local(value)))
         elif flag == "--output-dir":
             found.append(local(value) / "manifest.json")
-    if "evaluate" in argv and any(a.endswith("fair.py") for a in argv):
+    if argv[-2:-1] == ["alice.stages.evaluate"]:  # experiment.py --eval-batches: the listing names the outputs
+        listing = local(argv[-1])
+        if listing.is_file():
+            found += [manifest_path(local(c["output"])) for c in json.loads(listing.read_text()) if c.get("output")]
+    if "evaluate" in argv and any(a.endswith("fair.py") for a in argv):  # an earlier driver's batches (results/fair)
         names, rest = [], iter(argv[argv.index("evaluate") + 1:])
         for arg in rest:
             if arg.startswith("--"):
@@ -100,3 +105,21 @@ def gpu_time(run: Path, moved_from: str | None = None) -> dict | None:
             "gpu_held_s": round(sum(float(p.get("wall_s") or 0) for p in parts), 1),
             "by_kind": kinds,
             "note": "GPU steps only; steps that shared a GPU overlap, so the kinds' sums exceed the time held"}
+
+
+def eval_batch_costs(run: Path) -> list[dict]:
+    """Each batch of evaluations that shared one engine (its record: ``logs/*.engines.json`` beside the batch's
+    listing, or ``engines/*.json`` in results/fair's layout): its wall time against the generation time of its
+    evaluations (what loading, starting and swapping the weights cost on top), and its engine record."""
+    from .gate import generation_seconds
+
+    batches = []
+    for path in sorted([*run.glob("logs/*.engines.json"), *run.glob("engines/*.json")]):
+        record = json.loads(path.read_text())
+        generation = sum(generation_seconds(relocate(o, run)) or 0 for o in record.get("outputs", []))
+        batches.append({"batch": path.name.removesuffix(".json").removesuffix(".engines"),
+                        "evaluations": len(record.get("outputs", [])), "wall_s": record.get("wall_s"),
+                        "generation_s": round(generation, 1),
+                        "wall_over_generation": round(record["wall_s"] / generation, 2) if generation else None,
+                        "engines": record.get("engines")})
+    return batches

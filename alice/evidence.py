@@ -1,5 +1,5 @@
 """What a run's arms were trained on, and whether their trainings did what the recipe says:
-``evidence.json`` beside the report (experiment.py and the fair test write it).
+``evidence.json`` beside the report (experiment.py writes it).
 
 - ``training_targets``: how often each arm's training targets are right, scored against the student
   pool's ground truth (which no weak-to-strong arm sees), and Alice's ``original`` and ``new`` rows apart;
@@ -10,7 +10,8 @@
   wrong, and the reverse (needs the self-training control's labels);
 - ``training_runs``: each trained model's rows, steps, warm-up, whether it reached its peak learning
   rate, first and final loss;
-- ``gpu_time``: the steps' wall time per kind, split into work, loading and saving (``alice/costs.py``).
+- ``gpu_time``: the steps' wall time per kind, split into work, loading and saving (``alice/costs.py``);
+- ``evaluation_batches``: each batch of evaluations sharing one engine, its wall time against its generation.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from .costs import gpu_time
+from .costs import eval_batch_costs, gpu_time
 from .metrics import summarize_scores
 from .records import iter_jsonl, manifest_path, read_json
 from .tasks import Task
@@ -123,4 +124,7 @@ def evidence(run: Path, task: Task, data_files: dict[str, Path], model_manifests
     result["hygiene"] = hygiene(task, files, counts, uncertainty, uncertainty_counts)
     result["training_runs"] = training_runs(model_manifests)
     result["gpu_time"] = gpu_time(run)
+    batches = eval_batch_costs(run)
+    if batches:
+        result["evaluation_batches"] = batches
     return result

@@ -213,6 +213,14 @@ def drop_weights(folder: str | Path) -> None:
         path.unlink()
 
 
+def has_weights(folder: str | Path) -> bool:
+    """A trained model's folder still holds its weights (full or adapter); not after ``drop_weights``, nor in a
+    run folder restored from its deliverables."""
+    folder = Path(folder)
+    return any(folder.glob("*.safetensors")) or any(folder.glob("pytorch_model*.bin")) or any(
+        folder.glob("adapter_model.bin"))
+
+
 def check_chat_template(tokenizer, where: str) -> None:
     if not getattr(tokenizer, "chat_template", None):
         raise AliceError(f"{where}: the tokenizer has no chat template; use an instruct model")
@@ -314,3 +322,16 @@ def fetch_smollm2_gguf() -> Path:
         gguf.unlink()
         raise AliceError(f"{gguf}: sha256 mismatch; removed it, rerun to download again")
     return gguf
+
+
+if __name__ == "__main__":  # python -m alice.models FILE.gguf [NAME]: convert once, print the folder
+    from .errors import run_main
+
+    def _convert() -> None:
+        if len(sys.argv) not in (2, 3) or not sys.argv[1].endswith(".gguf"):
+            raise AliceError("usage: python -m alice.models FILE.gguf [NAME]  (a Hugging Face folder in the cache)")
+        if not Path(sys.argv[1]).is_file():
+            raise AliceError(f"{sys.argv[1]}: no such file")
+        print(gguf_to_folder(Path(sys.argv[1]), name=sys.argv[2] if len(sys.argv) == 3 else None))
+
+    run_main(_convert)

@@ -22,8 +22,11 @@ Per group (every interval resamples the independent units: templates where the e
   p per seed pair (questions treated as independent).
 Writes report.md, report.csv (one row per method), report.png and report.json: ``schema``, ``command``,
 ``git_commit``, ``versions`` and ``groups``, one object per group (``setting``, ``gate``,
-``noise_floor``, ``methods``, ``paired``), the same keys for one run and for a sweep. Missing results
-are listed, never fatal.
+``noise_floor``, ``methods``, ``paired``), the same keys for one run and for a sweep; at a run folder's
+root also ``in_template`` and ``held_out_templates`` (its two test sets' groups, when it has a second),
+``gate``, ``near_duplicates``, ``hygiene`` and ``setting`` where the run wrote them (``run_extras``).
+``previous/`` and ``noise/`` below a run are not groups (an earlier run kept beside it; the noise floor's
+reruns). Missing results are listed, never fatal.
 """
 
 from __future__ import annotations
@@ -713,8 +716,44 @@ def pgr_panel(ax, group: Group) -> None:
     ax.legend(fontsize=7, loc="best")
 
 
+# Folders under a run that are not one of its groups: ``previous/`` (an earlier run kept beside its rerun) and
+# ``noise/`` (the noise floor's reruns of the untrained student, which noise_floor.json sums up).
+NOT_GROUPS = ("previous", "noise")
+SECOND_TEST = "held_out_templates"  # experiment.py --second-test's folder: the run's second test set
+
+
+def run_extras(root: Path, groups: list[Group]) -> dict:
+    """What report.json adds at a run folder's root: the run's own group and its second test set's
+    (``in_template``, ``held_out_templates``), the gate, the test draws left out as near duplicates of
+    train questions, the targets' checks per arm (evidence.json ``hygiene``) and the run's settings."""
+    def read(name: str) -> dict | None:
+        path = root / name
+        try:
+            return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+        except json.JSONDecodeError:
+            return None
+
+    info = read("experiment.json") or {}
+    extras: dict = {}
+    by_folder = {Path(g.folder).resolve(): group_json(g) for g in groups}
+    if (root / SECOND_TEST).resolve() in by_folder:
+        extras["in_template"] = by_folder.get(root.resolve())
+        extras["held_out_templates"] = by_folder[(root / SECOND_TEST).resolve()]
+    if read("gate.json") is not None:
+        extras["gate"] = read("gate.json")
+    setting = info.get("setting") or {}
+    description = setting.get("data_description") or info.get("data_description") or {}
+    if "near_duplicates_left_out" in description:
+        extras["near_duplicates"] = description["near_duplicates_left_out"]
+    if (read("evidence.json") or {}).get("hygiene") is not None:
+        extras["hygiene"] = read("evidence.json")["hygiene"]
+    if setting or info.get("settings"):
+        extras["setting"] = setting or info["settings"]
+    return extras
+
+
 def build_report(root: str | Path, output_dir: str | Path | None = None, samples: int = 2000,
-                 seed: int = 0, exclude: tuple[str, ...] = ()) -> dict:
+                 seed: int = 0, exclude: tuple[str, ...] = NOT_GROUPS) -> dict:
     """Write report.md, report.csv, report.json, report.png and report.pdf; returns the paths, the method rows,
     the paired comparisons and what is missing."""
     groups = [compute(g, samples, seed) for g in collect(root, exclude)]
@@ -722,7 +761,8 @@ def build_report(root: str | Path, output_dir: str | Path | None = None, samples
     text = markdown(groups)
     atomic_write_text(out / "report.md", text)
     atomic_write_text(out / "report.csv", write_csv(groups))
-    atomic_write_text(out / "report.json", json.dumps(report_json(groups), indent=2) + "\n")
+    atomic_write_text(out / "report.json",
+                      json.dumps({**report_json(groups), **run_extras(Path(root), groups)}, indent=2) + "\n")
     figures = plot(groups, out / "report.png")
     return {"markdown": str(out / "report.md"), "csv": str(out / "report.csv"), "json": str(out / "report.json"),
             "png": str(out / "report.png") if figures else None,

@@ -1,5 +1,4 @@
-"""A run as a table of steps, and the one executor that goes through it (experiment.py, cascade.py,
-scripts/fair.py).
+"""A run as a table of steps, and the one executor that goes through it (experiment.py, cascade.py).
 
 A ``Step`` is one of three kinds:
 - a stage: its script's name (``"train"`` for train.py) and that script's config (``TrainConfig``, ...).
@@ -7,7 +6,7 @@ A ``Step`` is one of three kinds:
   subprocess from the repo root whose command is ``python <script>.py <to_argv(config)>``: the
   command its manifest records to rerun it by hand. A stage's command is never written by hand.
 - an action: a short in-process function that is not a stage (a check, a merge, a summary).
-- a helper: the argv of a command that is not a stage script (``scripts/fair.py convert ...``); a
+- a helper: the argv of a command that is not a stage script (``python -m alice.stages.evaluate LISTING``); a
   stage script is refused there.
 A step names the steps it needs, the share of one GPU's memory it takes (a subprocess), when it is
 ``done`` (its outputs are complete: nothing to do), what runs ``after`` it succeeded, extra ``env``
@@ -78,7 +77,7 @@ class Step:
     needs: tuple[str, ...] = ()
     _: KW_ONLY
     action: Callable[[], object] | None = None  # not a stage: an in-process check, merge or summary
-    helper: list[str] | None = None  # not a stage: the argv of another command (scripts/fair.py convert ...)
+    helper: list[str] | None = None  # not a stage: the argv of another command (an evaluation batch)
     gpu: float = 0.0  # a subprocess's share of one GPU's memory (0: CPU only)
     done: Callable[[], bool] | None = None  # outputs complete: nothing to do (None: always run)
     after: Callable[[], None] | None = None  # runs once the step succeeded (e.g. free disk)

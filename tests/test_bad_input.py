@@ -66,8 +66,7 @@ def cases(tmp: Path) -> list[tuple[str, list[str], str]]:
         ("eval.py", ["--model", "smollm2", "--backend", "hf", "--batch-invariant", "--output", str(tmp / "bi.jsonl")],
          "needs the vllm backend"),
         ("train.py", ["--ground-truth", "--warmup-ratio", "1.5", *train], "--warmup-ratio 1.5"),
-        ("scripts/fair.py", ["--config", missing], "no such config file"),
-        ("scripts/fair.py", ["--config", write(tmp / "fair.toml", 'data = "gsm_symbolic"\n')], "missing [models]"),
+        ("experiment.py", ["--restore-from", str(tmp), "--run-dir", str(tmp / "r")], "not a run's deliverables"),
     ]
 
 

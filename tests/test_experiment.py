@@ -509,6 +509,11 @@ def test_an_evaluation_batch_file_runs_every_evaluation_in_one_process(tmp_path,
         assert json.loads((tmp_path / f"{name}.summary.json").read_text())["n"] == 2
     record = json.loads((tmp_path / "batch.engines.json").read_text())
     assert record["outputs"] == [str(tmp_path / "a.jsonl"), str(tmp_path / "b.jsonl")]
+    # What the GPU time went to (evidence.json): the batch step's command names the manifests it wrote.
+    from alice.costs import step_outputs
+
+    command = f"{sys.executable} -m alice.stages.evaluate {listing}"
+    assert step_outputs(command, tmp_path) == [tmp_path / "a.manifest.json", tmp_path / "b.manifest.json"]
     listing.write_text(json.dumps([{**settings("c.jsonl", "gsm_symbolic"), "lr": 1e-5}]))
     refused = subprocess.run([sys.executable, "-m", "alice.stages.evaluate", str(listing)], cwd=REPO, text=True, check=False,
                              capture_output=True)

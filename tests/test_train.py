@@ -161,6 +161,12 @@ def test_full_fine_tuning_reloads_evaluates_and_is_not_retrained(small_model, su
     capsys.readouterr()
     _main(*args)
     assert "complete" in capsys.readouterr().out
+    from alice.models import drop_weights, has_weights
+
+    drop_weights(out)  # evaluated, its weights dropped (--drop-weights), or restored from deliverables
+    _main(*args)
+    assert "weights are gone: training it again" in capsys.readouterr().out
+    assert has_weights(out) and _manifest(out)["status"] == "complete"
     with pytest.raises(AliceError, match="different run"):  # the scripts' one-line error (exit 2)
         _main(*[a if a != "2e-4" else "1e-4" for a in args])
 

@@ -52,11 +52,12 @@ from ..cli import (
     task_from_args,
 )
 from ..config import field_map, fingerprint_settings, like, setting, settings_dict
+from ..deliverables import collect, restore
 from ..engines import Engines
 from ..errors import AliceError
 from ..evidence import evidence
 from ..gate import check_gate, decide, noise_floor
-from ..models import SMALL_MODEL, drop_weights, small_model_folder
+from ..models import SMALL_MODEL, drop_weights, has_weights, small_model_folder
 from ..records import atomic_write_json, manifest_path, read_json, scrub
 from ..report import build_report
 from ..steps import Executor, Step, slug_name
@@ -158,6 +159,16 @@ class ExperimentConfig(StagePassthrough, CheckSettings, GenerationSettings, Mode
                                  "read (the trained teachers) are kept", operational=True)
     dry_run: bool = setting(False, "print every step's command and full settings; run nothing, write nothing",
                             operational=True)
+    results: str | None = setting(None, "also copy the run's deliverables, without model weights, into this folder "
+                                  "at the end (report, gate, evidence, every manifest and summary, each "
+                                  "evaluation's rows and every training file compressed; alice/deliverables.py): "
+                                  "what a repository keeps (results/fair), and what --restore-from reads",
+                                  operational=True)
+    restore_from: str | None = setting(None, "first rebuild the run folder from deliverables that --results wrote "
+                                       "(files already there are kept), so a run in parts resumes on a machine that "
+                                       "kept nothing: finished steps cost nothing, a step that still needs a "
+                                       "trained model whose weights are not there trains it again",
+                                       operational=True)
     # Packed: the same table, each stage step its script's command, as many at once as the GPUs hold.
     gpus: str | None = setting(None, "run the steps as subprocesses, several at once where their shares of a "
                                "card's memory fit: GPU indices ('0' or '0,1'; vLLM engines then need --kv-cache-gb), "
@@ -704,10 +715,13 @@ def batch_step(args: ExperimentConfig, folder: Path, name: str, group: list[Step
 
 def finished_as_configured(step: Step) -> bool:
     """A stage step whose output's manifest says complete, written with the same result-defining settings
-    (operational ones may differ, as when the stage resumes itself); an evaluation also needs its summary."""
+    (operational ones may differ, as when the stage resumes itself); an evaluation also needs its summary, a
+    training its weights (a step whose readers are all done is never asked: the run does not descend past them)."""
     output = getattr(step.config, "output", None) or getattr(step.config, "output_dir", None)
     if not output or (step.script == "eval" and not summary_path(Path(output)).is_file()):
         return False
+    if step.script == "train" and not has_weights(output):
+        return False  # dropped once evaluated: done only as long as no unfinished step reads it
     try:
         manifest = read_json(manifest_path(output))
     except (AliceError, OSError, ValueError):
@@ -795,6 +809,9 @@ def run_experiment(args: ExperimentConfig) -> dict:
         print(f"dry run: {folder} (nothing is run or written)")
     else:
         folder.mkdir(parents=True, exist_ok=True)
+        if args.restore_from:
+            print(f"restored {restore(args.restore_from, folder)} files from {args.restore_from} into {folder}",
+                  flush=True)
     task = task_from_args(args)
     if args.second_test:
         load_task(second_test_data(args), args.answer_type)  # a bad spec stops the run before anything is spent
@@ -821,7 +838,7 @@ def run_experiment(args: ExperimentConfig) -> dict:
     with_cascade = bool(args.cascade and args.midlevel)
     info = {"dataset": task.name, "teacher_label": teacher_name, "student_label": student_name,
             "midlevel": args.midlevel if with_cascade else None, "preset": args.preset, "note": note,
-            "run_dir": str(folder)}
+            "run_dir": str(folder), "data_description": task.describe()}
     info_path = folder / "experiment.json"
     attempts = (read_json(info_path).get("attempts", 1) + 1) if info_path.exists() and not args.overwrite else 1
     # The settings go in now: the report, built before the final write, reads the run's arms from them.
@@ -854,6 +871,9 @@ def run_experiment(args: ExperimentConfig) -> dict:
               "report": {k: report[k] for k in ("markdown", "csv", "png")}}
     result["attempts"] = attempts
     atomic_write_json(info_path, result)
+    if args.results:
+        collect(folder, args.results, args.config)
+        print(f"deliverables (no model weights) -> {args.results}")
     print("\n" + report["text"])
     if executor.failed:
         print("not produced: " + "; ".join(f"{k}: {v}" for k, v in executor.failed.items()))

@@ -19,7 +19,7 @@ from pathlib import Path
 from ..cli import DataSettings, ModelSettings, role
 from ..config import setting
 from ..errors import AliceError
-from ..models import ModelRef
+from ..models import ModelRef, has_weights
 from ..records import Manifest
 from ..tasks import Task
 from .common import slug
@@ -198,14 +198,18 @@ def run_training(args: TrainConfig) -> dict:
     output_dir.mkdir(parents=True, exist_ok=True)  # so the manifest goes inside it: dir/manifest.json
     manifest = Manifest(output_dir, "train", args, fingerprint_settings)
     previous = manifest.previous()
-    if (previous and previous.get("status") == "complete" and not args.overwrite
-            and previous.get("fingerprint") == manifest.data["fingerprint"]):
+    finished = (previous and previous.get("status") == "complete" and not args.overwrite
+                and previous.get("fingerprint") == manifest.data["fingerprint"])
+    if finished and has_weights(output_dir):
         if state.is_main_process:
             print(f"{output_dir}: already trained ({previous.get('counts', {}).get('steps')} steps); "
                   "complete, nothing to do (pass --overwrite to train again)")
         return previous
+    retrain = bool(finished)  # its weights were dropped once evaluated, or never came with restored deliverables
+    if retrain and state.is_main_process:
+        print(f"{output_dir}: trained before, but its weights are gone: training it again")
     existing = [output_dir] if output_dir.is_dir() and any(output_dir.iterdir()) else []
-    if args.overwrite:
+    if args.overwrite or retrain:
         _main_first(state, lambda: manifest.claim(existing, overwrite=True))
     else:
         manifest.claim(existing, overwrite=False)  # read-only here: every process checks

@@ -8,7 +8,7 @@ export ALICE_CACHE=/tmp/alice-cache
 mkdir -p "$ALICE_CACHE/gsm_symbolic" /tmp/job/out
 until ls /tmp/keep/files/reasoning-gym-*.json >/dev/null 2>&1; do sleep 3; done
 cp /tmp/keep/files/reasoning-gym-*.json "$ALICE_CACHE/gsm_symbolic/"
-teacher=$(python3 scripts/fair.py convert /tmp/keep/files/qwen2.5-coder-0.5b-instruct.gguf Qwen2.5-Coder-0.5B-Instruct | tail -n 1)
+teacher=$(python3 -m alice.models /tmp/keep/files/qwen2.5-coder-0.5b-instruct.gguf Qwen2.5-Coder-0.5B-Instruct | tail -n 1)
 echo "teacher: $teacher"
 python3 bench/bench_probe_gpus.py --teacher "$teacher" --data "gsm_symbolic:held_out=17,train=30,test=10" \
   --limit "${PROBE_LIMIT:-50}" --k 100 --variants "${PROBE_VARIANTS:-one4_graphs,one6_graphs}" --timeout 300 \

@@ -9,7 +9,7 @@ O=/tmp/job/out F=/tmp/keep/files
 mkdir -p "$ALICE_CACHE/gsm_symbolic" "$O"
 until ls $F/reasoning-gym-*.json >/dev/null 2>&1 && [ -f $F/qwen2.5-coder-0.5b-instruct.gguf ]; do sleep 3; done
 cp $F/reasoning-gym-*.json "$ALICE_CACHE/gsm_symbolic/"
-teacher=$(python3 scripts/fair.py convert $F/qwen2.5-coder-0.5b-instruct.gguf Qwen2.5-Coder-0.5B-Instruct | tail -n 1)
+teacher=$(python3 -m alice.models $F/qwen2.5-coder-0.5b-instruct.gguf Qwen2.5-Coder-0.5B-Instruct | tail -n 1)
 echo "$(date -u +%T) teacher: $teacher"
 if [ "${ONLY:-}" != start ]; then
   python3 bench/bench_probe_gpus.py --teacher "$teacher" --data "gsm_symbolic:held_out=17,train=30,test=10" \

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Do several 1.5B trainings share one GPU better than one at a time? train.py on the fair test's
-# Alice rows (the recipe of configs/fair.toml: batch 16 padding-free, no checkpointing), random
+# Alice rows (the recipe of configs/fair.yaml: batch 16 padding-free, no checkpointing), random
 # weights from a Qwen2.5(-Coder)-1.5B config (same speed and memory as the real weights), 40 steps:
 # one alone, two at once, and each with fused AdamW. Prints each run's steady tokens/s and peak GB.
 #   bash bench/device/train_share.sh MODEL_DIR TRAIN_FILE RUNS_DIR

@@ -19,8 +19,8 @@ wait_for() { until [ -e "$1" ]; do sleep 3; done; }
 
 (wait_for "$F/reasoning-gym-0.1.25-instance-train24-test4-held0-seed0-dedup.json"; cp "$F"/reasoning-gym-*.json "$ALICE_CACHE/gsm_symbolic/"
  say "gsm rows in") &
-(item convert_teacher 600 python3 scripts/fair.py convert "$F/qwen2.5-coder-0.5b-instruct.gguf" Qwen2.5-Coder-0.5B-Instruct
- item convert_student 600 python3 scripts/fair.py convert "$F/qwen2.5-coder-1.5b-instruct.gguf" Qwen2.5-Coder-1.5B-Instruct) &
+(item convert_teacher 600 python3 -m alice.models "$F/qwen2.5-coder-0.5b-instruct.gguf" Qwen2.5-Coder-0.5B-Instruct
+ item convert_student 600 python3 -m alice.models "$F/qwen2.5-coder-1.5b-instruct.gguf" Qwen2.5-Coder-1.5B-Instruct) &
 ready() { wait_for "$T/config.json"; wait_for "$ALICE_CACHE/gsm_symbolic/reasoning-gym-0.1.25-instance-train24-test4-held0-seed0-dedup.json"; }
 
 # 1. 70B LoRA, FSDP2 over both GPUs (random weights; no files needed).

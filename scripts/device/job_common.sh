@@ -27,6 +27,6 @@ vllm_and_teacher() {  # vLLM and the rest (v.tar) into /tmp/site, then the 0.5B 
     python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site /tmp/keep/vw/*.whl
   say "vllm wheels installed"
   wait_for "$F/qwen2.5-coder-0.5b-instruct.gguf"
-  python3 scripts/fair.py convert "$F/qwen2.5-coder-0.5b-instruct.gguf" Qwen2.5-Coder-0.5B-Instruct >"$O/convert.log" 2>&1
+  python3 -m alice.models "$F/qwen2.5-coder-0.5b-instruct.gguf" Qwen2.5-Coder-0.5B-Instruct >"$O/convert.log" 2>&1
   say "teacher converted"
 }
