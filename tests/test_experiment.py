@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 
@@ -451,10 +452,10 @@ def test_gpus_none_runs_the_table_as_subprocesses_and_reports(tmp_path, small_mo
     """--gpus none on the small model: every stage its own script in a subprocess (two at once), each with
     its log and manifest, each seed's arms evaluated in one batch step (--eval-batches), the gate in-process,
     then the same report, evidence and status as in-process."""
-    run = tmp_path / "run"
-    result = experiment.main(["--gpus", "none", "--run-dir", str(run), "--seeds", "0", "1",
-                              "--arms", "alice", "self_training", "--gate", "--override-gate", "--no-cascade",
-                              "--eval-batches"])
+    run, results = tmp_path / "run", tmp_path / "results"
+    argv = ["--gpus", "none", "--run-dir", str(run), "--seeds", "0", "1", "--arms", "alice", "self_training", "--gate",
+            "--override-gate", "--no-cascade", "--eval-batches", "--results", str(results)]
+    result = experiment.main(argv)
     assert not result["failed"], result["failed"]
     status = json.loads((run / "steps.json").read_text())["steps"]
     assert {s["status"] for s in status.values()} == {"done"} and len(status) == 21  # 4 evaluations in 2 batches
@@ -468,7 +469,24 @@ def test_gpus_none_runs_the_table_as_subprocesses_and_reports(tmp_path, small_mo
     assert len(methods["alice"]["seeds"]) == 2 and len(methods["self_training"]["seeds"]) == 2
     assert report["groups"][0]["gate"]["overridden"] is True
     assert "Missing" not in (run / "report.md").read_text()  # the report knew the run's arms
-    assert json.loads((run / "evidence.json").read_text())["training_runs"]["student-alice-seed0"]["steps"] == 2
+    evidence = json.loads((run / "evidence.json").read_text())
+    assert evidence["training_runs"]["student-alice-seed0"]["steps"] == 2
+    assert evidence["gpu_time"] is None or "by_kind" in evidence["gpu_time"]
+    assert [b["batch"] for b in evidence["evaluation_batches"]] == ["eval_seed0_arms", "eval_seed1_arms"]
+    # The deliverables, and a later part on a machine that kept nothing: alice-seed1's evaluation is missing
+    # there, so its model (weights not kept) is trained again, with its batch's other model, and evaluated.
+    assert json.loads((results / "report.json").read_text())["gate"]["overridden"] is True
+    assert not list(results.rglob("*.safetensors")) and (results / "alice.jsonl.xz").is_file()
+    for path in results.glob("eval-alice-seed1.*"):
+        path.unlink()
+    shutil.rmtree(run)
+    with pytest.raises(AliceError, match="give --run-dir"):
+        experiment.main([*argv, "--restore-from", str(results), "--run-dir", str(tmp_path / "elsewhere")])
+    again = experiment.main([*argv, "--restore-from", str(results)])
+    assert not again["failed"], again["failed"]
+    ran = {name for name, s in json.loads((run / "steps.json").read_text())["steps"].items() if s.get("command")}
+    assert ran == {"train student-alice-seed1", "train student-self-training-seed1", "eval seed1 arms"}
+    assert json.loads((run / "eval-alice-seed1.summary.json").read_text())["n"] > 0
 
 
 def test_eval_batches_make_one_step_per_seed_of_the_arms_evaluations(tmp_path, capsys):

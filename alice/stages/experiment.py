@@ -167,7 +167,8 @@ class ExperimentConfig(StagePassthrough, CheckSettings, GenerationSettings, Mode
     restore_from: str | None = setting(None, "first rebuild the run folder from deliverables that --results wrote "
                                        "(files already there are kept), so a run in parts resumes on a machine that "
                                        "kept nothing: finished steps cost nothing, a step that still needs a "
-                                       "trained model whose weights are not there trains it again",
+                                       "trained model whose weights are not there trains it again (the run folder's "
+                                       "path must be the one the deliverables were made at)",
                                        operational=True)
     # Packed: the same table, each stage step its script's command, as many at once as the GPUs hold.
     gpus: str | None = setting(None, "run the steps as subprocesses, several at once where their shares of a "
@@ -732,6 +733,17 @@ def finished_as_configured(step: Step) -> bool:
     return all(manifest["args"].get(key) == current.get(key) for key in fingerprint_settings(step.config))
 
 
+def restore_run(results: str, folder: Path) -> None:
+    """--restore-from: the run folder rebuilt from deliverables of a run at the same path (its steps' settings
+    name their files by path, so elsewhere every step would run again)."""
+    info = Path(results) / "experiment.json"
+    made_at = read_json(info).get("run_dir") if info.is_file() else None
+    if made_at and Path(made_at).resolve() != folder.resolve():
+        raise AliceError(f"--restore-from {results}: its run was made at {made_at}, not {folder}; its steps' "
+                         f"settings name files by path: give --run-dir {made_at}")
+    print(f"restored {restore(results, folder)} files from {results} into {folder}", flush=True)
+
+
 def gpu_list(args: ExperimentConfig) -> list[str]:
     """--gpus as card indices ([] for 'none': subprocesses on the CPU)."""
     text = (args.gpus or "").strip()
@@ -810,8 +822,7 @@ def run_experiment(args: ExperimentConfig) -> dict:
     else:
         folder.mkdir(parents=True, exist_ok=True)
         if args.restore_from:
-            print(f"restored {restore(args.restore_from, folder)} files from {args.restore_from} into {folder}",
-                  flush=True)
+            restore_run(args.restore_from, folder)
     task = task_from_args(args)
     if args.second_test:
         load_task(second_test_data(args), args.answer_type)  # a bad spec stops the run before anything is spent
