@@ -17,9 +17,9 @@ paper: every question, K=100, the paper's training recipe.
   python experiment.py --model qwen2.5 --teacher 1.5B --student 3B      # paper's setting, GPU
   python experiment.py --model qwen2.5 --teacher 1.5B --midlevel 3B --student 7B \\
       --summarizer meta-llama/Meta-Llama-3-70B-Instruct --uncertainty-args "--summarizer-base-url http://host:8000/v1"
-  python experiment.py --config configs/fair.yaml --gpus 0 --kv-cache-gb 6 --eval-batches --probe-parts 4 \
+  python experiment.py --config configs/fair.yaml --gpus 0 --kv-cache-gb 6 --eval-batches --probe-parts 4 \\
       --results results/fair-rerun                  # the fair test packed onto one GPU, deliverables kept
-  python experiment.py --config configs/fair.yaml --gpus 0 --kv-cache-gb 6 --targets gate \
+  python experiment.py --config configs/fair.yaml --gpus 0 --kv-cache-gb 6 --targets gate \\
       --restore-from results/fair-rerun --results results/fair-rerun   # a run in parts, each resuming the last
 """
 
