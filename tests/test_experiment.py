@@ -574,6 +574,25 @@ def test_targets_run_only_what_they_need_and_packed_settings_need_gpus(tmp_path,
         experiment.main(["--probe-parts", "2", "--eval-batches", "--targets", "gate", "--dry-run"])
 
 
+def test_without_targets_a_run_asks_for_a_trained_model_only_through_its_unfinished_readers():
+    """No --targets: the run's targets are the steps nothing else needs, so a training whose weights are gone
+    (dropped once evaluated, or a run restored from its deliverables) runs again only when a reader of it is
+    not done."""
+    from alice.stages.experiment import ExperimentConfig, chosen_targets
+    from alice.steps import Step, needed_steps
+
+    weights = {"a": False, "b": True}
+    evaluated = {"a": True, "b": False}
+    table = [Step(f"train {m}", action=print, done=lambda m=m: weights[m]) for m in "ab"]
+    table += [Step(f"eval {m}", action=print, needs=(f"train {m}",), done=lambda m=m: evaluated[m]) for m in "ab"]
+    table.append(Step("gate", action=print, needs=("eval a", "eval b")))
+    targets = chosen_targets(ExperimentConfig(), table)
+    assert targets == ["gate"]
+    assert [s.name for s in needed_steps(table, targets)] == ["eval b", "gate"]
+    evaluated["a"] = False  # its evaluation is missing too: the model is trained again first
+    assert [s.name for s in needed_steps(table, targets)] == ["train a", "eval a", "eval b", "gate"]
+
+
 def test_drop_weights_after_a_models_last_evaluation_keeps_models_later_steps_read(tmp_path):
     """--drop-weights: a trained model read only by its evaluations (the twin after the first) loses its
     *.safetensors once the last succeeds (manifest and config stay); a model that a labelling step also

@@ -766,10 +766,13 @@ def check_packing(args: ExperimentConfig) -> None:
 
 
 def chosen_targets(args: ExperimentConfig, table: list[Step]) -> list[str]:
-    """--targets as step names (patterns matched against the table); every step when not given."""
+    """--targets as step names (patterns matched against the table). When not given, the steps no other step
+    needs (evaluations, the gate, the noise floor): everything else is reached through them, and a trained
+    model whose readers are all done is not asked for (its weights may be gone: --drop-weights, a restored run)."""
     names = [step.name for step in table]
     if not args.targets:
-        return names
+        needed = {need for step in table for need in step.needs}
+        return [name for name in names if name not in needed]
     chosen: list[str] = []
     for pattern in args.targets:
         matched = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
