@@ -24,7 +24,7 @@ from .records import iter_jsonl
 
 RUN_FILES = ("report.md", "report.csv", "report.png", "report.pdf", "report.json", "experiment.json", "gate.json",
              "noise_floor.json", "evidence.json", "steps.json")
-EVAL_KEEP = ("id", "cluster", "prediction", "parsed", "correct", "response")  # an evaluation's rows, as kept
+EVAL_KEEP = ("id", "cluster", "prediction", "parsed", "correct", "correct_by_rule", "response")  # an evaluation's rows, as kept
 PART = re.compile(r".+-p\d+\.jsonl$")  # uncertainty-p1.jsonl ...: merged into uncertainty.jsonl
 
 

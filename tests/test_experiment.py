@@ -10,6 +10,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from conftest import REPO
@@ -474,7 +475,7 @@ def test_gpus_none_runs_the_table_as_subprocesses_and_reports(tmp_path, small_mo
     assert evidence["gpu_time"] is None or "by_kind" in evidence["gpu_time"]
     assert [b["batch"] for b in evidence["evaluation_batches"]] == ["eval_seed0_arms", "eval_seed1_arms"]
     # The deliverables, and a later part on a machine that kept nothing: alice-seed1's evaluation is missing
-    # there, so its model (weights not kept) is trained again, with its batch's other model, and evaluated.
+    # there, so its model (weights not kept) is trained again and evaluated; nothing else runs again.
     assert json.loads((results / "report.json").read_text())["gate"]["overridden"] is True
     assert not list(results.rglob("*.safetensors")) and (results / "alice.jsonl.xz").is_file()
     for path in results.glob("eval-alice-seed1.*"):
@@ -485,7 +486,9 @@ def test_gpus_none_runs_the_table_as_subprocesses_and_reports(tmp_path, small_mo
     again = experiment.main([*argv, "--restore-from", str(results)])
     assert not again["failed"], again["failed"]
     ran = {name for name, s in json.loads((run / "steps.json").read_text())["steps"].items() if s.get("command")}
-    assert ran == {"train student-alice-seed1", "train student-self-training-seed1", "eval seed1 arms"}
+    assert ran == {"train student-alice-seed1", "eval seed1 arms"}
+    assert [c["output"] for c in json.loads((run / "logs" / "eval_seed1_arms.json").read_text())] == [
+        str(run / "eval-alice-seed1.jsonl")]
     assert json.loads((run / "eval-alice-seed1.summary.json").read_text())["n"] > 0
 
 
@@ -574,23 +577,38 @@ def test_targets_run_only_what_they_need_and_packed_settings_need_gpus(tmp_path,
         experiment.main(["--probe-parts", "2", "--eval-batches", "--targets", "gate", "--dry-run"])
 
 
-def test_without_targets_a_run_asks_for_a_trained_model_only_through_its_unfinished_readers():
-    """No --targets: the run's targets are the steps nothing else needs, so a training whose weights are gone
-    (dropped once evaluated, or a run restored from its deliverables) runs again only when a reader of it is
-    not done."""
-    from alice.stages.experiment import ExperimentConfig, chosen_targets
+def test_a_trained_model_without_its_weights_is_trained_again_only_for_an_unfinished_reader(tmp_path):
+    """training_done: a training whose manifest is complete as configured is done while its weights exist, or,
+    once they are gone (dropped once evaluated, or a run restored from its deliverables), while every step that
+    reads it is done; otherwise it runs again, before its reader."""
+    from dataclasses import replace
+
+    from alice.config import parse, settings_dict
+    from alice.records import scrub
+    from alice.stages.evaluate import EvalConfig
+    from alice.stages.experiment import finished_as_configured, training_done
+    from alice.stages.train import TrainConfig
     from alice.steps import Step, needed_steps
 
-    weights = {"a": False, "b": True}
-    evaluated = {"a": True, "b": False}
-    table = [Step(f"train {m}", action=print, done=lambda m=m: weights[m]) for m in "ab"]
-    table += [Step(f"eval {m}", action=print, needs=(f"train {m}",), done=lambda m=m: evaluated[m]) for m in "ab"]
-    table.append(Step("gate", action=print, needs=("eval a", "eval b")))
-    targets = chosen_targets(ExperimentConfig(), table)
-    assert targets == ["gate"]
-    assert [s.name for s in needed_steps(table, targets)] == ["eval b", "gate"]
-    evaluated["a"] = False  # its evaluation is missing too: the model is trained again first
-    assert [s.name for s in needed_steps(table, targets)] == ["train a", "eval a", "eval b", "gate"]
+    def finished(config, manifest: Path) -> None:
+        manifest.parent.mkdir(parents=True, exist_ok=True)
+        manifest.write_text(json.dumps({"status": "complete", "args": scrub(settings_dict(config))}, default=str))
+
+    table = []
+    for name in ("a", "b"):
+        train = parse(TrainConfig, ["--train-file", str(tmp_path / "rows.jsonl"), "--output-dir", str(tmp_path / name)])
+        evaluation = parse(EvalConfig, ["--student", str(tmp_path / name), "--output", str(tmp_path / f"eval-{name}.jsonl")])
+        finished(train, tmp_path / name / "manifest.json")
+        table += [Step(f"train {name}", "train", train), Step(f"eval {name}", "eval", evaluation, needs=(f"train {name}",))]
+    finished(table[1].config, tmp_path / "eval-a.manifest.json")  # a: evaluated, then its weights dropped
+    (tmp_path / "eval-a.summary.json").write_text("{}")
+    (tmp_path / "b" / "model.safetensors").write_text("weights")  # b: trained, not evaluated yet
+    table = [replace(s, done=lambda s=s: finished_as_configured(s)) if s.script == "eval" else s
+             for s in training_done(table)]
+    every = [s.name for s in table]
+    assert [s.name for s in needed_steps(table, every)] == ["eval b"]
+    (tmp_path / "eval-a.summary.json").unlink()  # a's evaluation is needed again: so is its model
+    assert [s.name for s in needed_steps(table, every)] == ["train a", "eval a", "eval b"]
 
 
 def test_drop_weights_after_a_models_last_evaluation_keeps_models_later_steps_read(tmp_path):

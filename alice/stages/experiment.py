@@ -639,7 +639,9 @@ def packed_steps(args: ExperimentConfig, folder: Path, steps: list[Step]) -> lis
               if step.config is not None else step for step in steps]
     if args.probe_parts > 1:
         packed = probe_in_parts(args, packed)
-    return batch_evaluations(args, folder, packed) if args.eval_batches else packed
+    if args.eval_batches:
+        packed = batch_evaluations(args, folder, packed)
+    return packed if args.overwrite else training_done(packed)
 
 
 def probe_in_parts(args: ExperimentConfig, steps: list[Step]) -> list[Step]:
@@ -661,8 +663,19 @@ def probe_in_parts(args: ExperimentConfig, steps: list[Step]) -> list[Step]:
                                                                            output=str(output)))
                  for i, output in enumerate(outputs, start=1)]
         out += [*parts, Step("uncertainty", action=lambda outputs=outputs, whole=whole: merge_parts(outputs, whole),
-                             needs=tuple(p.name for p in parts))]
+                             needs=tuple(p.name for p in parts),
+                             done=lambda parts=parts, whole=whole: merged(parts, whole))]
     return out
+
+
+def merged(parts: list[Step], whole: Path) -> bool:
+    """The probing parts' merge is done when its output is complete and every part is, as configured (the parts'
+    own rows are not kept in a run's deliverables: a restored run has the merged file only)."""
+    try:
+        complete = read_json(manifest_path(whole)).get("status") == "complete" and whole.is_file()
+    except (AliceError, OSError, ValueError):
+        return False
+    return complete and all(finished_as_configured(part) for part in parts)
 
 
 def batch_evaluations(args: ExperimentConfig, folder: Path, steps: list[Step]) -> list[Step]:
@@ -703,10 +716,12 @@ def batch_step(args: ExperimentConfig, folder: Path, name: str, group: list[Step
     """One ``eval seed<N> arms`` step: its evaluations' configs listed in <run>/logs/ (when the run starts),
     run by ``python -m alice.stages.evaluate``; it needs what they need outside the batch."""
     listing = folder / "logs" / f"{slug_name(name)}.json"
+    # Evaluations already done (an earlier part) stay out: their models' weights may be gone, and they cost nothing.
+    pending = [s for s in group if args.dry_run or not finished_as_configured(s)] or group
     if not args.dry_run:
         listing.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(listing, [settings_dict(s.config) for s in group])
-    needs = tuple(dict.fromkeys(n for s in group for n in s.needs if n not in batch_of))
+        atomic_write_json(listing, [settings_dict(s.config) for s in pending])
+    needs = tuple(dict.fromkeys(n for s in pending for n in s.needs if n not in batch_of))
     hooks = [s.after for s in group if s.after is not None]
     return Step(name, helper=[sys.executable, "-m", "alice.stages.evaluate", str(listing)], needs=needs,
                 gpu=group[0].gpu, retries=group[0].retries,
@@ -714,15 +729,27 @@ def batch_step(args: ExperimentConfig, folder: Path, name: str, group: list[Step
                 after=(lambda: [hook() for hook in hooks]) if hooks else None)
 
 
-def finished_as_configured(step: Step) -> bool:
+TRAINING_SCRIPTS = ("train", "cascade")  # steps whose output is a model (the cascade's: its last stage's)
+
+
+def trained_model(step: Step) -> Path:
+    """The folder of the model a training step writes (a cascade: its last stage's model)."""
+    output = Path(step.config.output_dir)
+    if step.script == "cascade":
+        stages = sorted(output.glob("stage*/model"), key=lambda p: int(p.parent.name.removeprefix("stage") or 0))
+        return stages[-1] if stages else output / "model"
+    return output
+
+
+def finished_as_configured(step: Step, need_weights: bool = True) -> bool:
     """A stage step whose output's manifest says complete, written with the same result-defining settings
     (operational ones may differ, as when the stage resumes itself); an evaluation also needs its summary, a
-    training its weights (a step whose readers are all done is never asked: the run does not descend past them)."""
+    training its model's weights (unless ``need_weights`` is false: see ``training_done``)."""
     output = getattr(step.config, "output", None) or getattr(step.config, "output_dir", None)
     if not output or (step.script == "eval" and not summary_path(Path(output)).is_file()):
         return False
-    if step.script == "train" and not has_weights(output):
-        return False  # dropped once evaluated: done only as long as no unfinished step reads it
+    if need_weights and step.script in TRAINING_SCRIPTS and not has_weights(trained_model(step)):
+        return False  # dropped once evaluated, or restored without weights (``training_done``)
     try:
         manifest = read_json(manifest_path(output))
     except (AliceError, OSError, ValueError):
@@ -738,10 +765,32 @@ def restore_run(results: str, folder: Path) -> None:
     name their files by path, so elsewhere every step would run again)."""
     info = Path(results) / "experiment.json"
     made_at = read_json(info).get("run_dir") if info.is_file() else None
-    if made_at and Path(made_at).resolve() != folder.resolve():
+    if not made_at:
+        raise AliceError(f"--restore-from {results}: not deliverables of an experiment.py run (no run_dir in its "
+                         "experiment.json); a run resumes only from what experiment.py --results wrote")
+    if Path(made_at).resolve() != folder.resolve():
         raise AliceError(f"--restore-from {results}: its run was made at {made_at}, not {folder}; its steps' "
                          f"settings name files by path: give --run-dir {made_at}")
     print(f"restored {restore(results, folder)} files from {results} into {folder}", flush=True)
+
+
+def training_done(steps: list[Step]) -> list[Step]:
+    """Each training step done when its model is trained as configured and either still has its weights or every
+    step that reads it is done: a model whose weights were dropped once evaluated (--drop-weights), or that came
+    back from deliverables without them (--restore-from), is trained again only for a reader that is not done."""
+    readers = {s.name: [r for r in steps if s.name in r.needs] for s in steps}
+
+    def reader_done(reader: Step) -> bool:
+        if reader.done is not None:
+            return reader.done()
+        return reader.config is not None and finished_as_configured(reader)
+
+    def done(step: Step) -> bool:
+        return finished_as_configured(step) or (
+            finished_as_configured(step, need_weights=False) and all(reader_done(r) for r in readers[step.name]))
+
+    return [replace(s, done=lambda s=s: done(s)) if s.script in TRAINING_SCRIPTS and s.config is not None else s
+            for s in steps]
 
 
 def gpu_list(args: ExperimentConfig) -> list[str]:
@@ -766,13 +815,10 @@ def check_packing(args: ExperimentConfig) -> None:
 
 
 def chosen_targets(args: ExperimentConfig, table: list[Step]) -> list[str]:
-    """--targets as step names (patterns matched against the table). When not given, the steps no other step
-    needs (evaluations, the gate, the noise floor): everything else is reached through them, and a trained
-    model whose readers are all done is not asked for (its weights may be gone: --drop-weights, a restored run)."""
+    """--targets as step names (patterns matched against the table); every step when not given."""
     names = [step.name for step in table]
     if not args.targets:
-        needed = {need for step in table for need in step.needs}
-        return [name for name in names if name not in needed]
+        return names
     chosen: list[str] = []
     for pattern in args.targets:
         matched = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
@@ -869,7 +915,7 @@ def run_experiment(args: ExperimentConfig) -> dict:
         prepare_models(args)
         executor, branch_result = execute_packed(args, folder, steps), {}
     else:
-        branch_result = execute(args, folder, steps, executor, engines)
+        branch_result = execute(args, folder, steps if args.overwrite else training_done(steps), executor, engines)
     try:  # before the report, which quotes it
         write_evidence(args, folder, task)
     except Exception as err:  # noqa: BLE001 - the report and experiment.json still get written
