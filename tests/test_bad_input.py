@@ -66,7 +66,7 @@ def cases(tmp: Path) -> list[tuple[str, list[str], str]]:
         ("eval.py", ["--model", "smollm2", "--backend", "hf", "--batch-invariant", "--output", str(tmp / "bi.jsonl")],
          "needs the vllm backend"),
         ("train.py", ["--ground-truth", "--warmup-ratio", "1.5", *train], "--warmup-ratio 1.5"),
-        ("experiment.py", ["--restore-from", str(tmp), "--run-dir", str(tmp / "r")], "not a run's deliverables"),
+        ("experiment.py", ["--restore-from", str(tmp), "--run-dir", str(tmp / "r")], "not deliverables of an experiment.py run"),
     ]
 
 
