@@ -58,17 +58,14 @@ def collect(run: str | Path, results: str | Path, recipe: str | Path | None = No
     for path in sorted(run.rglob("*")):
         if not path.is_file() or not _kept(path, run, results):
             continue
-        relative = path.relative_to(run)
-        target = results / relative
-        name = path.name
+        relative, name = path.relative_to(run), path.name
         if name.endswith("manifest.json"):
             target = results / "manifests" / relative
         elif name.endswith(".summary.json") or name in RUN_FILES or relative.parts[0] == "logs":
-            pass
+            target = results / relative
         elif name.endswith(".jsonl") and not name.endswith(".samples.jsonl") and not PART.fullmatch(name):
-            summary = path.with_name(name.removesuffix(".jsonl") + ".summary.json")
-            keep = EVAL_KEEP if name.startswith("eval-") and summary.is_file() else None
-            compressed_copy(path, target.with_name(name + ".xz"), keep)
+            evaluation = name.startswith("eval-") and path.with_name(name.removesuffix(".jsonl") + ".summary.json").is_file()
+            compressed_copy(path, results / relative.with_name(name + ".xz"), EVAL_KEEP if evaluation else None)
             written += 1
             continue
         else:

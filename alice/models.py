@@ -211,6 +211,7 @@ def drop_weights(folder: str | Path) -> None:
     """An evaluated model gives back its disk: its weights go, its manifest, config and tokenizer stay."""
     for path in Path(folder).glob("*.safetensors"):
         path.unlink()
+    print(f"weights dropped: {folder} (--drop-weights)", flush=True)
 
 
 def has_weights(folder: str | Path) -> bool:

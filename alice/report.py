@@ -44,7 +44,7 @@ import numpy as np
 from .answers import DEFAULT_SCORING, SCORING_RULES
 from .errors import AliceError
 from .metrics import bootstrap_arms, cluster_test, paired_difference, pgr, wilson_interval
-from .records import atomic_write_text, iter_jsonl
+from .records import atomic_write_text, iter_jsonl, read_json
 
 # (name, label) in the table's order; weak and ceiling are the PGR's ends, PGR_METHODS are rated by PGR.
 METHODS = [
@@ -727,10 +727,9 @@ def run_extras(root: Path, groups: list[Group]) -> dict:
     (``in_template``, ``held_out_templates``), the gate, the test draws left out as near duplicates of
     train questions, the targets' checks per arm (evidence.json ``hygiene``) and the run's settings."""
     def read(name: str) -> dict | None:
-        path = root / name
         try:
-            return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
-        except json.JSONDecodeError:
+            return read_json(root / name)
+        except AliceError:  # absent or unreadable: that part is left out
             return None
 
     info = read("experiment.json") or {}

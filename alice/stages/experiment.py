@@ -671,11 +671,17 @@ def probe_in_parts(args: ExperimentConfig, steps: list[Step]) -> list[Step]:
 def merged(parts: list[Step], whole: Path) -> bool:
     """The probing parts' merge is done when its output is complete and every part is, as configured (the parts'
     own rows are not kept in a run's deliverables: a restored run has the merged file only)."""
+    return (complete_manifest(whole) is not None and whole.is_file()
+            and all(finished_as_configured(part) for part in parts))
+
+
+def complete_manifest(output: str | Path) -> dict | None:
+    """The manifest of a stage output when it says complete; None when missing, unreadable or unfinished."""
     try:
-        complete = read_json(manifest_path(whole)).get("status") == "complete" and whole.is_file()
+        manifest = read_json(manifest_path(output))
     except (AliceError, OSError, ValueError):
-        return False
-    return complete and all(finished_as_configured(part) for part in parts)
+        return None
+    return manifest if manifest.get("status") == "complete" else None
 
 
 def batch_evaluations(args: ExperimentConfig, folder: Path, steps: list[Step]) -> list[Step]:
@@ -750,11 +756,8 @@ def finished_as_configured(step: Step, need_weights: bool = True) -> bool:
         return False
     if need_weights and step.script in TRAINING_SCRIPTS and not has_weights(trained_model(step)):
         return False  # dropped once evaluated, or restored without weights (``training_done``)
-    try:
-        manifest = read_json(manifest_path(output))
-    except (AliceError, OSError, ValueError):
-        return False
-    if manifest.get("status") != "complete" or not isinstance(manifest.get("args"), dict):
+    manifest = complete_manifest(output)
+    if manifest is None or not isinstance(manifest.get("args"), dict):
         return False
     current = json.loads(json.dumps(scrub(settings_dict(step.config)), default=str))
     return all(manifest["args"].get(key) == current.get(key) for key in fingerprint_settings(step.config))
