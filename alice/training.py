@@ -266,6 +266,10 @@ def load_base_model(ref: ModelRef, config: TrainConfig):
     lora, nf4 = trains_adapter(config), config.qlora
     if nf4:
         require_bitsandbytes()
+    if config.attn_implementation == "varlen":
+        from .attention import register
+
+        register()
     if config.random_init:
         from .random_init import random_model
 

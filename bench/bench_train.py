@@ -62,7 +62,8 @@ VARIANTS = {
 # Modifiers after a variant's name, joined by "+" (e.g. full_packed+nogc+fused+b8192): what each adds to
 # train.py's command line. bN: packing blocks of N tokens; xN: N times the rows per optimizer step.
 MODIFIERS = {"nogc": ["--no-gradient-checkpointing"], "fused": ["--optim", "adamw_torch_fused"],
-             "liger": ["--use-liger-kernel"], "compile": ["--torch-compile"]}
+             "liger": ["--use-liger-kernel"], "compile": ["--torch-compile"],
+             "varlen": ["--attn-implementation", "varlen"]}
 H200_BF16_DENSE_FLOPS = 989e12  # NVIDIA's dense bf16 tensor-core peak for the H100/H200 SXM (no sparsity)
 DEFAULT_VARIANTS = "full_paper,full_padfree,full_packed,lora_paper,lora_padfree,lora_packed"
 

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Padding-free training with --attn-implementation varlen against transformers' masked SDPA, on one
+# GPU, random weights from a Qwen2.5(-Coder)-1.5B folder's config (same speed and memory as the real
+# weights):
+#   1. the fair test's recipe whole (configs/fair.yaml: batch 16 padding-free, no checkpointing, 3
+#      epochs) on its Alice rows: as recorded (SDPA, adamw_torch) and with varlen + fused AdamW;
+#   2. bench/bench_train.py's P3 command (synthetic rows, 20 steps) with and without varlen, the
+#      varlen padding-free variant profiled.
+#   bash bench/device/train_attention.sh MODEL_DIR TRAIN_FILE OUT_DIR
+# MODEL_DIR needs config.json and the tokenizer only; the gsm_symbolic rows must be in ALICE_CACHE.
+set -uo pipefail
+model=$1 rows=$2 out=$3
+mkdir -p "$out" /tmp/train-attention
+export PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True
+python3 - <<'PY'
+import inspect, torch
+try:
+    from torch.nn.attention.varlen import varlen_attn
+    print("torch", torch.__version__, "varlen_attn", inspect.signature(varlen_attn))
+except ImportError as err:
+    print("torch", torch.__version__, "no varlen_attn:", err)
+PY
+recipe() {  # name, seconds, extra flags
+  timeout "$2" python3 train.py --data gsm_symbolic:held_out=17,train=30,test=10 --student "$model" --random-init \
+    --train-file "$rows" --per-device-batch-size 16 --padding-free --no-gradient-checkpointing --save-steps 100000 \
+    --output-dir "/tmp/train-attention/$1" --overwrite "${@:3}" >"$out/$1.log" 2>&1
+  echo "$1: exit $?"
+  cp "/tmp/train-attention/$1/manifest.json" "$out/$1.manifest.json" 2>/dev/null
+  rm -rf "/tmp/train-attention/$1"
+}
+start=$SECONDS
+recipe varlen-fused 200 --attn-implementation varlen --optim adamw_torch_fused
+recipe as-recorded 200
+echo "recipes: $((SECONDS - start)) s"
+timeout $((560 - SECONDS)) python3 bench/bench_train.py --tokenizer "$model" --steps 20 --rows 512 --no-write \
+  --work /tmp/bench-train \
+  --variants full_padfree+nogc+fused+varlen,full_padfree+nogc+fused,full_packed+nogc+fused+varlen,full_packed+nogc+fused,full_padfree+nogc+fused+liger+varlen,full_packed+nogc+fused+liger+varlen \
+  --profile full_padfree+nogc+fused+varlen --out "$out/mfu.json" >"$out/bench_train.log" 2>&1
+echo "bench_train: exit $? at $SECONDS s"
+cp /tmp/bench-train/*.profile.txt "$out/" 2>/dev/null
+python3 - "$out" <<'PY'
+import json, pathlib, sys
+for f in sorted(pathlib.Path(sys.argv[1]).glob("*.manifest.json")):
+    m = json.loads(f.read_text()); t = m.get("training", {})
+    print(f.name, m.get("status"), "train_s", m.get("timings", {}).get("train_s"), "steady", t.get("steady_tokens_per_s"),
+          "mean", t.get("tokens_per_s"), "peak GB", t.get("peak_gpu_memory_gb"), "loss", t.get("first_loss"), "->", t.get("final_loss"))
+PY
+tail -n 25 "$out/bench_train.log"
