@@ -18,6 +18,7 @@ to floating-point rounding (tests/test_attention.py compares losses and gradient
 from __future__ import annotations
 
 import inspect
+import itertools
 
 import torch
 
@@ -105,5 +106,5 @@ def varlen_attention_forward(module: torch.nn.Module, query: torch.Tensor, key: 
     bounds = cu_seqlens.tolist()
     rows = [torch.nn.functional.scaled_dot_product_attention(
         query[:, :, start:end], key[:, :, start:end], value[:, :, start:end], dropout_p=dropout, scale=scaling,
-        is_causal=True) for start, end in zip(bounds[:-1], bounds[1:])]
+        is_causal=True) for start, end in itertools.pairwise(bounds)]
     return torch.cat(rows, dim=2).transpose(1, 2).contiguous(), None
