@@ -88,11 +88,15 @@ def varlen_attention_forward(module: torch.nn.Module, query: torch.Tensor, key: 
                                       **kwargs)
     cu_seqlens, max_len = row_bounds(position_ids)
     groups = query.shape[1] // key.shape[1]
-    kernel = _varlen_kernel() if query.is_cuda and dropout == 0.0 else None
+    # Flash attention takes half precision only: under autocast (full fine-tuning's fp32 weights) the
+    # rotary embedding hands over fp32 queries and keys, which SDPA would cast itself.
+    half = (torch.get_autocast_dtype("cuda") if torch.is_autocast_enabled("cuda") else query.dtype) \
+        if query.is_cuda else None
+    kernel = _varlen_kernel() if half in (torch.bfloat16, torch.float16) and dropout == 0.0 else None
     if kernel is not None:
         varlen_attn, window_form, gqa_form = kernel
-        q = query[0].transpose(0, 1)
-        k, v = key[0].transpose(0, 1), value[0].transpose(0, 1)
+        q = query[0].transpose(0, 1).to(half)
+        k, v = key[0].transpose(0, 1).to(half), value[0].transpose(0, 1).to(half)
         options: dict = {"scale": scaling}
         if groups > 1:
             if gqa_form:

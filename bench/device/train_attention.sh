@@ -30,11 +30,11 @@ recipe() {  # name, seconds, extra flags
 }
 start=$SECONDS
 recipe varlen-fused 200 --attn-implementation varlen --optim adamw_torch_fused
-recipe as-recorded 200
+[ -n "${SKIP_RECORDED:-}" ] || recipe as-recorded 200
 echo "recipes: $((SECONDS - start)) s"
 timeout $((560 - SECONDS)) python3 bench/bench_train.py --tokenizer "$model" --steps 20 --rows 512 --no-write \
   --work /tmp/bench-train \
-  --variants full_padfree+nogc+fused+varlen,full_padfree+nogc+fused,full_packed+nogc+fused+varlen,full_packed+nogc+fused,full_padfree+nogc+fused+liger+varlen,full_packed+nogc+fused+liger+varlen \
+  --variants "${VARIANTS:-full_padfree+nogc+fused+varlen,full_padfree+nogc+fused,full_packed+nogc+fused+varlen,full_packed+nogc+fused,full_padfree+nogc+fused+liger+varlen,full_packed+nogc+fused+liger+varlen}" \
   --profile full_padfree+nogc+fused+varlen --out "$out/mfu.json" >"$out/bench_train.log" 2>&1
 echo "bench_train: exit $? at $SECONDS s"
 cp /tmp/bench-train/*.profile.txt "$out/" 2>/dev/null
