@@ -5,7 +5,8 @@
 #   1. the fair test's recipe whole (configs/fair.yaml: batch 16 padding-free, no checkpointing, 3
 #      epochs) on its Alice rows: as recorded (SDPA, adamw_torch) and with varlen + fused AdamW;
 #   2. bench/bench_train.py's P3 command (synthetic rows, 20 steps) with and without varlen, the
-#      varlen padding-free variant profiled.
+#      varlen padding-free variant profiled (VARIANTS, SKIP_RECORDED: fewer runs);
+#   SHARE=1 instead: the new recipe with Liger, then two of it at once (as a packed run trains them).
 #   bash bench/device/train_attention.sh MODEL_DIR TRAIN_FILE OUT_DIR
 # MODEL_DIR needs config.json and the tokenizer only; the gsm_symbolic rows must be in ALICE_CACHE.
 set -uo pipefail
@@ -29,6 +30,12 @@ recipe() {  # name, seconds, extra flags
   rm -rf "/tmp/train-attention/$1"
 }
 start=$SECONDS
+if [ -n "${SHARE:-}" ]; then  # the new recipe with Liger, then two of it at once (as a packed run trains)
+  recipe varlen-fused-liger 200 --attn-implementation varlen --optim adamw_torch_fused --use-liger-kernel
+  recipe two-a 300 --attn-implementation varlen --optim adamw_torch_fused &
+  recipe two-b 300 --attn-implementation varlen --optim adamw_torch_fused --seed 1 &
+  wait; echo "share: $((SECONDS - start)) s"
+else
 recipe varlen-fused 200 --attn-implementation varlen --optim adamw_torch_fused
 [ -n "${SKIP_RECORDED:-}" ] || recipe as-recorded 200
 echo "recipes: $((SECONDS - start)) s"
@@ -37,7 +44,7 @@ timeout $((560 - SECONDS)) python3 bench/bench_train.py --tokenizer "$model" --s
   --variants "${VARIANTS:-full_padfree+nogc+fused+varlen,full_padfree+nogc+fused,full_packed+nogc+fused+varlen,full_packed+nogc+fused,full_padfree+nogc+fused+liger+varlen,full_packed+nogc+fused+liger+varlen}" \
   --profile full_padfree+nogc+fused+varlen --out "$out/mfu.json" >"$out/bench_train.log" 2>&1
 echo "bench_train: exit $? at $SECONDS s"
-cp /tmp/bench-train/*.profile.txt "$out/" 2>/dev/null
+fi
 python3 - "$out" <<'PY'
 import json, pathlib, sys
 for f in sorted(pathlib.Path(sys.argv[1]).glob("*.manifest.json")):
@@ -45,4 +52,4 @@ for f in sorted(pathlib.Path(sys.argv[1]).glob("*.manifest.json")):
     print(f.name, m.get("status"), "train_s", m.get("timings", {}).get("train_s"), "steady", t.get("steady_tokens_per_s"),
           "mean", t.get("tokens_per_s"), "peak GB", t.get("peak_gpu_memory_gb"), "loss", t.get("first_loss"), "->", t.get("final_loss"))
 PY
-tail -n 25 "$out/bench_train.log"
+[ -f "$out/bench_train.log" ] && tail -n 25 "$out/bench_train.log"
