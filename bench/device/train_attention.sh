@@ -31,7 +31,7 @@ recipe() {  # name, seconds, extra flags
 }
 start=$SECONDS
 if [ -n "${SHARE:-}" ]; then  # the new recipe with Liger, then two of it at once (as a packed run trains)
-  recipe varlen-fused-liger 200 --attn-implementation varlen --optim adamw_torch_fused --use-liger-kernel
+  [ -n "${SKIP_LIGER:-}" ] || recipe varlen-fused-liger 200 --attn-implementation varlen --optim adamw_torch_fused --use-liger-kernel
   recipe two-a 300 --attn-implementation varlen --optim adamw_torch_fused &
   recipe two-b 300 --attn-implementation varlen --optim adamw_torch_fused --seed 1 &
   wait; echo "share: $((SECONDS - start)) s"
