@@ -81,12 +81,23 @@ def test_train_py_padding_free_with_varlen_trains_as_with_the_mask(small_model, 
     losses = {}
     for implementation in ("sdpa", "varlen"):
         out = tmp_path / implementation
-        main(["--data", str(data), "--answer-type", "number", "--teacher", small_model, "--max-steps", "2", "--ground-truth",
+        main(["--data", str(data), "--answer-type", "number", "--teacher", small_model, "--ground-truth",
+              "--max-steps", "2",
               "--total-batch-size", "8", "--per-device-batch-size", "8", "--padding-free", "--warmup-steps", "0",
               "--logging-steps", "1", "--no-gradient-checkpointing", "--attn-implementation", implementation,
               "--output-dir", str(out)])
         manifest = json.loads(manifest_path(out).read_text())
-        assert manifest["status"] == "complete"
+        assert manifest["status"] == "complete" and manifest["training"]["attention"] == implementation
         losses[implementation] = [entry["loss"] for entry in manifest["log_history"] if "loss" in entry]
         assert "attn_implementation" not in json.loads((out / "config.json").read_text())
     assert len(losses["sdpa"]) == 2 and losses["sdpa"] == pytest.approx(losses["varlen"], rel=1e-4)
+
+
+def test_padding_free_training_takes_varlen_only_on_a_gpu():
+    from alice.stages.train import TrainConfig
+    from alice.training import training_attention
+
+    assert not torch.cuda.is_available()  # this suite's machine: the CPU keeps the model's own attention
+    assert training_attention(TrainConfig(padding_free=True)) is None
+    assert training_attention(TrainConfig(padding_free=True, attn_implementation="varlen")) == "varlen"
+    assert training_attention(TrainConfig(attn_implementation="eager")) == "eager"

@@ -83,10 +83,11 @@ class TrainConfig(ModelSettings, DataSettings):
     random_init: bool = setting(False, "random weights from the model folder's config.json alone (no weights "
                                 "read): measures speed, memory and plumbing, not quality (sharded at creation "
                                 "under FSDP2 and ZeRO-3)", group=RECIPE, later_default=False)
-    attn_implementation: str | None = setting(None, "sdpa, flash_attention_2, eager, varlen (default: the "
-                                              "model's); varlen keeps padding-free and packed rows apart "
-                                              "without a mask (torch's variable-length flash attention on a "
-                                              "GPU, one SDPA call per row elsewhere; alice/attention.py)",
+    attn_implementation: str | None = setting(None, "sdpa, flash_attention_2, eager, varlen (default: varlen "
+                                              "for --padding-free or --packing on a CUDA GPU, else the "
+                                              "model's); varlen keeps the rows apart without a mask (torch's "
+                                              "variable-length flash attention on a GPU, one SDPA call per "
+                                              "row elsewhere)",
                                               group=RECIPE, operational=True)
     lora: bool = setting(False, "train a PEFT LoRA adapter instead of all weights", group=LORA)
     qlora: bool = setting(False, "LoRA on a 4-bit (bitsandbytes NF4) base; CUDA GPU (or CPU, slowly, with "
