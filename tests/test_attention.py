@@ -72,7 +72,8 @@ def test_padded_batches_and_generation_use_sdpa_unchanged(small_model):
 
 def test_train_py_padding_free_with_varlen_trains_as_with_the_mask(small_model, tmp_path):
     """Two optimizer steps of padding-free full fine-tuning: the same losses with either attention, and
-    the saved model loads without the registration (config.json does not name it)."""
+    the saved model loads without the registration (config.json does not name it). No checkpoint is
+    written at the last step unless checkpoints are kept (the model is saved whole right after)."""
     from train import main
 
     data = tmp_path / "sums.jsonl"
@@ -81,8 +82,9 @@ def test_train_py_padding_free_with_varlen_trains_as_with_the_mask(small_model, 
     losses = {}
     for implementation in ("sdpa", "varlen"):
         out = tmp_path / implementation
+        keep = ["--keep-checkpoints"] if implementation == "sdpa" else []
         main(["--data", str(data), "--answer-type", "number", "--teacher", small_model, "--ground-truth",
-              "--max-steps", "2",
+              "--max-steps", "2", *keep,
               "--total-batch-size", "8", "--per-device-batch-size", "8", "--padding-free", "--warmup-steps", "0",
               "--logging-steps", "1", "--no-gradient-checkpointing", "--attn-implementation", implementation,
               "--output-dir", str(out)])
@@ -90,6 +92,9 @@ def test_train_py_padding_free_with_varlen_trains_as_with_the_mask(small_model, 
         assert manifest["status"] == "complete" and manifest["training"]["attention"] == implementation
         losses[implementation] = [entry["loss"] for entry in manifest["log_history"] if "loss" in entry]
         assert "attn_implementation" not in json.loads((out / "config.json").read_text())
+        # save_steps (200) is past the run's 2 steps: only the final checkpoint, and only when kept.
+        assert manifest["training"]["checkpoints_this_attempt"] == len(keep)
+        assert [p.name for p in out.glob("checkpoint-*")] == (["checkpoint-2"] if keep else [])
     assert len(losses["sdpa"]) == 2 and losses["sdpa"] == pytest.approx(losses["varlen"], rel=1e-4)
 
 

@@ -5,7 +5,7 @@
 #   1. the fair test's recipe whole (configs/fair.yaml: batch 16 padding-free, no checkpointing, 3
 #      epochs) on its Alice rows: as recorded (SDPA, adamw_torch) and with varlen + fused AdamW;
 #   2. bench/bench_train.py's P3 command (synthetic rows, 20 steps) with and without varlen, the
-#      varlen padding-free variant profiled (VARIANTS, SKIP_RECORDED: fewer runs);
+#      varlen padding-free variant profiled (VARIANTS, SKIP_RECORDED, RECIPES_ONLY: fewer runs);
 #   SHARE=1 instead: the new recipe with Liger, then two of it at once (as a packed run trains them).
 #   bash bench/device/train_attention.sh MODEL_DIR TRAIN_FILE OUT_DIR
 # MODEL_DIR needs config.json and the tokenizer only; the gsm_symbolic rows must be in ALICE_CACHE.
@@ -39,11 +39,13 @@ else
 recipe varlen-fused 200 --attn-implementation varlen --optim adamw_torch_fused
 [ -n "${SKIP_RECORDED:-}" ] || recipe as-recorded 200
 echo "recipes: $((SECONDS - start)) s"
+[ -n "${RECIPES_ONLY:-}" ] || {
 timeout $((560 - SECONDS)) python3 bench/bench_train.py --tokenizer "$model" --steps 20 --rows 512 --no-write \
   --work /tmp/bench-train \
   --variants "${VARIANTS:-full_padfree+nogc+fused+varlen,full_padfree+nogc+fused,full_packed+nogc+fused+varlen,full_packed+nogc+fused,full_padfree+nogc+fused+liger+varlen,full_packed+nogc+fused+liger+varlen}" \
   --profile full_padfree+nogc+fused+varlen --out "$out/mfu.json" >"$out/bench_train.log" 2>&1
 echo "bench_train: exit $? at $SECONDS s"
+}
 fi
 python3 - "$out" <<'PY'
 import json, pathlib, sys
