@@ -36,8 +36,8 @@ if [ -n "${SHARE:-}" ]; then  # the new recipe with Liger, then two of it at onc
   recipe two-b 300 --attn-implementation varlen --optim adamw_torch_fused --seed 1 &
   wait; echo "share: $((SECONDS - start)) s"
 else
-recipe varlen-fused 200 --attn-implementation varlen --optim adamw_torch_fused
-[ -n "${SKIP_RECORDED:-}" ] || recipe as-recorded 200
+[ -n "${SKIP_NEW:-}" ] || recipe varlen-fused 200 --attn-implementation varlen --optim adamw_torch_fused
+[ -n "${SKIP_RECORDED:-}" ] || recipe as-recorded 200 --attn-implementation sdpa
 echo "recipes: $((SECONDS - start)) s"
 [ -n "${RECIPES_ONLY:-}" ] || {
 timeout $((560 - SECONDS)) python3 bench/bench_train.py --tokenizer "$model" --steps 20 --rows 512 --no-write \
@@ -54,4 +54,4 @@ for f in sorted(pathlib.Path(sys.argv[1]).glob("*.manifest.json")):
     print(f.name, m.get("status"), "train_s", m.get("timings", {}).get("train_s"), "steady", t.get("steady_tokens_per_s"),
           "mean", t.get("tokens_per_s"), "peak GB", t.get("peak_gpu_memory_gb"), "loss", t.get("first_loss"), "->", t.get("final_loss"))
 PY
-[ -f "$out/bench_train.log" ] && tail -n 25 "$out/bench_train.log"
+[ ! -f "$out/bench_train.log" ] || tail -n 25 "$out/bench_train.log"
