@@ -19,6 +19,7 @@ from test_cascade import sums_dataset
 import experiment
 from alice.errors import AliceError
 from alice.stages.experiment import DEMO, apply_preset, run_folder
+from alice.steps import slug_name
 
 TRAIN_ARGS = ("--lora --max-steps 1 --total-batch-size 1 --warmup-steps 0 --lr 1e-4 "
               "--no-gradient-checkpointing --max-length 256 --logging-steps 1")
@@ -495,7 +496,7 @@ def test_gpus_none_runs_the_table_as_subprocesses_and_reports(tmp_path, small_mo
 def test_eval_batches_make_one_step_per_seed_of_the_arms_evaluations(tmp_path, capsys):
     """--gpus --eval-batches: each seed's student-arm evaluations (both test sets) become one step that needs
     that seed's arm trainings and runs python -m alice.stages.evaluate on their configs; weak, ceiling and
-    zero-shot keep their own steps; nothing is written in a dry run."""
+    zero-shot each evaluate both test sets in one step, which the gate needs; nothing is written in a dry run."""
     result = experiment.main(["--gpus", "0", "--backend", "hf", "--run-dir", str(tmp_path), "--seeds", "0", "1",
                               "--arms", "alice", "self_training", "--gate", "--no-cascade", "--eval-batches", "--data",
                               "gsm_symbolic:held_out=2", "--second-test", "eval=held_out", "--dry-run"])
@@ -503,7 +504,12 @@ def test_eval_batches_make_one_step_per_seed_of_the_arms_evaluations(tmp_path, c
     heads = dict(line.split("  [", 1) for line in out.splitlines() if "  [" in line and not line.startswith(" "))
     assert heads["eval seed1 arms"] == "gpu 0.09; needs train student-alice-seed1, train student-self-training-seed1]"
     assert not any(name.startswith(("eval alice", "eval self-training")) for name in heads)
-    assert {"eval ceiling-seed1", "eval ceiling-seed1 (held_out_templates)", "eval weak-seed0", "gate"} <= set(heads)
+    assert {"eval ceiling-seed1 (both test sets)", "eval weak-seed0 (both test sets)", "gate"} <= set(heads)
+    assert not any(name in heads for name in ("eval ceiling-seed1", "eval ceiling-seed1 (held_out_templates)"))
+    assert heads["eval ceiling-seed1 (both test sets)"] == "gpu 0.09; needs train student-ceiling-seed1]"
+    assert "eval zero-shot (both test sets)" in heads["gate"] and "eval weak-seed1 (both test sets)" in heads["gate"]
+    pair = os.path.join(result["run_dir"], "logs", slug_name("eval ceiling-seed1 (both test sets)") + ".json")
+    assert f"-m alice.stages.evaluate {pair}\n" in out
     listing = os.path.join(result["run_dir"], "logs", "eval_seed1_arms.json")
     assert f"-m alice.stages.evaluate {listing}\n" in out and not os.path.exists(listing)
 

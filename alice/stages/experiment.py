@@ -196,8 +196,8 @@ class ExperimentConfig(StagePassthrough, CheckSettings, GenerationSettings, Mode
                                         "while); the report covers what exists", group=PACKED, operational=True)
     eval_batches: bool = setting(False, "--gpus: evaluate each seed's trained student arms (both test sets) in one "
                                  "process and one engine, each next model's weights loaded into it, once all of "
-                                 "them are trained (instead of an engine per evaluation)", group=PACKED,
-                                 operational=True)
+                                 "them are trained, and every other model's two test sets in one engine (instead "
+                                 "of an engine per evaluation)", group=PACKED, operational=True)
 
 
 # The embedded default (CPU, minutes): small slices, few samples, two training steps per model. It runs
@@ -686,7 +686,8 @@ def complete_manifest(output: str | Path) -> dict | None:
 
 def batch_evaluations(args: ExperimentConfig, folder: Path, steps: list[Step]) -> list[Step]:
     """--eval-batches: the evaluations of each seed's trained student arms (the trainings named
-    ``train student-<arm>``, the ceiling aside) become one step, ``eval seed<N> arms``, running
+    ``train student-<arm>``, the ceiling aside) become one step, ``eval seed<N> arms``, and every other
+    model's two test sets one step, ``eval <model> (both test sets)``, each running
     ``python -m alice.stages.evaluate`` on their configs (written to <run>/logs/ when the run starts):
     one engine, each next model's weights loaded into it. Each evaluation still writes its own output
     and manifest, whose rerun is its eval.py command."""
@@ -708,6 +709,16 @@ def batch_evaluations(args: ExperimentConfig, folder: Path, steps: list[Step]) -
             batches.setdefault(training.config.seed, []).append(step)
     batch_of = {step.name: f"eval seed{seed} arms" for seed, group in batches.items() for step in group}
     first_of = {group[0].name: group for group in batches.values()}  # a batch takes its first member's place
+    # Every other model's evaluation on the second test set joins its first: one engine start, not two, and
+    # the gate's models ready one start sooner. The noise floor's reruns keep engines of their own.
+    for step in steps:
+        if step.script != "eval" or step.name in batch_of:
+            continue
+        followers = [s for s in steps if s.script == "eval" and step.name in s.needs and s.name not in batch_of]
+        if followers:
+            group = [step, *followers]
+            batch_of.update((s.name, f"{step.name} (both test sets)") for s in group)
+            first_of[step.name] = group
     out: list[Step] = []
     for step in steps:
         if step.name not in batch_of:
