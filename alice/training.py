@@ -288,8 +288,8 @@ def load_base_model(ref: ModelRef, config: TrainConfig):
 
 def training_attention(config: TrainConfig) -> str | None:
     """The attention implementation to train with: --attn-implementation if given; for padding-free or
-    packed rows on a CUDA GPU, varlen (alice/attention.py: the rows kept apart without a dense mask,
-    1.5x faster whole fair-test trainings than SDPA's masked path, bench/RESULTS.md); else the model's
+    packed rows on a CUDA GPU, varlen (alice/attention.py: the rows kept apart without a dense mask;
+    a fair-test training 1.7x faster than with SDPA's masked path, bench/RESULTS.md); else the model's
     own (the CPU keeps its outputs)."""
     if config.attn_implementation:
         return config.attn_implementation
@@ -343,7 +343,7 @@ def _cut_to_length(records: list[dict], tokenizer, max_length: int) -> tuple[lis
 def throughput_callback(final_checkpoint: bool = True):
     """A callback noting the tokens, step and time at the start of this attempt, so a resumed run's
     throughput counts only its own tokens, and the checkpoints written. ``final_checkpoint`` False: no
-    checkpoint at the last step (the Trainer writes one, weights and optimizer state, 18 GB and ~20 s
+    checkpoint at the last step (the Trainer writes one, weights and optimizer state, ~18 GB and ~30 s
     for a 1.5B model on an H200, which train.py deletes once it has saved the model)."""
     from transformers import TrainerCallback
 
