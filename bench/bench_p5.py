@@ -19,17 +19,25 @@ Setup, timed but not part of the stage: converting models (done beforehand), and
 
 The probing runs in --probe-parts concurrent processes on the one GPU (vLLM's host work for many
 short sequences limits one engine; results/fair does the same), merged into one output.
+
+--serve-student PORT: the student, which also writes the statements, runs behind ``vllm serve`` on the
+same GPU, started with the stage: its start overlaps the probing, and summarizing and the student's
+answers reach it over HTTP (uncertainty.py --summarizer-base-url, student_generate.py --backend openai),
+so the stage starts two engines (the teacher's, the student's) at once instead of three one after
+another. A probing part that summarized before the server was up is run again once it is (it resumes:
+only the statements are written).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import time
 from pathlib import Path
 
-from bench_common import env_for, log, merge_report, read_manifest, run_at_once, tail
+from bench_common import env_for, log, merge_report, read_manifest, run_at_once, tail, wait_for_servers
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -41,21 +49,68 @@ def run_parts(commands: list[list[str]], logs: list[Path], timeout: float) -> tu
     return run_at_once([(command, env_for(), log_file) for command, log_file in zip(commands, logs)], timeout)
 
 
+def start_server(args: argparse.Namespace, folder: Path) -> tuple[subprocess.Popen, str]:
+    """``vllm serve`` of the student on this GPU, on the loopback interface only; its URL."""
+    command = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", args.student, "--host",
+               "127.0.0.1", "--port", str(args.serve_student), "--gpu-memory-utilization", str(args.server_memory),
+               "--max-model-len", "4096", *args.server_args.split()]
+    server = subprocess.Popen(command, cwd=REPO, env=env_for(), stdout=(folder / "server.log").open("w"),
+                              stderr=subprocess.STDOUT)
+    return server, f"http://127.0.0.1:{args.serve_student}/v1"
+
+
+def stop_server(server: subprocess.Popen) -> None:
+    server.terminate()
+    try:
+        server.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        server.kill()
+
+
 def stage(args: argparse.Namespace, mode: str, teacher: str, out: Path, report: dict) -> None:
+    folder = out / mode
+    folder.mkdir(parents=True, exist_ok=True)
+    server, url = start_server(args, folder) if args.serve_student else (None, None)
+    try:
+        stage_parts(args, mode, teacher, folder, report, server, url)
+    finally:
+        if server is not None:
+            stop_server(server)
+
+
+def stage_parts(args: argparse.Namespace, mode: str, teacher: str, folder: Path, report: dict,
+                server: subprocess.Popen | None, url: str | None) -> None:
     py = sys.executable
     data = ["--data", args.data] + (["--limit", str(args.limit)] if args.limit else [])
     gen = ["--backend", "vllm", "--max-new-tokens", str(args.max_new_tokens)] + args.gen_args.split()
-    folder = out / mode
-    folder.mkdir(parents=True, exist_ok=True)
     parts = args.probe_parts
     outputs = [folder / f"uncertainty-p{i}.jsonl" for i in range(1, parts + 1)]
-    probe = [[py, "uncertainty.py", *data, "--teacher", teacher, "--summarizer", args.student, *gen,
+    served = ["--summarizer-base-url", url] if url else []
+    probe = [[py, "uncertainty.py", *data, "--teacher", teacher, "--summarizer", args.student, *served, *gen,
               "--k", str(args.k), "--kv-cache-gb", str(args.kv_cache_gb), "--pool-part", f"{i}/{parts}",
               *(["--adaptive"] if mode == "adaptive" else []), "--output", str(o), "--overwrite"]
              for i, o in enumerate(outputs, start=1)]
-    result: dict = {"parts": {}}
+    result: dict = {"parts": {}, "served_student": bool(url)}
     report["modes"][mode] = result
     wall, codes = run_parts(probe, [o.with_suffix(".log") for o in outputs], args.part_timeout)
+    if server is not None:
+        waiting = time.time()
+        ready = wait_for_servers([url], [server], args.part_timeout)
+        waited = round(time.time() - waiting, 1)  # part of the stage: nothing else runs meanwhile
+        result["server_waited_after_probing_s"] = waited
+        wall = round(wall + waited, 1)
+        if not ready:
+            result["error"] = "the student's server did not start: " + tail(folder / "server.log")
+            return
+        failed = [i for i, code in enumerate(codes) if code]
+        if failed:  # summarized before the server was up: again, resuming (no --overwrite)
+            log(f"{mode}: parts {[i + 1 for i in failed]} again, the server now up")
+            again, again_codes = run_parts([[a for a in probe[i] if a != "--overwrite"] for i in failed],
+                                           [outputs[i].with_suffix(".again.log") for i in failed], args.part_timeout)
+            for i, code in zip(failed, again_codes):
+                codes[i] = code
+            wall = round(wall + again, 1)
+            result["parts_run_again"] = [i + 1 for i in failed]
     manifests = [read_manifest(o) for o in outputs]
     result["parts"]["probe_and_summarize"] = {
         "wall_s": wall, "exit": codes,
@@ -74,8 +129,11 @@ def stage(args: argparse.Namespace, mode: str, teacher: str, out: Path, report: 
     if mode != "adaptive" and not args.full_stage:
         return
     alice_data = folder / "alice.jsonl"
-    command = [py, "student_generate.py", *data, "--student", args.student, "--uncertainty", str(uncertainty), *gen,
-               "--kv-cache-gb", str(args.kv_cache_gb), "--output", str(alice_data), "--overwrite"]
+    engine = (["--backend", "openai", "--base-url", url, "--concurrency", "256", "--max-new-tokens",
+               str(args.max_new_tokens), *args.gen_args.split()] if url
+              else [*gen, "--kv-cache-gb", str(args.kv_cache_gb)])
+    command = [py, "student_generate.py", *data, "--student", args.student, "--uncertainty", str(uncertainty),
+               *engine, "--output", str(alice_data), "--overwrite"]
     wall, codes = run_parts([command], [folder / "student_generate.log"], args.part_timeout)
     m = read_manifest(alice_data)
     result["parts"]["student_generate"] = {"wall_s": wall, "exit": codes, "timings": m.get("timings"),
@@ -84,6 +142,8 @@ def stage(args: argparse.Namespace, mode: str, teacher: str, out: Path, report: 
     if any(codes):
         result["error"] = tail(folder / "student_generate.log")
         return
+    if server is not None:  # the training gets the GPU to itself, as in the in-process stage
+        stop_server(server)
     model = folder / "student"
     command = [py, "train.py", *data, "--student", args.student, "--train-file", str(alice_data),
                *args.train_args.split(), "--output-dir", str(model), "--overwrite"]
@@ -143,7 +203,9 @@ def summarize(report: dict) -> dict:
             "value": adaptive["stage_s"], "goal_s": GOAL_S, "meets_goal": adaptive["stage_s"] <= GOAL_S,
             "parts_s": {name: p["wall_s"] for name, p in adaptive["parts"].items()},
             "note": "uncertainty.py --adaptive, student_generate.py, train.py, each a separate script run (engine "
-                    "starts and model loads included); the teacher's training and model conversion excluded"}
+                    "starts and model loads included); the teacher's training and model conversion excluded"
+                    + ("; the student (also the summarizer) behind vllm serve, started with the stage"
+                       if adaptive.get("served_student") else "")}
         probe_full = full.get("parts", {}).get("probe_and_summarize", {}).get("wall_s")
         if probe_full and not full.get("error"):
             stage_full = full.get("stage_s") or round(probe_full + later, 1)
@@ -174,6 +236,10 @@ def main() -> None:
     p.add_argument("--modes", default="adaptive,full")
     p.add_argument("--full-stage", action="store_true", help="run the later parts in full-K mode too")
     p.add_argument("--part-timeout", type=float, default=900)
+    p.add_argument("--serve-student", type=int, metavar="PORT", help="the student behind vllm serve on this port, "
+                   "started with the stage (module docstring)")
+    p.add_argument("--server-memory", type=float, default=0.2, help="the server's --gpu-memory-utilization")
+    p.add_argument("--server-args", default="", help="more vllm serve flags (e.g. --enforce-eager)")
     p.add_argument("--out", default="out/p5")
     args = p.parse_args()
     if args.phase == "merge":
