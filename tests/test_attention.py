@@ -102,7 +102,9 @@ def test_padding_free_training_takes_varlen_only_on_a_gpu():
     from alice.stages.train import TrainConfig
     from alice.training import training_attention
 
-    assert not torch.cuda.is_available()  # this suite's machine: the CPU keeps the model's own attention
-    assert training_attention(TrainConfig(padding_free=True)) is None
+    on_gpu = torch.cuda.is_available()  # the CPU keeps the model's own attention (and its outputs)
+    assert training_attention(TrainConfig(padding_free=True)) == ("varlen" if on_gpu else None)
+    assert training_attention(TrainConfig(packing=True)) == ("varlen" if on_gpu else None)
+    assert training_attention(TrainConfig()) is None
     assert training_attention(TrainConfig(padding_free=True, attn_implementation="varlen")) == "varlen"
     assert training_attention(TrainConfig(attn_implementation="eager")) == "eager"
