@@ -7,11 +7,12 @@
 #   2. bench/bench_train.py's P3 command (synthetic rows, 20 steps) with and without varlen, the
 #      varlen padding-free variant profiled (VARIANTS, SKIP_RECORDED, RECIPES_ONLY: fewer runs);
 #   SHARE=1 instead: the new recipe with Liger, then two of it at once (as a packed run trains them).
-#   bash bench/device/train_attention.sh MODEL_DIR TRAIN_FILE OUT_DIR
+#   bash bench/device/train_attention.sh MODEL_DIR TRAIN_FILE RESULTS_DIR
 # MODEL_DIR needs config.json and the tokenizer only; the gsm_symbolic rows must be in ALICE_CACHE.
+# RESULTS_DIR gets each run's log and manifest (the trained weights are deleted) and bench_train's report.
 set -uo pipefail
-model=$1 rows=$2 out=$3
-mkdir -p "$out" /tmp/train-attention
+model=$1 rows=$2 results=$3
+mkdir -p "$results/runs"
 export PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True
 python3 - <<'PY'
 import inspect, torch
@@ -21,37 +22,29 @@ try:
 except ImportError as err:
     print("torch", torch.__version__, "no varlen_attn:", err)
 PY
-recipe() {  # name, seconds, extra flags
-  timeout "$2" python3 train.py --data gsm_symbolic:held_out=17,train=30,test=10 --student "$model" --random-init \
+recipe() {  # name, extra flags
+  python3 train.py --data gsm_symbolic:held_out=17,train=30,test=10 --student "$model" --random-init \
     --train-file "$rows" --per-device-batch-size 16 --padding-free --no-gradient-checkpointing --save-steps 100000 \
-    --output-dir "/tmp/train-attention/$1" --overwrite "${@:3}" >"$out/$1.log" 2>&1
+    --output-dir "$results/runs/$1" --overwrite "${@:2}" >"$results/runs/$1.log" 2>&1
   echo "$1: exit $?"
-  cp "/tmp/train-attention/$1/manifest.json" "$out/$1.manifest.json" 2>/dev/null
-  rm -rf "/tmp/train-attention/$1"
+  find "$results/runs/$1" -mindepth 1 ! -name manifest.json -delete 2>/dev/null  # 3 GB of weights each
 }
 start=$SECONDS
 if [ -n "${SHARE:-}" ]; then  # the new recipe with Liger, then two of it at once (as a packed run trains)
-  [ -n "${SKIP_LIGER:-}" ] || recipe varlen-fused-liger 200 --attn-implementation varlen --optim adamw_torch_fused --use-liger-kernel
-  recipe two-a 300 --attn-implementation varlen --optim adamw_torch_fused &
-  recipe two-b 300 --attn-implementation varlen --optim adamw_torch_fused --seed 1 &
+  [ -n "${SKIP_LIGER:-}" ] || recipe varlen-fused-liger --attn-implementation varlen --optim adamw_torch_fused --use-liger-kernel
+  recipe two-a --attn-implementation varlen --optim adamw_torch_fused &
+  recipe two-b --attn-implementation varlen --optim adamw_torch_fused --seed 1 &
   wait; echo "share: $((SECONDS - start)) s"
 else
-[ -n "${SKIP_NEW:-}" ] || recipe varlen-fused 200 --attn-implementation varlen --optim adamw_torch_fused
-[ -n "${SKIP_RECORDED:-}" ] || recipe as-recorded 200 --attn-implementation sdpa
-echo "recipes: $((SECONDS - start)) s"
-[ -n "${RECIPES_ONLY:-}" ] || {
-timeout $((560 - SECONDS)) python3 bench/bench_train.py --tokenizer "$model" --steps 20 --rows 512 --no-write \
-  --work /tmp/bench-train \
-  --variants "${VARIANTS:-full_padfree+nogc+fused+varlen,full_padfree+nogc+fused,full_packed+nogc+fused+varlen,full_packed+nogc+fused,full_padfree+nogc+fused+liger+varlen,full_packed+nogc+fused+liger+varlen}" \
-  --profile full_padfree+nogc+fused+varlen --out "$out/mfu.json" >"$out/bench_train.log" 2>&1
-echo "bench_train: exit $? at $SECONDS s"
-}
+  [ -n "${SKIP_NEW:-}" ] || recipe varlen-fused --attn-implementation varlen --optim adamw_torch_fused
+  [ -n "${SKIP_RECORDED:-}" ] || recipe as-recorded --attn-implementation sdpa
+  echo "recipes: $((SECONDS - start)) s"
+  if [ -z "${RECIPES_ONLY:-}" ]; then
+    python3 bench/bench_train.py --tokenizer "$model" --steps 20 --rows 512 --no-write --work "$results/bench-train" \
+      --variants "${VARIANTS:-full_padfree+nogc+fused+varlen,full_padfree+nogc+fused,full_packed+nogc+fused+varlen,full_packed+nogc+fused,full_padfree+nogc+fused+liger+varlen,full_packed+nogc+fused+liger+varlen}" \
+      --profile full_padfree+nogc+fused+varlen --out "$results/mfu.json" >"$results/bench_train.log" 2>&1
+    echo "bench_train: exit $?"
+    tail -n 25 "$results/bench_train.log"
+  fi
 fi
-python3 - "$out" <<'PY'
-import json, pathlib, sys
-for f in sorted(pathlib.Path(sys.argv[1]).glob("*.manifest.json")):
-    m = json.loads(f.read_text()); t = m.get("training", {})
-    print(f.name, m.get("status"), "train_s", m.get("timings", {}).get("train_s"), "steady", t.get("steady_tokens_per_s"),
-          "mean", t.get("tokens_per_s"), "peak GB", t.get("peak_gpu_memory_gb"), "loss", t.get("first_loss"), "->", t.get("final_loss"))
-PY
-[ ! -f "$out/bench_train.log" ] || tail -n 25 "$out/bench_train.log"
+python3 bench/train_runs.py "$results"/runs/*/

@@ -12,20 +12,7 @@ train() {  # name, extra flags
     --train-file "$rows" --per-device-batch-size 16 --padding-free --no-gradient-checkpointing --max-steps 40 \
     --save-steps 1000 --output-dir "$runs/$1" --overwrite "${@:2}" >"$runs/$1.log" 2>&1
 }
-summary() {
-  python3 - "$runs" "$@" <<'PY'
-import json, sys
-runs, names = sys.argv[1], sys.argv[2:]
-total = 0
-for name in names:
-    m = json.load(open(f"{runs}/{name}/manifest.json"))
-    t = m["training"]
-    total += t.get("steady_tokens_per_s") or 0
-    print(f"  {name}: steady {t.get('steady_tokens_per_s')} tokens/s, mean {t.get('tokens_per_s')}, "
-          f"train {m['timings']['train_s']} s, peak {t.get('peak_gpu_memory_gb')} GB")
-print(f"  together: {total:.0f} steady tokens/s")
-PY
-}
+summary() { python3 bench/train_runs.py "${@/#/$runs/}"; }
 export PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True
 for optim in adamw_torch adamw_torch_fused; do
   echo "== one alone ($optim)"; train "one-$optim" --optim "$optim"; summary "one-$optim"
