@@ -17,6 +17,7 @@ to floating-point rounding (tests/test_attention.py compares losses and gradient
 
 from __future__ import annotations
 
+import functools
 import inspect
 import itertools
 
@@ -63,8 +64,10 @@ def row_bounds(position_ids: torch.Tensor) -> tuple[torch.Tensor, int]:
     return bounds
 
 
+@functools.cache
 def _varlen_kernel():
-    """torch's varlen_attn and how its signature asks for causality and grouped heads, or None."""
+    """torch's varlen_attn and how its signature asks for causality and grouped heads, or None (looked up
+    once, not in every layer's call)."""
     try:
         from torch.nn.attention.varlen import varlen_attn
     except ImportError:

@@ -491,7 +491,7 @@ def main() -> None:
     meta = {"device": device_line(), "date": time.strftime("%Y-%m-%d %H:%M %Z"),
             "model": ("tiny Qwen2 config" if args.tiny else "Qwen2.5-1.5B config") + ", random weights",
             "model_folder_hash": folder_hash(model_dir), "tokenizer": args.tokenizer or "BPE trained by the bench",
-            "attention": attention or "sdpa (transformers default)", "rows": args.rows,
+            "attention": attention or "train.py's default (varlen for padding-free and packed rows on a GPU, else sdpa)", "rows": args.rows,
             "mean_row_tokens": round(mean_tokens, 1), "steps": args.steps,
             "gradient_checkpointing": args.gradient_checkpointing, "torch": torch.__version__,
             "command": "python " + " ".join(sys.argv)}
