@@ -516,17 +516,19 @@ def test_eval_batches_make_one_step_per_seed_of_the_arms_evaluations(tmp_path, c
 
 def test_an_evaluation_batch_file_runs_every_evaluation_in_one_process(tmp_path, small_model):
     """python -m alice.stages.evaluate FILE (the batch step): every listed eval.py config writes its output,
-    summary and manifest (whose rerun is its eval.py command), the engine record beside the file; a setting
-    eval.py does not have is refused in one line."""
+    summary and manifest (whose rerun is its eval.py command), the engine record beside the file; a model given
+    as --teacher (the weak model's batch) is evaluated as eval.py would; a setting eval.py does not have is
+    refused in one line."""
     from alice.config import parse, settings_dict
     from alice.stages.evaluate import EvalConfig
 
-    def settings(name: str, data: str) -> dict:
+    def settings(name: str, data: str, role: str = "--student") -> dict:
         return settings_dict(parse(EvalConfig, ["--data", data, "--limit", "2", "--max-new-tokens", "8", "--backend",
-                                                "hf", "--student", small_model, "--output", str(tmp_path / name)]))
+                                                "hf", role, small_model, "--output", str(tmp_path / name)]))
 
     listing = tmp_path / "batch.json"
-    listing.write_text(json.dumps([settings("a.jsonl", "gsm_symbolic"), settings("b.jsonl", "gsm_symbolic:seed=1")]))
+    listing.write_text(json.dumps([settings("a.jsonl", "gsm_symbolic"),
+                                   settings("b.jsonl", "gsm_symbolic:seed=1", "--teacher")]))
     done = subprocess.run([sys.executable, "-m", "alice.stages.evaluate", str(listing)], cwd=REPO, text=True, check=False,
                           capture_output=True)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -534,6 +536,7 @@ def test_an_evaluation_batch_file_runs_every_evaluation_in_one_process(tmp_path,
         manifest = json.loads((tmp_path / f"{name}.manifest.json").read_text())
         assert manifest["status"] == "complete" and manifest["rerun"].startswith("python eval.py")
         assert json.loads((tmp_path / f"{name}.summary.json").read_text())["n"] == 2
+        assert manifest["models"]["model"]["path"] == small_model
     record = json.loads((tmp_path / "batch.engines.json").read_text())
     assert record["outputs"] == [str(tmp_path / "a.jsonl"), str(tmp_path / "b.jsonl")]
     # What the GPU time went to (evidence.json): the batch step's command names the manifests it wrote.

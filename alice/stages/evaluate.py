@@ -23,6 +23,7 @@ from ..cli import (
 from ..config import setting
 from ..errors import AliceError
 from ..metrics import summarize_scores
+from ..models import ModelRef
 from ..records import Manifest, atomic_write_json, read_jsonl
 from ..tasks import Example, Task
 from .common import generate_once, slug, summary_path
@@ -54,6 +55,11 @@ def score_rows(task: Task, examples: list[Example], responses: dict[str, str]) -
     return rows
 
 
+def evaluated_model(args: EvalConfig) -> ModelRef:
+    """The model eval.py evaluates: --student, else --teacher (the weak model is a trained teacher)."""
+    return resolve_role(args, next((r for r in ("student", "teacher") if getattr(args, r, None)), None))
+
+
 def evaluate(args: EvalConfig, backend: Backend | None = None) -> dict:
     """Greedy accuracy on the task's evaluation split; unparsable counts as wrong."""
     task = task_from_args(args)
@@ -61,8 +67,7 @@ def evaluate(args: EvalConfig, backend: Backend | None = None) -> dict:
     examples = task.examples(split, limit=args.limit)
     if args.predictions:
         return rescore(args, task, split, examples)
-    role = next((r for r in ("student", "teacher") if getattr(args, r, None)), None)
-    ref = resolve_role(args, role)
+    ref = evaluated_model(args)
     output = Path(args.output or f"data/eval-{slug(task.name)}-{slug(ref.adapter or ref.path)}.jsonl")
     manifest = Manifest(output, "eval", args, result_settings(args, {"model": ref}))
     manifest.claim([output, summary_path(output)], args.overwrite)
@@ -132,7 +137,7 @@ def evaluate_many(configs: list, record: Path | None = None) -> list[dict]:
     engines = Engines(configs[0], share_adapters=False)
     try:
         for config in configs:
-            evaluate(config, engines.handle(resolve_role(config, "student")))
+            evaluate(config, engines.handle(evaluated_model(config)))
     finally:
         engines.close()
     for start in engines.starts:
