@@ -571,6 +571,26 @@ def test_probe_parts_split_the_pool_and_merge_into_the_probing_output(tmp_path, 
     assert heads["student_generate"].endswith("needs uncertainty]")
 
 
+def test_each_probing_part_is_done_by_its_own_output(tmp_path):
+    """--probe-parts: a part whose output is complete as configured is done (a rerun skips it, the run goes on
+    to the merge), the part not yet written is not, whatever the whole's output says."""
+    from alice.config import parse, settings_dict
+    from alice.records import scrub
+    from alice.stages.experiment import ExperimentConfig, packed_steps
+    from alice.stages.uncertainty import UncertaintyConfig
+    from alice.steps import Step
+
+    probing = parse(UncertaintyConfig, ["--teacher", "smollm2", "--output", str(tmp_path / "uncertainty.jsonl")])
+    args = parse(ExperimentConfig, ["--gpus", "0", "--probe-parts", "2", "--run-dir", str(tmp_path)])
+    table = {s.name: s for s in packed_steps(args, tmp_path, [Step("uncertainty", "uncertainty", probing)])}
+    first, second = table["uncertainty 1/2"], table["uncertainty 2/2"]
+    assert not first.done() and not second.done() and not table["uncertainty"].done()
+    (tmp_path / "uncertainty-p1.jsonl").write_text("")
+    (tmp_path / "uncertainty-p1.manifest.json").write_text(
+        json.dumps({"status": "complete", "args": scrub(settings_dict(first.config))}, default=str))
+    assert first.done() and not second.done() and not table["uncertainty"].done()
+
+
 def test_targets_run_only_what_they_need_and_packed_settings_need_gpus(tmp_path, capsys):
     """--gpus --targets: only the steps the named ones (or shell patterns) need, in table order; a pattern
     that matches nothing, and the packed-only settings without --gpus, are refused in one line."""

@@ -662,6 +662,9 @@ def probe_in_parts(args: ExperimentConfig, steps: list[Step]) -> list[Step]:
         parts = [replace(step, name=f"uncertainty {i}/{n}", config=replace(step.config, pool_part=f"{i}/{n}",
                                                                            output=str(output)))
                  for i, output in enumerate(outputs, start=1)]
+        # Each part is done by its own output, not the whole's (the step it was copied from checks that one).
+        parts = [replace(part, done=lambda part=part: finished_as_configured(part)) if part.done else part
+                 for part in parts]
         out += [*parts, Step("uncertainty", action=lambda outputs=outputs, whole=whole: merge_parts(outputs, whole),
                              needs=tuple(p.name for p in parts),
                              done=lambda parts=parts, whole=whole: merged(parts, whole))]
