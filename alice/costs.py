@@ -109,17 +109,20 @@ def gpu_time(run: Path, moved_from: str | None = None) -> dict | None:
 
 def eval_batch_costs(run: Path) -> list[dict]:
     """Each batch of evaluations that shared one engine (its record: ``logs/*.engines.json`` beside the batch's
-    listing, or ``engines/*.json`` in results/fair's layout): its wall time against the generation time of its
-    evaluations (what loading, starting and swapping the weights cost on top), and its engine record."""
+    listing, or ``engines/*.json`` in results/fair's layout): its wall time, less what it waited for trainings,
+    against the generation time of its evaluations (what loading, starting and swapping the weights cost on
+    top), and its engine record."""
     from .gate import generation_seconds
 
     batches = []
     for path in sorted([*run.glob("logs/*.engines.json"), *run.glob("engines/*.json")]):
         record = json.loads(path.read_text())
         generation = sum(generation_seconds(relocate(o, run)) or 0 for o in record.get("outputs", []))
+        # A batch that started beside the trainings it evaluates waited for them: not evaluation's cost.
+        busy = record["wall_s"] - (record.get("waited_s") or 0)
         batches.append({"batch": path.name.removesuffix(".json").removesuffix(".engines"),
                         "evaluations": len(record.get("outputs", [])), "wall_s": record.get("wall_s"),
-                        "generation_s": round(generation, 1),
-                        "wall_over_generation": round(record["wall_s"] / generation, 2) if generation else None,
+                        "waited_for_trainings_s": record.get("waited_s") or 0.0, "generation_s": round(generation, 1),
+                        "wall_over_generation": round(busy / generation, 2) if generation else None,
                         "engines": record.get("engines")})
     return batches

@@ -88,6 +88,9 @@ class Step:
     # make: a subprocess that fails starts again this many times (a GPU step can fail for memory that
     # other processes held at that moment; each stage resumes its own outputs)
     retries: int = 0
+    # make: the needs that must be done before it starts (None: all of them); it waits for the others itself
+    # (an evaluation batch evaluates each model as its training ends) and is stopped if one of them fails
+    starts_after: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         self.needs = tuple(self.needs)
@@ -297,6 +300,16 @@ class Executor:
         best = max(self.gpus, key=lambda g: self.free[g])  # the emptiest card spreads the load
         return best if self.free[best] + 1e-9 >= step.gpu else False
 
+    def room_beside(self, step: Step, gpu: str | None, waits_for: list[Step]) -> bool:
+        """A step that would start before some of its needs (``starts_after``) does only if what it waits for
+        still finds room beside it: it holds its share while it waits, and must not hold the last of it."""
+        if gpu is None or any(w.gpu <= 0 for w in waits_for):
+            cpu_running = sum(1 for _, g, _ in self.running.values() if g is None) + (gpu is None)
+            if cpu_running >= self.cpu_slots:
+                return False
+        largest = max((w.gpu for w in waits_for if w.gpu > 0), default=0.0)
+        return gpu is None or self.free[gpu] - step.gpu + 1e-9 >= largest
+
     def start(self, step: Step, gpu: str | None) -> subprocess.Popen:
         argv = step.argv()
         env = {**os.environ, **step.env, "PYTHONUNBUFFERED": "1"}
@@ -333,6 +346,21 @@ class Executor:
             print("\n".join("    | " + line for line in tail), flush=True)
         return ok, why, gpu, wall
 
+    def stop(self, name: str) -> float:
+        """One running subprocess stopped (its process group), its GPU share given back; its wall time."""
+        process, gpu, began = self.running.pop(name)
+        try:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(30)
+        except ProcessLookupError:
+            pass
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+        if gpu is not None:
+            self.free[gpu] += self.by_name[name].gpu
+        self.log(f"stopped {name}")
+        return round(time.time() - began, 1)
+
     def stop_all(self) -> None:
         for name, (process, _, _) in list(self.running.items()):
             if process.poll() is None:
@@ -358,7 +386,8 @@ class Executor:
         if self.dry_run:
             for step in todo:
                 place = f"gpu {step.gpu:.2f}" if step.gpu else "cpu"
-                print(f"{step.name}  [{place}; needs {', '.join(step.needs) or '-'}]\n    {step.command()}")
+                early = f"; starts after {', '.join(step.starts_after) or '-'}" if step.starts_after is not None else ""
+                print(f"{step.name}  [{place}; needs {', '.join(step.needs) or '-'}{early}]\n    {step.command()}")
                 if step.config is not None:
                     self.planned.append({"step": step.name, "script": f"{step.script}.py",
                                          "argv": to_argv(step.config), "settings": settings_dict(step.config)})
@@ -383,7 +412,7 @@ class Executor:
         pending = sorted(todo, key=lambda s: s.priority)  # stable: table order within a priority
 
         def ready(step: Step) -> bool:
-            return all(n in finished for n in step.needs)
+            return all(n in finished for n in (step.needs if step.starts_after is None else step.starts_after))
 
         def ended(step: Step, ok: bool, wall: float, why: str, gpu: str | None = None, result: object = None) -> None:
             self.record(step, ok, wall, why, gpu, result)
@@ -416,6 +445,9 @@ class Executor:
                     gpu = self.place(step)
                     if gpu is False:
                         continue
+                    waits_for = [self.by_name[n] for n in step.needs if n not in finished]
+                    if waits_for and not self.room_beside(step, gpu, waits_for):
+                        continue
                     pending.remove(step)
                     self.start(step, gpu)
                 for name, (process, _, _) in list(self.running.items()):
@@ -431,6 +463,11 @@ class Executor:
                             pending.insert(0, step)
                             continue
                         ended(step, ok, wall, why, gpu)
+                for name in list(self.running):
+                    step = self.by_name[name]
+                    blocked = [n for n in step.needs if n in failed]
+                    if blocked:  # started before this need was done, and the need failed: it would wait forever
+                        ended(step, False, self.stop(name), f"needs {', '.join(blocked)}")
                 if self.running:
                     time.sleep(self.poll_s)
                 elif pending and not any(ready(s) for s in pending):

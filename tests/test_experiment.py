@@ -10,6 +10,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -475,6 +476,10 @@ def test_gpus_none_runs_the_table_as_subprocesses_and_reports(tmp_path, small_mo
     assert evidence["training_runs"]["student-alice-seed0"]["steps"] == 2
     assert evidence["gpu_time"] is None or "by_kind" in evidence["gpu_time"]
     assert [b["batch"] for b in evidence["evaluation_batches"]] == ["eval_seed0_arms", "eval_seed1_arms"]
+    # Each seed's batch may start once its first arm is trained (where a slot is left for the second's training),
+    # and evaluates the second once that training has ended.
+    listing = json.loads((run / "logs" / "eval_seed1_arms.json").read_text())
+    assert listing["wait_for"] == [str(run / "student-self-training-seed1")]
     # The deliverables, and a later part on a machine that kept nothing: alice-seed1's evaluation is missing
     # there, so its model (weights not kept) is trained again and evaluated; nothing else runs again.
     assert json.loads((results / "report.json").read_text())["gate"]["overridden"] is True
@@ -488,8 +493,9 @@ def test_gpus_none_runs_the_table_as_subprocesses_and_reports(tmp_path, small_mo
     assert not again["failed"], again["failed"]
     ran = {name for name, s in json.loads((run / "steps.json").read_text())["steps"].items() if s.get("command")}
     assert ran == {"train student-alice-seed1", "eval seed1 arms"}
-    assert [c["output"] for c in json.loads((run / "logs" / "eval_seed1_arms.json").read_text())] == [
-        str(run / "eval-alice-seed1.jsonl")]
+    listing = json.loads((run / "logs" / "eval_seed1_arms.json").read_text())
+    assert [c["output"] for c in listing["evaluations"]] == [str(run / "eval-alice-seed1.jsonl")]
+    assert listing["wait_for"] == []  # the one model it evaluates is trained before it starts
     assert json.loads((run / "eval-alice-seed1.summary.json").read_text())["n"] > 0
 
 
@@ -502,7 +508,8 @@ def test_eval_batches_make_one_step_per_seed_of_the_arms_evaluations(tmp_path, c
                               "gsm_symbolic:held_out=2", "--second-test", "eval=held_out", "--dry-run"])
     out = capsys.readouterr().out
     heads = dict(line.split("  [", 1) for line in out.splitlines() if "  [" in line and not line.startswith(" "))
-    assert heads["eval seed1 arms"] == "gpu 0.09; needs train student-alice-seed1, train student-self-training-seed1]"
+    assert heads["eval seed1 arms"] == ("gpu 0.09; needs train student-alice-seed1, train student-self-training-seed1; "
+                                        "starts after train student-alice-seed1]")
     assert not any(name.startswith(("eval alice", "eval self-training")) for name in heads)
     assert {"eval ceiling-seed1 (both test sets)", "eval weak-seed0 (both test sets)", "gate"} <= set(heads)
     assert not any(name in heads for name in ("eval ceiling-seed1", "eval ceiling-seed1 (held_out_templates)"))
@@ -569,6 +576,34 @@ def test_probe_parts_split_the_pool_and_merge_into_the_probing_output(tmp_path, 
         assert heads[f"uncertainty {i}/3"] == "gpu 0.12; needs train teacher-cot]"
     assert heads["uncertainty"] == "cpu; needs uncertainty 1/3, uncertainty 2/3, uncertainty 3/3]"
     assert heads["student_generate"].endswith("needs uncertainty]")
+
+
+def test_an_evaluation_batch_evaluates_a_model_once_its_training_is_complete(tmp_path, small_model):
+    """A batch listing with ``wait_for``: the model folder named there is evaluated only once its training has
+    written it (manifest complete, weights there); the time waited is in the engine record."""
+    from alice.config import parse, settings_dict
+    from alice.stages.evaluate import EvalConfig
+
+    trained = tmp_path / "student-trained"
+    config = parse(EvalConfig, ["--data", "gsm_symbolic", "--limit", "2", "--max-new-tokens", "8", "--backend", "hf",
+                                "--student", str(trained), "--output", str(tmp_path / "eval.jsonl")])
+    listing = tmp_path / "batch.json"
+    listing.write_text(json.dumps({"evaluations": [settings_dict(config)], "wait_for": [str(trained)]}))
+    batch = subprocess.Popen([sys.executable, "-m", "alice.stages.evaluate", str(listing)], cwd=REPO, text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        time.sleep(4)
+        shutil.copytree(small_model, trained)  # the training writes its model, then its manifest last
+        time.sleep(2)
+        assert batch.poll() is None and not (tmp_path / "eval.summary.json").exists()
+        (trained / "manifest.json").write_text(json.dumps({"status": "complete"}))
+        out, _ = batch.communicate(timeout=300)
+    finally:
+        batch.kill()
+    assert batch.returncode == 0, out[-2000:]
+    assert f"waiting for {trained} (its training)" in out
+    assert json.loads((tmp_path / "eval.summary.json").read_text())["n"] == 2
+    assert json.loads((tmp_path / "batch.engines.json").read_text())["waited_s"] >= 5
 
 
 def test_each_probing_part_is_done_by_its_own_output(tmp_path):

@@ -83,6 +83,33 @@ def test_gpu_shares_limit_what_runs_at_once(tmp_path):
     assert second - first >= 1.0
 
 
+def test_a_step_may_start_before_some_needs_and_is_stopped_when_one_fails(tmp_path):
+    """starts_after: a step starts once those needs are done and runs beside the others (it waits for their
+    outputs itself, as an evaluation batch waits for each training); if one of them fails it is stopped
+    and recorded as failed for it, not left waiting."""
+    first, second, seen = tmp_path / "first.txt", tmp_path / "second.txt", tmp_path / "seen.txt"
+    wait = (f"import pathlib,time; p=pathlib.Path({str(second)!r})\nwhile not p.exists(): time.sleep(0.1)\n"
+            f"pathlib.Path({str(seen)!r}).write_text(p.read_text())")
+    slow = ("import pathlib,sys,time; time.sleep(1.5); sys.exit(1) if {fail} else "
+            f"pathlib.Path({str(second)!r}).write_text('second')")
+
+    def table(fail: bool) -> list[Step]:
+        return [Step("first", helper=writer(first, "first"), done=first.is_file),
+                Step("second", needs=("first",), helper=[sys.executable, "-c", slow.format(fail=fail)], done=second.is_file),
+                Step("reader", needs=("first", "second"), helper=[sys.executable, "-c", wait], done=seen.is_file,
+                     starts_after=("first",))]
+
+    status = Executor(table(fail=False), log_dir=tmp_path / "logs", cpu_slots=3).make(["reader"])
+    assert all(s["status"] == "done" for s in status.values()) and seen.read_text() == "second"
+    assert status["reader"]["began_s"] < status["second"]["began_s"] + status["second"]["wall_s"]  # it ran beside
+    for path in (first, second, seen):
+        path.unlink()
+    status = Executor(table(fail=True), log_dir=tmp_path / "logs", cpu_slots=3).make(["reader"])
+    assert status["second"]["status"] == "failed"
+    assert status["reader"]["status"] == "failed" and status["reader"]["error"] == "needs second"
+    assert status["reader"]["wall_s"] < 30 and not seen.exists()
+
+
 def test_in_process_steps_one_by_one_skip_what_needs_a_failure(tmp_path, capsys):
     """experiment.py's mode: stage functions called with their configs, in the caller's order; a failure is
     recorded and what needs it is skipped; ``call`` lets an error through; a helper runs as a subprocess."""

@@ -4,7 +4,9 @@ summary JSON with the accuracy, its interval and the parse rate."""
 
 from __future__ import annotations
 
+import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -125,18 +127,22 @@ def rescore(args: EvalConfig, task: Task, split: str, examples: list[Example]) -
     return write_summary(output, rows, task, split, model={"predictions": str(args.predictions)})
 
 
-def evaluate_many(configs: list, record: Path | None = None) -> list[dict]:
+def evaluate_many(configs: list, record: Path | None = None, wait_for: Sequence[str] = ()) -> list[dict]:
     """Several eval.py runs (their ``EvalConfig``) in one process sharing one generation engine: a model of
     the architecture of the one loaded takes its place by loading its weights into the running engine (vLLM;
-    ``Engines``), the same model is not loaded again for its second test set. Each run writes its own output
+    ``Engines``), the same model is not loaded again for its second test set. A model in ``wait_for`` (a folder
+    a training is still writing) is evaluated once its training is complete. Each run writes its own output
     and manifest, as eval.py would. Returns the engine record (starts and weight loads), also written to
-    ``record`` with the wall time of the whole batch."""
+    ``record`` with the wall time of the whole batch and the time spent waiting for trainings."""
     from ..engines import Engines
 
-    started = time.time()
+    started, waited = time.time(), 0.0
     engines = Engines(configs[0], share_adapters=False)
     try:
         for config in configs:
+            named = config.student or config.teacher  # as the training's output folder was named
+            if named in wait_for:
+                waited += wait_until_trained(named)
             evaluate(config, engines.handle(evaluated_model(config)))
     finally:
         engines.close()
@@ -144,20 +150,45 @@ def evaluate_many(configs: list, record: Path | None = None) -> list[dict]:
         print("engine: " + ", ".join(f"{k} {v}" for k, v in start.items()), flush=True)
     if record is not None:
         atomic_write_json(record, {"outputs": [str(c.output) for c in configs], "engines": engines.starts,
-                                   "wall_s": round(time.time() - started, 1)})
+                                   "wall_s": round(time.time() - started, 1), "waited_s": round(waited, 1)})
     return engines.starts
+
+
+def wait_until_trained(folder: str, poll_s: float = 5.0) -> float:
+    """Wait until the training that writes ``folder`` has finished it (its manifest complete, its weights
+    there); the seconds waited. The process that started this one (experiment.py) stops it if that training
+    fails; if that process is gone, so is the wait."""
+    from ..models import has_weights
+    from ..records import read_json
+
+    began, parent, told = time.time(), os.getppid(), False
+    while True:
+        try:
+            complete = read_json(Path(folder) / "manifest.json").get("status") == "complete"
+        except (AliceError, OSError, ValueError):
+            complete = False
+        if complete and has_weights(folder):
+            return time.time() - began
+        if os.getppid() != parent:
+            raise AliceError(f"{folder}: still training and the run that started this batch is gone")
+        if not told:
+            print(f"waiting for {folder} (its training)", flush=True)
+            told = True
+        time.sleep(poll_s)
 
 
 def evaluate_batch_file(path: str | Path) -> list[dict]:
     """``evaluate_many`` of the eval.py configs a JSON file lists (each its full settings, as a dry run prints
-    them): the batch step ``experiment.py --gpus --eval-batches`` runs as ``python -m alice.stages.evaluate
-    FILE``."""
+    them), as a list or as ``{"evaluations": [...], "wait_for": [model folders still training]}``: the batch
+    step ``experiment.py --gpus --eval-batches`` runs as ``python -m alice.stages.evaluate FILE``."""
     import json
 
     try:
         listed = json.loads(Path(path).read_text())
     except (OSError, ValueError) as err:
         raise AliceError(f"{path}: not a readable JSON list of eval settings ({err})") from None
+    wait_for = listed.get("wait_for", []) if isinstance(listed, dict) else []
+    listed = listed.get("evaluations", []) if isinstance(listed, dict) else listed
     known = set(EvalConfig.__dataclass_fields__)
     configs = []
     for settings in listed:
@@ -165,7 +196,9 @@ def evaluate_batch_file(path: str | Path) -> list[dict]:
         if unknown:
             raise AliceError(f"{path}: settings eval.py does not have: {', '.join(sorted(unknown))}")
         configs.append(EvalConfig(**settings))
-    return evaluate_many(configs, Path(path).with_suffix(".engines.json"))
+    if not configs:
+        raise AliceError(f"{path}: no evaluations listed")
+    return evaluate_many(configs, Path(path).with_suffix(".engines.json"), wait_for)
 
 
 if __name__ == "__main__":

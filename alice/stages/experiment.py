@@ -195,9 +195,10 @@ class ExperimentConfig(StagePassthrough, CheckSettings, GenerationSettings, Mode
                                         "gate 'train student-*-seed0'; a run in parts on a machine held for a "
                                         "while); the report covers what exists", group=PACKED, operational=True)
     eval_batches: bool = setting(False, "--gpus: evaluate each seed's trained student arms (both test sets) in one "
-                                 "process and one engine, each next model's weights loaded into it, once all of "
-                                 "them are trained, and every other model's two test sets in one engine (instead "
-                                 "of an engine per evaluation)", group=PACKED, operational=True)
+                                 "process and one engine, each next model's weights loaded into it as its "
+                                 "training ends (the batch starts with the first), and every other model's two "
+                                 "test sets in one engine (instead of an engine per evaluation)", group=PACKED,
+                                 operational=True)
 
 
 # The embedded default (CPU, minutes): small slices, few samples, two training steps per model. It runs
@@ -722,29 +723,36 @@ def batch_evaluations(args: ExperimentConfig, folder: Path, steps: list[Step]) -
             group = [step, *followers]
             batch_of.update((s.name, f"{step.name} (both test sets)") for s in group)
             first_of[step.name] = group
+    trainings = {s.name: str(s.config.output_dir) for s in steps if s.script == "train" and s.config is not None}
     out: list[Step] = []
     for step in steps:
         if step.name not in batch_of:
             needs = tuple(dict.fromkeys(batch_of.get(n, n) for n in step.needs))
             out.append(replace(step, needs=needs) if needs != step.needs else step)
         elif step.name in first_of:
-            out.append(batch_step(args, folder, batch_of[step.name], first_of[step.name], batch_of))
+            out.append(batch_step(args, folder, batch_of[step.name], first_of[step.name], batch_of, trainings))
     return out
 
 
-def batch_step(args: ExperimentConfig, folder: Path, name: str, group: list[Step], batch_of: dict[str, str]) -> Step:
+def batch_step(args: ExperimentConfig, folder: Path, name: str, group: list[Step], batch_of: dict[str, str],
+               trainings: dict[str, str]) -> Step:
     """One ``eval seed<N> arms`` step: its evaluations' configs listed in <run>/logs/ (when the run starts),
-    run by ``python -m alice.stages.evaluate``; it needs what they need outside the batch."""
+    run by ``python -m alice.stages.evaluate``; it needs what they need outside the batch. It starts once the
+    first model it evaluates is trained and evaluates each later one as its training ends (the engine's start
+    and the evaluations overlap the trainings still running, instead of following the last of them)."""
     listing = folder / "logs" / f"{slug_name(name)}.json"
     # Evaluations already done (an earlier part) stay out: their models' weights may be gone, and they cost nothing.
     pending = [s for s in group if args.dry_run or not finished_as_configured(s)] or group
+    needs = tuple(dict.fromkeys(n for s in pending for n in s.needs if n not in batch_of))
+    later = [n for n in needs if n in trainings and n not in pending[0].needs]
     if not args.dry_run:
         listing.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(listing, [settings_dict(s.config) for s in pending])
-    needs = tuple(dict.fromkeys(n for s in pending for n in s.needs if n not in batch_of))
+        atomic_write_json(listing, {"evaluations": [settings_dict(s.config) for s in pending],
+                                    "wait_for": [trainings[n] for n in later]})
     hooks = [s.after for s in group if s.after is not None]
     return Step(name, helper=[sys.executable, "-m", "alice.stages.evaluate", str(listing)], needs=needs,
                 gpu=group[0].gpu, retries=group[0].retries,
+                starts_after=tuple(n for n in needs if n not in later) if later else None,
                 done=lambda: all(finished_as_configured(s) for s in group),
                 after=(lambda: [hook() for hook in hooks]) if hooks else None)
 
