@@ -301,8 +301,8 @@ class Executor:
         return best if self.free[best] + 1e-9 >= step.gpu else False
 
     def room_beside(self, step: Step, gpu: str | None, waits_for: list[Step]) -> bool:
-        """A step that would start before some of its needs (``starts_after``) does only if what it waits for
-        still finds room beside it: it holds its share while it waits, and must not hold the last of it."""
+        """A step that would start before some of its needs (``starts_after``) does only if those of them yet to
+        start still find room beside it: it holds its share while it waits, and must not hold the last of it."""
         if gpu is None or any(w.gpu <= 0 for w in waits_for):
             cpu_running = sum(1 for _, g, _ in self.running.values() if g is None) + (gpu is None)
             if cpu_running >= self.cpu_slots:
@@ -445,7 +445,8 @@ class Executor:
                     gpu = self.place(step)
                     if gpu is False:
                         continue
-                    waits_for = [self.by_name[n] for n in step.needs if n not in finished]
+                    # What it would wait for that has yet to start needs room beside it (what runs has its own).
+                    waits_for = [self.by_name[n] for n in step.needs if n not in finished and n not in self.running]
                     if waits_for and not self.room_beside(step, gpu, waits_for):
                         continue
                     pending.remove(step)

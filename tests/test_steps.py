@@ -110,6 +110,25 @@ def test_a_step_may_start_before_some_needs_and_is_stopped_when_one_fails(tmp_pa
     assert status["reader"]["wall_s"] < 30 and not seen.exists()
 
 
+def test_a_step_starts_early_on_a_gpu_only_where_what_it_waits_for_can_still_run(tmp_path):
+    """starts_after on a card: three trainings of 0.45 (two fit at once; t2 the longest) and an evaluation of
+    0.1 that waits for all three. It does not start while a training yet to start would find no room beside
+    it; once every training it waits for is running or done, it starts beside them, not after the last."""
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    train = "import pathlib,time; time.sleep({s}); pathlib.Path({d!r}, {n!r}).write_text('trained')"
+    wait = (f"import pathlib,time; d=pathlib.Path({str(marks)!r})\n"
+            "while not all((d/n).exists() for n in ('t1','t2','t3')): time.sleep(0.1)\n(d/'read').write_text('ok')")
+    trainings = [Step(n, helper=[sys.executable, "-c", train.format(s=seconds, d=str(marks), n=n)], gpu=0.45,
+                      done=lambda n=n: (marks / n).is_file()) for n, seconds in (("t1", 1), ("t2", 8), ("t3", 3))]
+    reader = Step("reader", needs=("t1", "t2", "t3"), helper=[sys.executable, "-c", wait], gpu=0.1,
+                  done=(marks / "read").is_file, starts_after=("t1",))
+    status = Executor([*trainings, reader], gpus=["0"], log_dir=tmp_path / "logs", poll_s=0.2).make(["reader"])
+    assert all(s["status"] == "done" for s in status.values())
+    t1_end, t3_end = (status[n]["began_s"] + status[n]["wall_s"] for n in ("t1", "t3"))
+    assert t1_end <= status["reader"]["began_s"] < t3_end  # beside t2 and t3, once t3 had started
+
+
 def test_in_process_steps_one_by_one_skip_what_needs_a_failure(tmp_path, capsys):
     """experiment.py's mode: stage functions called with their configs, in the caller's order; a failure is
     recorded and what needs it is skipped; ``call`` lets an error through; a helper runs as a subprocess."""
