@@ -20,7 +20,9 @@ The ``Executor`` goes through a table in one of two ways:
   not done, each started as soon as its needs are met and a GPU has room for its share (several
   trainings and engines share one card), nothing that needs a failed step. A subprocess's output
   goes to ``<log_dir>/<step>.log``, the terminal gets one line per start and finish, and the status
-  file (``steps.json``) is written after every step, keeping the runs a resumed run follows.
+  file (``steps.json``) is written after every step, keeping the runs a resumed run follows. A step
+  with ``starts_after`` starts once those needs are done, where its card leaves room for the others
+  yet to start, and waits for them itself; it is stopped if one of them fails.
 Either way each stage resumes by itself (a finished one costs a manifest check), the executor keeps
 every step's time, failure and result, and ``dry_run`` prints each step's command and full settings
 instead of running it.
