@@ -476,10 +476,11 @@ def test_gpus_none_runs_the_table_as_subprocesses_and_reports(tmp_path, small_mo
     assert evidence["training_runs"]["student-alice-seed0"]["steps"] == 2
     assert evidence["gpu_time"] is None or "by_kind" in evidence["gpu_time"]
     assert [b["batch"] for b in evidence["evaluation_batches"]] == ["eval_seed0_arms", "eval_seed1_arms"]
-    # Each seed's batch may start once its first arm is trained (where a slot is left for the second's training),
-    # and evaluates the second once that training has ended.
+    # Each seed's batch may start once its first arm is trained (self-training: its labels need no probing),
+    # where a slot is left for the other's training, and evaluates Alice's model once that training has ended.
     listing = json.loads((run / "logs" / "eval_seed1_arms.json").read_text())
-    assert listing["wait_for"] == [str(run / "student-self-training-seed1")]
+    assert listing["wait_for"] == [str(run / "student-alice-seed1")]
+    assert [c["output"] for c in listing["evaluations"]][0] == str(run / "eval-self-training-seed1.jsonl")
     # The deliverables, and a later part on a machine that kept nothing: alice-seed1's evaluation is missing
     # there, so its model (weights not kept) is trained again and evaluated; nothing else runs again.
     assert json.loads((results / "report.json").read_text())["gate"]["overridden"] is True
@@ -508,8 +509,9 @@ def test_eval_batches_make_one_step_per_seed_of_the_arms_evaluations(tmp_path, c
                               "gsm_symbolic:held_out=2", "--second-test", "eval=held_out", "--dry-run"])
     out = capsys.readouterr().out
     heads = dict(line.split("  [", 1) for line in out.splitlines() if "  [" in line and not line.startswith(" "))
-    assert heads["eval seed1 arms"] == ("gpu 0.09; needs train student-alice-seed1, train student-self-training-seed1; "
-                                        "starts after train student-alice-seed1]")
+    # Self-training's labels need no probing: its model comes first, and the batch starts once it is trained.
+    assert heads["eval seed1 arms"] == ("gpu 0.09; needs train student-self-training-seed1, train student-alice-seed1; "
+                                        "starts after train student-self-training-seed1]")
     assert not any(name.startswith(("eval alice", "eval self-training")) for name in heads)
     assert {"eval ceiling-seed1 (both test sets)", "eval weak-seed0 (both test sets)", "gate"} <= set(heads)
     assert not any(name in heads for name in ("eval ceiling-seed1", "eval ceiling-seed1 (held_out_templates)"))

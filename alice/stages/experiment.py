@@ -36,7 +36,9 @@ import math
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import cache
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -724,27 +726,41 @@ def batch_evaluations(args: ExperimentConfig, folder: Path, steps: list[Step]) -
             batch_of.update((s.name, f"{step.name} (both test sets)") for s in group)
             first_of[step.name] = group
     trainings = {s.name: str(s.config.output_dir) for s in steps if s.script == "train" and s.config is not None}
+
+    @cache
+    def depth(name: str) -> int:  # steps in the longest chain of needs before it: what trains early comes first
+        return 1 + max((depth(n) for n in by_name[name].needs if n in by_name), default=0)
+
     out: list[Step] = []
     for step in steps:
         if step.name not in batch_of:
             needs = tuple(dict.fromkeys(batch_of.get(n, n) for n in step.needs))
             out.append(replace(step, needs=needs) if needs != step.needs else step)
         elif step.name in first_of:
-            out.append(batch_step(args, folder, batch_of[step.name], first_of[step.name], batch_of, trainings))
+            out.append(batch_step(args, folder, batch_of[step.name], first_of[step.name], batch_of, trainings, depth))
     return out
 
 
 def batch_step(args: ExperimentConfig, folder: Path, name: str, group: list[Step], batch_of: dict[str, str],
-               trainings: dict[str, str]) -> Step:
+               trainings: dict[str, str], depth: Callable[[str], int]) -> Step:
     """One ``eval seed<N> arms`` step: its evaluations' configs listed in <run>/logs/ (when the run starts),
-    run by ``python -m alice.stages.evaluate``; it needs what they need outside the batch. It starts once the
-    first model it evaluates is trained and evaluates each later one as its training ends (the engine's start
-    and the evaluations overlap the trainings still running, instead of following the last of them)."""
+    run by ``python -m alice.stages.evaluate``; it needs what they need outside the batch. Its models come in
+    the order they can be trained (fewest steps before their training first: the arms whose labels need no
+    probing before Alice's), and it starts once the first is trained and evaluates each later one as its
+    training ends (the engine's start and the evaluations overlap the trainings still running, instead of
+    following the last of them)."""
     listing = folder / "logs" / f"{slug_name(name)}.json"
     # Evaluations already done (an earlier part) stay out: their models' weights may be gone, and they cost nothing.
     pending = [s for s in group if args.dry_run or not finished_as_configured(s)] or group
+    training_of = {folder_: train for train, folder_ in trainings.items()}
+    model_of = [s.config.student or s.config.teacher for s in pending]
+    first_seen = {model: i for i, model in reversed(list(enumerate(model_of)))}
+    order = sorted(range(len(pending)), key=lambda i: (depth(training_of[model_of[i]]) if model_of[i] in training_of
+                                                       else 0, first_seen[model_of[i]]))
+    pending = [pending[i] for i in order]
     needs = tuple(dict.fromkeys(n for s in pending for n in s.needs if n not in batch_of))
-    later = [n for n in needs if n in trainings and n not in pending[0].needs]
+    first = training_of.get(pending[0].config.student or pending[0].config.teacher)
+    later = [n for n in needs if n in trainings and n != first]
     if not args.dry_run:
         listing.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_json(listing, {"evaluations": [settings_dict(s.config) for s in pending],
