@@ -480,7 +480,7 @@ def test_gpus_none_runs_the_table_as_subprocesses_and_reports(tmp_path, small_mo
     # where a slot is left for the other's training, and evaluates Alice's model once that training has ended.
     listing = json.loads((run / "logs" / "eval_seed1_arms.json").read_text())
     assert listing["wait_for"] == [str(run / "student-alice-seed1")]
-    assert [c["output"] for c in listing["evaluations"]][0] == str(run / "eval-self-training-seed1.jsonl")
+    assert listing["evaluations"][0]["output"] == str(run / "eval-self-training-seed1.jsonl")
     # The deliverables, and a later part on a machine that kept nothing: alice-seed1's evaluation is missing
     # there, so its model (weights not kept) is trained again and evaluated; nothing else runs again.
     assert json.loads((results / "report.json").read_text())["gate"]["overridden"] is True
