@@ -351,32 +351,17 @@ class Executor:
     def stop(self, name: str) -> float:
         """One running subprocess stopped (its process group), its GPU share given back; its wall time."""
         process, gpu, began = self.running.pop(name)
-        try:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(30)
-        except ProcessLookupError:
-            pass
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+        end_groups([process])
         if gpu is not None:
             self.free[gpu] += self.by_name[name].gpu
         self.log(f"stopped {name}")
         return round(time.time() - began, 1)
 
     def stop_all(self) -> None:
-        for name, (process, _, _) in list(self.running.items()):
+        for name, (process, _, _) in self.running.items():
             if process.poll() is None:
                 self.log(f"stopping {name}")
-                try:
-                    os.killpg(process.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    continue
-        deadline = time.time() + 30
-        for process, _, _ in self.running.values():
-            try:
-                process.wait(max(0.1, deadline - time.time()))
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
+        end_groups([process for process, _, _ in self.running.values()])
         self.running.clear()
 
     # ------------------------------------------------------------------ what targets need
@@ -490,6 +475,22 @@ class Executor:
         atomic_write_json(self.status_path, {
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started)), "steps": self.status,
             "wall_s": round(time.time() - self.started, 1), "earlier_runs": self.earlier_runs})
+
+
+def end_groups(processes: list[subprocess.Popen], grace_s: float = 30) -> None:
+    """Each subprocess's process group asked to end (SIGTERM), killed if it has not within ``grace_s``."""
+    for process in processes:
+        if process.poll() is None:
+            try:
+                os.killpg(process.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+    deadline = time.time() + grace_s
+    for process in processes:
+        try:
+            process.wait(max(0.1, deadline - time.time()))
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
 
 
 def earlier_runs(status_path: Path) -> list[dict]:

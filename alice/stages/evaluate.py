@@ -25,8 +25,8 @@ from ..cli import (
 from ..config import setting
 from ..errors import AliceError
 from ..metrics import summarize_scores
-from ..models import ModelRef
-from ..records import Manifest, atomic_write_json, read_jsonl
+from ..models import ModelRef, has_weights
+from ..records import Manifest, atomic_write_json, read_json, read_jsonl
 from ..tasks import Example, Task
 from .common import generate_once, slug, summary_path
 
@@ -57,9 +57,14 @@ def score_rows(task: Task, examples: list[Example], responses: dict[str, str]) -
     return rows
 
 
+def evaluated_name(args: EvalConfig) -> str | None:
+    """The model eval.py evaluates, as given: --student, else --teacher (the weak model is a trained teacher)."""
+    return args.student or args.teacher
+
+
 def evaluated_model(args: EvalConfig) -> ModelRef:
-    """The model eval.py evaluates: --student, else --teacher (the weak model is a trained teacher)."""
-    return resolve_role(args, next((r for r in ("student", "teacher") if getattr(args, r, None)), None))
+    """``evaluated_name`` resolved (a size with --model, or --model alone)."""
+    return resolve_role(args, "student" if args.student else "teacher" if args.teacher else None)
 
 
 def evaluate(args: EvalConfig, backend: Backend | None = None) -> dict:
@@ -140,9 +145,8 @@ def evaluate_many(configs: list, record: Path | None = None, wait_for: Sequence[
     engines = Engines(configs[0], share_adapters=False)
     try:
         for config in configs:
-            named = config.student or config.teacher  # as the training's output folder was named
-            if named in wait_for:
-                waited += wait_until_trained(named)
+            if evaluated_name(config) in wait_for:  # a training's output folder, named as it was given
+                waited += wait_until_trained(evaluated_name(config))
             evaluate(config, engines.handle(evaluated_model(config)))
     finally:
         engines.close()
@@ -158,9 +162,6 @@ def wait_until_trained(folder: str, poll_s: float = 5.0) -> float:
     """Wait until the training that writes ``folder`` has finished it (its manifest complete, its weights
     there); the seconds waited. The process that started this one (experiment.py) stops it if that training
     fails; if that process is gone, so is the wait."""
-    from ..models import has_weights
-    from ..records import read_json
-
     began, parent, told = time.time(), os.getppid(), False
     while True:
         try:

@@ -67,6 +67,7 @@ from ..tasks import load_task
 from ..tracking import Tracker, require
 from .cascade import CascadeConfig, StagePassthrough, derive, run_cascade, stage_settings
 from .common import slug, summary_path
+from .evaluate import evaluated_name
 from .student_generate import ALICE_STATEMENTS
 from .uncertainty import merge_parts
 
@@ -725,7 +726,7 @@ def batch_evaluations(args: ExperimentConfig, folder: Path, steps: list[Step]) -
             group = [step, *followers]
             batch_of.update((s.name, f"{step.name} (both test sets)") for s in group)
             first_of[step.name] = group
-    trainings = {s.name: str(s.config.output_dir) for s in steps if s.script == "train" and s.config is not None}
+    trained_by = {str(s.config.output_dir): s.name for s in steps if s.script == "train" and s.config is not None}
 
     @cache
     def depth(name: str) -> int:  # steps in the longest chain of needs before it: what trains early comes first
@@ -737,38 +738,33 @@ def batch_evaluations(args: ExperimentConfig, folder: Path, steps: list[Step]) -
             needs = tuple(dict.fromkeys(batch_of.get(n, n) for n in step.needs))
             out.append(replace(step, needs=needs) if needs != step.needs else step)
         elif step.name in first_of:
-            out.append(batch_step(args, folder, batch_of[step.name], first_of[step.name], batch_of, trainings, depth))
+            out.append(batch_step(args, folder, batch_of[step.name], first_of[step.name], batch_of, trained_by, depth))
     return out
 
 
 def batch_step(args: ExperimentConfig, folder: Path, name: str, group: list[Step], batch_of: dict[str, str],
-               trainings: dict[str, str], depth: Callable[[str], int]) -> Step:
+               trained_by: dict[str, str], depth: Callable[[str], int]) -> Step:
     """One ``eval seed<N> arms`` step: its evaluations' configs listed in <run>/logs/ (when the run starts),
     run by ``python -m alice.stages.evaluate``; it needs what they need outside the batch. Its models come in
     the order they can be trained (fewest steps before their training first: the arms whose labels need no
     probing before Alice's), and it starts once the first is trained and evaluates each later one as its
     training ends (the engine's start and the evaluations overlap the trainings still running, instead of
-    following the last of them)."""
+    following the last of them). ``trained_by``: the training step that writes each model folder."""
     listing = folder / "logs" / f"{slug_name(name)}.json"
     # Evaluations already done (an earlier part) stay out: their models' weights may be gone, and they cost nothing.
     pending = [s for s in group if args.dry_run or not finished_as_configured(s)] or group
-    training_of = {folder_: train for train, folder_ in trainings.items()}
-    model_of = [s.config.student or s.config.teacher for s in pending]
-    first_seen = {model: i for i, model in reversed(list(enumerate(model_of)))}
-    order = sorted(range(len(pending)), key=lambda i: (depth(training_of[model_of[i]]) if model_of[i] in training_of
-                                                       else 0, first_seen[model_of[i]]))
-    pending = [pending[i] for i in order]
+    models = list(dict.fromkeys(evaluated_name(s.config) for s in pending))  # a model's two test sets stay together
+    rank = {m: (depth(trained_by[m]) if m in trained_by else 0, i) for i, m in enumerate(models)}
+    pending.sort(key=lambda s: rank[evaluated_name(s.config)])
     needs = tuple(dict.fromkeys(n for s in pending for n in s.needs if n not in batch_of))
-    first = training_of.get(pending[0].config.student or pending[0].config.teacher)
-    later = [n for n in needs if n in trainings and n != first]
+    later = [m for m in sorted(models, key=rank.get)[1:] if m in trained_by]
     if not args.dry_run:
         listing.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(listing, {"evaluations": [settings_dict(s.config) for s in pending],
-                                    "wait_for": [trainings[n] for n in later]})
+        atomic_write_json(listing, {"evaluations": [settings_dict(s.config) for s in pending], "wait_for": later})
     hooks = [s.after for s in group if s.after is not None]
     return Step(name, helper=[sys.executable, "-m", "alice.stages.evaluate", str(listing)], needs=needs,
                 gpu=group[0].gpu, retries=group[0].retries,
-                starts_after=tuple(n for n in needs if n not in later) if later else None,
+                starts_after=tuple(n for n in needs if n not in {trained_by[m] for m in later}) if later else None,
                 done=lambda: all(finished_as_configured(s) for s in group),
                 after=(lambda: [hook() for hook in hooks]) if hooks else None)
 
