@@ -254,6 +254,9 @@ class HFBackend(Backend):
 # ----------------------------------------------------------------------------- vLLM
 
 
+RUNNER_ENV = "VLLM_USE_V2_MODEL_RUNNER"
+
+
 class VLLMBackend(Backend):
     name = "vllm"
 
@@ -261,8 +264,11 @@ class VLLMBackend(Backend):
                  gpu_memory_utilization: float | None = None, seed: int = 0, max_lora_rank: int = 64,
                  enforce_eager: bool | None = None, enable_lora: bool = False,
                  kv_cache_gb: float | None = None, batch_invariant: bool = False,
-                 load_format: str = "auto", disable_custom_all_reduce: bool = False) -> None:
+                 load_format: str = "auto", disable_custom_all_reduce: bool = False,
+                 vllm_runner: str = "auto") -> None:
         on_gpu = cuda_available()
+        if vllm_runner == "v2" and not on_gpu:
+            raise AliceError("--vllm-runner v2 needs a GPU (vLLM's V2 model runner runs on Triton kernels)")
         if batch_invariant:
             # Same logits for a prompt whatever else shares its batch (vLLM's batch-invariant kernels):
             # greedy outputs then do not depend on scheduling. Read by the engine process at start.
@@ -303,10 +309,22 @@ class VLLMBackend(Backend):
         self.custom_all_reduce = tensor_parallel_size > 1 and not disable_custom_all_reduce
         if disable_custom_all_reduce:
             kwargs["disable_custom_all_reduce"] = True
+        # vLLM reads its model runner from the environment while it builds the engine (this process's config
+        # and the engine process it spawns); set for this engine only, so later engines get their own.
+        runner_env = {"v1": "0", "v2": "1"}.get(vllm_runner)
+        previous = os.environ.get(RUNNER_ENV)
+        if runner_env:
+            os.environ[RUNNER_ENV] = runner_env
         try:
             self.llm = LLM(**kwargs)
+            self.model_runner = "v2" if getattr(self.llm.llm_engine.vllm_config, "use_v2_model_runner", False) else "v1"
         except Exception as err:  # noqa: BLE001 - engine start errors are long; keep the first line
             raise AliceError(f"vLLM could not start {ref.path}: {str(err).splitlines()[0] if str(err) else err!r}") from None
+        finally:
+            if runner_env and previous is None:
+                os.environ.pop(RUNNER_ENV, None)
+            elif runner_env:
+                os.environ[RUNNER_ENV] = previous
         self.tokenizer = self.llm.get_tokenizer()
         self.max_context = self.llm.llm_engine.model_config.max_model_len
         self.lora = None
@@ -369,7 +387,8 @@ class VLLMBackend(Backend):
     def describe(self):
         return {"backend": self.name, "max_model_len": self.max_context, "load_format": self.load_format,
                 "custom_all_reduce": self.custom_all_reduce,
-                "tensor_parallel_size": self.tensor_parallel_size, "batch_invariant": self.batch_invariant}
+                "tensor_parallel_size": self.tensor_parallel_size, "batch_invariant": self.batch_invariant,
+                "model_runner": self.model_runner}
 
     def close(self):
         llm = getattr(self, "llm", None)
@@ -450,11 +469,14 @@ def make_backend(kind: str, ref: ModelRef | None, *, model_name: str | None = No
                  seed: int = 0, concurrency: int = 16, enforce_eager: bool | None = None,
                  enable_lora: bool = False, max_lora_rank: int = 64, kv_cache_gb: float | None = None,
                  batch_invariant: bool = False, load_format: str = "auto",
-                 disable_custom_all_reduce: bool = False) -> Backend:
+                 disable_custom_all_reduce: bool = False, vllm_runner: str = "auto") -> Backend:
     if kind not in BACKENDS:
         raise AliceError(f"unknown backend {kind!r} (choose from {', '.join(BACKENDS)})")
-    if batch_invariant and (kind in ("openai", "hf") or (kind == "auto" and (base_url or not vllm_available()))):
+    not_vllm = kind in ("openai", "hf") or (kind == "auto" and (base_url or not vllm_available()))
+    if batch_invariant and not_vllm:
         raise AliceError("--batch-invariant needs the vllm backend (vLLM's batch-invariant kernels)")
+    if vllm_runner != "auto" and not_vllm:
+        raise AliceError(f"--vllm-runner {vllm_runner} needs the vllm backend (a server chooses its own runner)")
     if kind == "openai" or (kind == "auto" and base_url):
         if not base_url:
             raise AliceError("--backend openai needs --base-url")
@@ -470,7 +492,7 @@ def make_backend(kind: str, ref: ModelRef | None, *, model_name: str | None = No
                            gpu_memory_utilization=gpu_memory_utilization, seed=seed, enforce_eager=enforce_eager,
                            enable_lora=enable_lora, max_lora_rank=max_lora_rank, kv_cache_gb=kv_cache_gb,
                            batch_invariant=batch_invariant, load_format=load_format,
-                           disable_custom_all_reduce=disable_custom_all_reduce)
+                           disable_custom_all_reduce=disable_custom_all_reduce, vllm_runner=vllm_runner)
     if load_format != "auto":
         raise AliceError(f"--load-format {load_format} needs the vllm backend")
     print(f"loading {ref.path} with transformers ...", file=sys.stderr)

@@ -97,6 +97,11 @@ class GenerationSettings(Settings):
                                     "of which other prompts share the batch; measured on an H200 (1.5B, 340 "
                                     "questions), 4%% of outcomes still changed with the batch composition, as "
                                     "many as without it", group="generation")
+    vllm_runner: str = setting("auto", "vLLM on GPU: its model runner. v2 draws the noise of seeded samples (every "
+                               "question's samples are seeded) for all sequences in one kernel, where v1 (vLLM 0.24's "
+                               "choice for Qwen2 models) loops over the running sequences at every step; the two "
+                               "draw different samples from the same distribution. auto: vLLM's choice",
+                               choices=("auto", "v1", "v2"), group="generation", later_default="auto")
     concurrency: int = setting(16, "parallel requests per server for --backend openai", group="generation",
                                operational=True)
     seed: int = setting(0, "sampling seed (each question's samples are seeded from it and the question's id)",
@@ -166,7 +171,7 @@ def backend_from_args(args: argparse.Namespace, ref: ModelRef | None, **vllm_opt
         seed=args.seed, concurrency=args.concurrency, enforce_eager=getattr(args, "enforce_eager", False) or None,
         batch_invariant=getattr(args, "batch_invariant", False), load_format=getattr(args, "load_format", "auto"),
         disable_custom_all_reduce=getattr(args, "disable_custom_all_reduce", False),
-        **vllm_options,
+        vllm_runner=getattr(args, "vllm_runner", "auto"), **vllm_options,
     )
 
 

@@ -21,7 +21,7 @@ from .models import ModelRef, architecture_key
 # built with its own; the stages whose settings pass through the cascade refuse them (--uncertainty-args).
 ENGINE_SETTINGS = frozenset({"backend", "base_url", "tensor_parallel_size", "max_model_len", "gpu_memory_utilization",
                              "kv_cache_gb", "enforce_eager", "disable_custom_all_reduce", "batch_invariant",
-                             "batch_size", "concurrency"})
+                             "vllm_runner", "batch_size", "concurrency"})
 SHARED_ENGINE = ("a setting of the generation engine, which this stage shares with the run's other steps; give it "
                  "to the whole run ({flags}) instead")
 # The summarizer's engine is handed out by the run too, built from the same settings.

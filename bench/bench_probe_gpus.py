@@ -13,11 +13,13 @@ probing time the script measures itself (engine already up), and samples per sec
   ``--base-url``);
 - ``one<N>_eager`` / ``one<N>_graphs``: the pool in N parts probed by N engines at once on GPU 0 (one
   engine is host-bound: its step time grows with the running sequences while the card idles), each
-  with 1/N of ``--card-kv-gb`` as KV cache, with ``--enforce-eager`` or with CUDA graphs.
+  with 1/N of ``--card-kv-gb`` as KV cache, with ``--enforce-eager`` or with CUDA graphs; a ``_v1`` /
+  ``_v2`` suffix (``one4_graphs_v2``) gives each engine that vLLM model runner (``--vllm-runner``).
 
   python bench/bench_probe_gpus.py --teacher MODEL_DIR --variants v1,v2,parts2,serve_dp2 --out out/probe
   python bench/bench_probe_gpus.py merge out/probe/probe.json      # adds the multigpu_probe_* keys here
   python bench/bench_probe_gpus.py --teacher MODEL_DIR --k 100 --variants one1_graphs,one4_eager,one4_graphs,one8_graphs
+  python bench/bench_probe_gpus.py --teacher MODEL_DIR --k 100 --limit 50 --variants one4_graphs_v1,one4_graphs_v2
 
 Scaling = samples/s of the two-GPU variant over the best one-GPU variant.
 """
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 import time
@@ -34,6 +37,8 @@ from pathlib import Path
 from bench_common import env_for, log, merge_report, read_manifest, run_at_once, wait_for_servers
 
 BENCH = Path(__file__).resolve().parent
+# one<N>_<eager|graphs>[_<v1|v2>]: N engines on GPU 0; the suffix passes uncertainty.py --vllm-runner
+ONE_GPU = re.compile(r"one(\d+)_(eager|graphs)(?:_(v1|v2))?")
 REPO = BENCH.parent
 
 
@@ -132,15 +137,18 @@ def measure(args: argparse.Namespace) -> dict:
             result = summary(outputs, wall, codes)
         elif name in ("serve_dp2", "serve2"):
             result = serve_variant(args, name, work)
-        elif name.startswith("one") and name.split("_")[-1] in ("eager", "graphs"):
-            parts = int(name[3:].split("_")[0])
-            mode = ["--enforce-eager"] if name.endswith("_eager") else []
+        elif name.startswith("one") and ONE_GPU.fullmatch(name):
+            count, graphs, runner = ONE_GPU.fullmatch(name).groups()
+            parts = int(count)
+            mode = [] if graphs == "graphs" else ["--enforce-eager"]
             outputs = [work / f"{name}-p{i}.jsonl" for i in range(1, parts + 1)]
-            per_engine = ["--backend", "vllm", "--kv-cache-gb", f"{args.card_kv_gb / parts:g}", *mode]
+            per_engine = ["--backend", "vllm", "--kv-cache-gb", f"{args.card_kv_gb / parts:g}", *mode,
+                          *(["--vllm-runner", runner] if runner else [])]
             wall, codes = run_at_once([(probe_command(args, o, [*per_engine, "--pool-part", f"{i}/{parts}"]),
                                         env_for("0"), o.with_suffix(".log"))
                                        for i, o in enumerate(outputs, start=1)], args.timeout)
-            result = {**summary(outputs, wall, codes), "engines": parts, "cuda_graphs": not mode}
+            result = {**summary(outputs, wall, codes), "engines": parts, "cuda_graphs": not mode,
+                      "runner": runner or "auto"}
         else:
             raise SystemExit(f"unknown variant {name}")
         report["results"][name] = result

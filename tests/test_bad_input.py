@@ -65,6 +65,8 @@ def cases(tmp: Path) -> list[tuple[str, list[str], str]]:
         ("eval.py", ["--data", "gsm_symbolic:colour=red", "--model", "smollm2"], "unknown option(s) colour"),
         ("eval.py", ["--model", "smollm2", "--backend", "hf", "--batch-invariant", "--output", str(tmp / "bi.jsonl")],
          "needs the vllm backend"),
+        ("eval.py", ["--model", "smollm2", "--backend", "hf", "--vllm-runner", "v1", "--output", str(tmp / "r.jsonl")],
+         "needs the vllm backend"),
         ("train.py", ["--ground-truth", "--warmup-ratio", "1.5", *train], "--warmup-ratio 1.5"),
         ("experiment.py", ["--restore-from", str(tmp), "--run-dir", str(tmp / "r")], "not deliverables of an experiment.py run"),
     ]

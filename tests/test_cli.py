@@ -97,6 +97,19 @@ def test_dry_run_passes_concurrency_to_every_generating_step(tmp_path):
     assert not run.exists()  # a dry run writes nothing
 
 
+def test_the_vllm_model_runner_reaches_every_generating_step_and_only_a_chosen_one_is_fingerprinted(tmp_path):
+    from alice.cli import GenerationSettings
+    from alice.config import fingerprint_settings
+
+    done = run_script("experiment.py", "--vllm-runner", "v2", "--run-dir", str(tmp_path / "run"), "--dry-run")
+    generating = [(script, settings) for script, settings in planned_steps(done.stdout) if script in GENERATING]
+    assert generating and all(settings["vllm_runner"] == "v2" for _, settings in generating), generating
+    # Outputs made before the setting existed keep their fingerprint (and resume); a chosen runner draws other
+    # samples, so it is part of the fingerprint.
+    assert "vllm_runner" not in fingerprint_settings(GenerationSettings())
+    assert fingerprint_settings(GenerationSettings(vllm_runner="v1"))["vllm_runner"] == "v1"
+
+
 def test_run_folder_is_named_from_the_models_used():
     from alice.stages.experiment import apply_preset, run_folder
 

@@ -30,6 +30,16 @@ def test_n_samples_come_from_one_request(engine):
     assert again[0] == out[0]  # seeded per question id: the same samples on a rerun
 
 
+def test_the_engine_records_its_model_runner_and_v2_is_refused_without_a_gpu(engine, small_model):
+    from alice.backends import VLLMBackend
+    from alice.errors import AliceError
+
+    # vLLM on CPU has no Triton, so its choice is the V1 runner; the manifest says which one drew the samples.
+    assert engine.describe()["model_runner"] == "v1"
+    with pytest.raises(AliceError, match="needs a GPU"):
+        VLLMBackend(resolve_model(small_model), vllm_runner="v2")
+
+
 def test_each_question_is_handed_over_as_it_finishes(engine):
     # Questions of different lengths in one call: each result reaches the hook once, under its own id, and
     # the call still returns them in the order asked.
