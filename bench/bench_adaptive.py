@@ -18,6 +18,15 @@ The token ratio is all K samples' tokens / the tokens of the samples drawn.
   python bench/bench_adaptive.py --heldout results/fair/uncertainty.jsonl.xz \
       --tokenizer ~/.cache/small-models/qwen2.5-coder-0.5b-instruct.gguf     # judged on questions it was not tuned on
 
+``--floor``: the run-to-run floor the rule is judged against, on ``--heldout``'s new questions. Each question's
+K samples, resampled twice with replacement, stand for two independent full-K runs of the same teacher: how
+often they agree (full K vs full K), how often the rule on one agrees with the other's full K (what a live
+adaptive run can reach), and with its own full K (the replay's measure). ``--floor-with FILE``: the same between
+two real probe files (questions matched by text): FILE's full K against ``--heldout``'s full K and adaptive draw.
+
+  python bench/bench_adaptive.py --floor --heldout results/fair/uncertainty.jsonl.xz
+  python bench/bench_adaptive.py --floor --heldout results/fair/uncertainty.jsonl.xz --floor-with OTHER.jsonl.xz
+
 ``--heldout``: a rule is chosen on the tuning data alone (the most tokens saved among the rules that keep
 >= 98% of status and answer there; the best agreement with >= 2.5x if none does) and then judged, with the
 default rule and the whole grid, on another probe file's questions that the tuning data does not contain
@@ -144,7 +153,16 @@ def main() -> None:
     p.add_argument("--tokenizer", type=Path, help="GGUF file of the teacher: recount the tokens into --tokens")
     p.add_argument("--no-write", action="store_true", help="print only; leave results.json and RESULTS.md alone")
     p.add_argument("--heldout", type=Path, help="another probe file: choose the rule on --data, judge it here")
+    p.add_argument("--floor", action="store_true", help="with --heldout: the full-K-vs-full-K floor beside the rule "
+                   "(resampled runs; see above)")
+    p.add_argument("--floor-with", type=Path, help="with --floor: a second real probe file of the same questions")
+    p.add_argument("--pairs", type=int, default=50, help="--floor: resampled pairs of runs per question")
     args = p.parse_args()
+    if args.floor:
+        if not args.heldout:
+            p.error("--floor needs --heldout")
+        floor(args)
+        return
     if args.heldout:
         heldout(args)
         return
@@ -315,6 +333,117 @@ def heldout(args) -> None:
         ("not measured by a replay: how often two independent full-K runs agree (the floor any rule is judged "
         "against); that needs a second probing run on a GPU"),
         "the trade-off on the new questions (waves of 5):\n\n" + "\n".join(table(shown)) + "\n"])
+
+
+def agreement_counts(pairs: Sequence[tuple[tuple, tuple]]) -> dict[str, float]:
+    """Share of (summary, summary) pairs with the same status, answer, both."""
+    n = len(pairs)
+    return {"status": round(sum(a[0] == b[0] for a, b in pairs) / n, 4),
+            "answer": round(sum(a[1] == b[1] for a, b in pairs) / n, 4),
+            "both": round(sum(a[:2] == b[:2] for a, b in pairs) / n, 4)}
+
+
+def floor_pairs(keys: dict[str, Sequence[str | None]], ids: Sequence[str], k: int, rule: AdaptiveRule,
+                pairs: int, seed: int = 0) -> dict:
+    """Two resampled full-K runs per pair: full vs full, the rule's draw vs the other run, vs its own run; and
+    the rule's loss against the floor (adaptive vs another full K, minus full vs full) with a 95% interval
+    over questions (a question's pairs are not independent of each other)."""
+    import random
+
+    from alice.adaptive import summary
+
+    rng = random.Random(seed)
+    full_full, live, own, loss = [], [], [], []
+    for qid in ids:
+        base = list(keys[qid][:k])
+        same_full = same_live = 0
+        for _ in range(pairs):
+            a, b = rng.choices(base, k=k), rng.choices(base, k=k)
+            drawn, _ = replay(a, k, rule)
+            full_a, full_b, part = summary(a), summary(b), summary(a[:drawn])
+            full_full.append((full_a, full_b))
+            live.append((part, full_b))
+            own.append((part, full_a))
+            same_full += full_a[:2] == full_b[:2]
+            same_live += part[:2] == full_b[:2]
+        loss.append((same_full - same_live) / pairs)
+    n = len(loss)
+    mean = sum(loss) / n
+    half = 1.96 * math.sqrt(sum((x - mean) ** 2 for x in loss) / (n - 1) / n) if n > 1 else float("nan")
+    return {"questions": n, "pairs_per_question": pairs, "full_vs_full": agreement_counts(full_full),
+            "adaptive_vs_another_full": agreement_counts(live), "adaptive_vs_its_own_full": agreement_counts(own),
+            "adaptive_loss_both": {"value": round(mean, 4), "ci95": [round(mean - half, 4), round(mean + half, 4)]}}
+
+
+def floor_between(keys: dict[str, Sequence[str | None]], other: dict[str, Sequence[str | None]],
+                  matched: Sequence[tuple[str, str]], k: int, rule: AdaptiveRule) -> dict:
+    """Two real runs: (id here, id there) per question; the rule's draw is replayed on this run's samples."""
+    from alice.adaptive import summary
+
+    full_full, live = [], []
+    for here, there in matched:
+        drawn, _ = replay(keys[here], k, rule)
+        full_full.append((summary(keys[here][:k]), summary(other[there][:k])))
+        live.append((summary(keys[here][:drawn]), full_full[-1][1]))
+    return {"questions": len(matched), "full_vs_full": agreement_counts(full_full),
+            "adaptive_vs_another_full": agreement_counts(live)}
+
+
+def floor(args) -> None:
+    """The run-to-run floor beside the rule, on --heldout's new questions (see the module docstring)."""
+    rule = AdaptiveRule()
+    new_keys, _ = load_keys(args.heldout)
+    tuned_questions = set(questions_of(args.data).values())
+    texts = questions_of(args.heldout)
+    new_ids = [qid for qid, question in texts.items() if question not in tuned_questions]
+    resampled = floor_pairs(new_keys, new_ids, args.k, rule, args.pairs)
+    print(f"{len(new_ids)} new questions of {args.heldout}, rule {rule_name(rule)}, {args.pairs} resampled pairs "
+          "of full-K runs per question:")
+    for name in ("full_vs_full", "adaptive_vs_another_full", "adaptive_vs_its_own_full", "adaptive_loss_both"):
+        print(f"  {name}: {resampled[name]}")
+    result = {"rule": rule.describe(), "resampled": resampled}
+    if args.floor_with:
+        other_keys, _ = load_keys(args.floor_with)
+        by_text = {question: qid for qid, question in questions_of(args.floor_with).items()}
+        matched = [(qid, by_text[texts[qid]]) for qid in new_ids if texts[qid] in by_text]
+        if not matched:
+            sys.exit(f"{args.floor_with} has none of the new questions")
+        result["two_runs"] = {**floor_between(new_keys, other_keys, matched, args.k, rule),
+                              "other": str(args.floor_with)}
+        print(f"two real runs ({len(matched)} questions in both): {result['two_runs']}")
+    if args.no_write:
+        return
+    source = {"date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": "python " + " ".join(sys.argv),
+              "heldout_data": str(args.heldout)}
+    merge_results({"P1_adaptive_heldout_floor": {
+        "value": resampled["full_vs_full"]["both"], "measure": "status and answer of two full-K runs of one teacher, "
+        "each question's K samples resampled with replacement as two independent runs", **result, **source}})
+    from bench_cluster import append_section
+
+    def shares(d: dict) -> str:
+        return f"status {d['status']:.1%}, answer {d['answer']:.1%}, both **{d['both']:.1%}**"
+
+    loss = resampled["adaptive_loss_both"]
+    lines = [
+        (f"questions: the {resampled['questions']} new questions of `{args.heldout}` (those `P1_adaptive_heldout_*` "
+         f"are judged on); rule: `uncertainty.py --adaptive`'s default ({rule_name(rule)}); two full-K runs of one "
+         f"teacher stand in as each question's K={args.k} samples resampled with replacement, {args.pairs} pairs per "
+         "question (a plug-in estimate: the teacher's answer distribution taken to be what its K samples show)"),
+        f"**full K vs another full K** (`P1_adaptive_heldout_floor`): {shares(resampled['full_vs_full'])}",
+        (f"the rule's draw vs another full K (what a live adaptive run can reach): "
+         f"{shares(resampled['adaptive_vs_another_full'])}"),
+        (f"the rule's draw vs its own full K (the replay's measure, as in `P1_adaptive_heldout_agreement`): "
+         f"{shares(resampled['adaptive_vs_its_own_full'])}"),
+        (f"the rule's cost beyond run-to-run noise (full vs full minus adaptive vs another full, status and answer): "
+         f"**{loss['value']:.1%}** [{loss['ci95'][0]:.1%}, {loss['ci95'][1]:.1%}] (95%, over questions)"),
+        ("where the floor comes from: on questions whose samples spread over many answers a few samples each, the "
+         "largest cluster is a coin toss between runs (the answer differs; the status rarely does)")]
+    if "two_runs" in result:
+        two = result["two_runs"]
+        lines.append(f"two real runs ({two['questions']} questions in both, `{two['other']}`): full vs full "
+                     f"{shares(two['full_vs_full'])}; the rule vs the other run's full K "
+                     f"{shares(two['adaptive_vs_another_full'])}")
+    append_section("P1: the floor beside adaptive probing (bench/bench_adaptive.py --floor)", lines)
 
 
 if __name__ == "__main__":
