@@ -435,7 +435,8 @@ def floor(args) -> None:
         (f"the rule's draw vs its own full K (the replay's measure, as in `P1_adaptive_heldout_agreement`): "
          f"{shares(resampled['adaptive_vs_its_own_full'])}"),
         (f"the rule's cost beyond run-to-run noise (full vs full minus adaptive vs another full, status and answer): "
-         f"**{loss['value']:.1%}** [{loss['ci95'][0]:.1%}, {loss['ci95'][1]:.1%}] (95%, over questions)"),
+         f"**{100 * loss['value']:.1f} points** [{100 * loss['ci95'][0]:.1f}, {100 * loss['ci95'][1]:.1f}] (95%, over "
+         "questions)"),
         ("where the floor comes from: on questions whose samples spread over many answers a few samples each, the "
          "largest cluster is a coin toss between runs (the answer differs; the status rarely does)")]
     if "two_runs" in result:
