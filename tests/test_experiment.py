@@ -208,6 +208,46 @@ def test_an_evaluations_engine_settings_reach_its_engine(small_model, capfd):
         engines.close()
 
 
+def test_the_probing_may_have_its_own_model_runner_and_its_engines_are_built_with_it(small_model, capsys):
+    """--uncertainty.vllm-runner (the one engine setting the probing may have of its own): only the probing
+    steps carry it, and the probing's engines (teacher and summarizer) are built with it (here the transformers
+    backend refuses it, which shows it reached the build); other engine settings stay the run's."""
+    from alice.cli import resolve_role
+    from alice.engines import Engines
+    from alice.stages.cascade import derive
+    from alice.stages.experiment import ExperimentConfig, apply_preset
+    from alice.stages.uncertainty import UncertaintyConfig
+
+    result = experiment.main(["--uncertainty.vllm-runner", "v1", "--dry-run"])
+    capsys.readouterr()
+    runners = {(s["script"], s["settings"].get("vllm_runner")) for s in result["steps"] if "vllm_runner" in s["settings"]}
+    assert ("uncertainty.py", "v1") in runners and ("eval.py", "auto") in runners
+    assert not {r for r in runners if r[0] != "uncertainty.py" and r[1] != "auto"}
+    with pytest.raises(AliceError, match="--uncertainty-args --enforce-eager: a setting of the generation engine"):
+        experiment.main(["--uncertainty.enforce-eager", "--dry-run"])
+
+    args = apply_preset(ExperimentConfig(model=small_model, preset="demo", backend="hf"))
+    engines = Engines(args, share_adapters=False)
+    try:
+        own = derive(UncertaintyConfig, args, {"vllm_runner": "v1"}, "--uncertainty-args", teacher=small_model)
+        assert engines.own_settings(own) == (("vllm_runner", "v1"),)
+        with pytest.raises(AliceError, match="--vllm-runner v1 needs the vllm backend"):
+            engines.handle(resolve_role(own, "teacher"), own)._ready()
+    finally:
+        engines.close()
+
+
+def test_a_run_builds_only_the_probings_engine_with_its_own_model_runner(tmp_path, capsys):
+    """The same through a whole in-process run (transformers backend, which refuses a runner): the probing
+    fails on it in one line, every other step ran with the run's engines."""
+    result = experiment.main(["--backend", "hf", "--uncertainty.vllm-runner", "v1", "--arms", "alice",
+                              "--no-cascade", "--run-dir", str(tmp_path / "run")])
+    capsys.readouterr()
+    assert result["failed"]["uncertainty"] == "--vllm-runner v1 needs the vllm backend (a server chooses its own runner)"
+    assert set(result["failed"]) == {"uncertainty", "student_generate", "train student-alice", "eval alice"}
+    assert (tmp_path / "run" / "eval-weak.summary.json").exists()
+
+
 def test_dotted_flags_and_recipe_mappings_reach_each_steps_config(tmp_path, capsys):
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text("train: {lr: 3.0e-5, epochs: 2}\neval: {max_new_tokens: 32}\nuncertainty: {embedder: e5}\n")

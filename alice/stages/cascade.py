@@ -43,6 +43,9 @@ from ..steps import STAGES, Executor, Step
 from ..tracking import within
 from .common import slug
 
+# Engine settings the probing may have of its own (its engines are then built with them, the summarizer's too):
+# the model runner decides how fast seeded samples are drawn, and probing draws K of them per question.
+PROBE_ENGINE_SETTINGS = frozenset({"vllm_runner"})
 PASSTHROUGH = "settings passed on to the stages' configs (in a recipe: train: {lr: 3e-5}, uncertainty: {...})"
 
 
@@ -63,7 +66,7 @@ class StagePassthrough:
 
     uncertainty_args: dict[str, Any] = stage_settings(
         "uncertainty", "uncertainty", 'uncertainty.py settings, e.g. "--embedder X" or --uncertainty.embedder X',
-        {**dict.fromkeys(ENGINE_SETTINGS, SHARED_ENGINE), **SUMMARIZER_ENGINE})
+        {**dict.fromkeys(ENGINE_SETTINGS - PROBE_ENGINE_SETTINGS, SHARED_ENGINE), **SUMMARIZER_ENGINE})
     generate_args: dict[str, Any] = stage_settings(
         "generate", "student_generate", 'student_generate.py settings, e.g. "--statement structured" or '
         "--generate.statement structured")
@@ -170,8 +173,8 @@ def stage_steps(args: CascadeConfig, stage: int, stages: int, teacher: str, stud
 
     def probe(config: UncertaintyConfig) -> dict:
         summ_ref = resolve_role(config, "summarizer") if config.summarizer and not config.summarizer_base_url else None
-        return uncertainty(config, engines.handle(resolve_role(config, "teacher")),
-                           engines.handle(summ_ref) if summ_ref else None)
+        return uncertainty(config, engines.handle(resolve_role(config, "teacher"), config),
+                           engines.handle(summ_ref, config) if summ_ref else None)
 
     def answer(config: StudentGenerateConfig) -> dict:
         counts = student_generate(config, engines.handle(resolve_role(config, "student")))

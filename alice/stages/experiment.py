@@ -369,8 +369,9 @@ def experiment_steps(args: ExperimentConfig, folder: Path, task, engines: Engine
             return run_cascade(config, engines)
 
     def probe(config: UncertaintyConfig) -> dict:
-        summ_backend = engines.handle(summ_ref) if summ_ref and not config.summarizer_base_url else None
-        return uncertainty(config, engines.handle(resolve_role(config, "teacher")), summ_backend)
+        # --uncertainty.vllm-runner: the probing's engines are built with it (own settings), as in a packed run
+        summ_backend = engines.handle(summ_ref, config) if summ_ref and not config.summarizer_base_url else None
+        return uncertainty(config, engines.handle(resolve_role(config, "teacher"), config), summ_backend)
 
     # The answers-only teacher equals the weak one where the ground truth has no rationales (ARC).
     teacher_examples = task.examples("teacher", args.split_seed, args.limit)
