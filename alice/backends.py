@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Self
 
 from .errors import AliceError
+from .hub import hint
 from .models import ModelRef, check_chat_template
 
 Conversation = list[dict]
@@ -152,7 +153,7 @@ def load_tokenizer(ref: ModelRef):
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, revision=None if own else ref.load_revision())
     except OSError as err:
-        raise AliceError(f"could not load a tokenizer from {source}: {str(err).splitlines()[0]}") from None
+        raise AliceError(f"could not load a tokenizer from {source}: {str(err).splitlines()[0]}{hint()}") from None
     check_chat_template(tokenizer, source)
     return tokenizer
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import AliceError
+from .hub import UNREACHABLE_ENV
 
 # The paper's families and sizes (one table). "--model qwen2.5 --teacher 1.5B".
 SHORTCUTS: dict[str, dict[str, str]] = {
@@ -129,7 +130,8 @@ def resolve_revision(repo_id: str, revision: str | None = None) -> tuple[str | N
     wanted = revision or "main"
     if re.fullmatch(r"[0-9a-f]{40}", wanted):
         return wanted, "given as a commit sha"
-    why = "offline (HF_HUB_OFFLINE)"
+    host = os.environ.get(UNREACHABLE_ENV)
+    why = f"offline ({host} does not resolve)" if host else "offline (HF_HUB_OFFLINE)"
     if not hub_offline():
         try:
             from huggingface_hub import HfApi

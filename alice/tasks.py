@@ -18,6 +18,7 @@ from typing import ClassVar
 
 from .answers import DEFAULT_SCORING, SCORING_RULES, Score, answer_format, check_scoring, normalize_number
 from .errors import AliceError
+from .hub import hint
 from .records import atomic_write_json, read_jsonl
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -144,7 +145,8 @@ def _hub_dataset(path: str, name: str | None, split: str):
 
         return load_dataset(path, name, split=split)
     except Exception as err:  # noqa: BLE001 - the hub raises many kinds; one line is enough
-        raise AliceError(f"could not load {path} ({name}) split {split!r} from the hub: {err}") from None
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise AliceError(f"could not load {path} ({name}) split {split!r} from the hub: {first}{hint()}") from None
 
 
 class ArcChallenge(Task):
