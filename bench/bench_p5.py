@@ -88,7 +88,8 @@ def stage_parts(args: argparse.Namespace, mode: str, teacher: str, folder: Path,
     served = ["--summarizer-base-url", url] if url else []
     probe = [[py, "uncertainty.py", *data, "--teacher", teacher, "--summarizer", args.student, *served, *gen,
               "--k", str(args.k), "--kv-cache-gb", str(args.kv_cache_gb), "--pool-part", f"{i}/{parts}",
-              *(["--adaptive"] if mode == "adaptive" else []), "--output", str(o), "--overwrite"]
+              *(["--adaptive"] if mode == "adaptive" else []), *args.probe_args.split(), "--output", str(o),
+              "--overwrite"]
              for i, o in enumerate(outputs, start=1)]
     result: dict = {"parts": {}, "served_student": bool(url)}
     report["modes"][mode] = result
@@ -230,6 +231,8 @@ def main() -> None:
     p.add_argument("--probe-parts", type=int, default=2, help="concurrent probing processes on the GPU")
     p.add_argument("--kv-cache-gb", type=float, default=12)
     p.add_argument("--gen-args", default="", help="more generation flags for every generating script")
+    p.add_argument("--probe-args", default="", help="more flags for the probing parts only (uncertainty.py), e.g. "
+                   "\"--vllm-runner v2\"")
     p.add_argument("--train-args", default="--per-device-batch-size 16 --padding-free --no-gradient-checkpointing",
                    help="train.py flags beyond the paper recipe's defaults (the fair test's)")
     p.add_argument("--train-teacher", action="store_true", help="train the teacher first (setup, not timed in)")

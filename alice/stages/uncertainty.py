@@ -109,9 +109,12 @@ def summarizer_setup(args: UncertaintyConfig, teacher: ModelRef) -> tuple[ModelR
     else:
         ref = teacher
     shared = ref == teacher and backend_kind == args.backend and not args.summarizer_base_url
+    served = backend_kind == "openai" or bool(args.summarizer_base_url)
     summ_args = argparse.Namespace(**{**vars(args), "backend": backend_kind, "base_url": args.summarizer_base_url,
                                       "served_model_name": args.summarizer,
-                                      "load_format": getattr(args, "summarizer_load_format", "auto")})
+                                      "load_format": getattr(args, "summarizer_load_format", "auto"),
+                                      # a served summarizer runs with its server's runner
+                                      **({"vllm_runner": "auto"} if served else {})})
     return ref, summ_args, shared
 
 
