@@ -86,6 +86,10 @@ ARCHITECTURE_FIELDS = ("architectures", "model_type", "hidden_size", "num_hidden
                        "max_position_embeddings", "rope_theta")  # not the dtype: the engine casts to its own
 
 
+TOKENIZER_LOADING_KEYS = frozenset({"local_files_only", "name_or_path", "_commit_hash", "cache_dir", "force_download",
+                                    "proxies", "token", "revision", "subfolder", "use_auth_token"})
+
+
 def architecture_key(ref: ModelRef) -> tuple | None:
     """What a model's weights must share with another's to be swapped into its running engine: the
     architecture fields of its config.json and its tokenizer files' content; None for a hub id or an
@@ -99,7 +103,13 @@ def architecture_key(ref: ModelRef) -> tuple | None:
     tokenizer = hashlib.sha256()
     for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "special_tokens_map.json"):
         if (folder / name).is_file():
-            tokenizer.update(name.encode() + (folder / name).read_bytes())
+            content = (folder / name).read_bytes()
+            if name == "tokenizer_config.json":
+                # transformers saves how a tokenizer was loaded beside what it is ("local_files_only": true
+                # from an offline process): that does not make it another tokenizer
+                saved = {k: v for k, v in json.loads(content).items() if k not in TOKENIZER_LOADING_KEYS}
+                content = json.dumps(saved, sort_keys=True).encode()
+            tokenizer.update(name.encode() + content)
     return fields + (("tokenizer", tokenizer.hexdigest()),)
 
 

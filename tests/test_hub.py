@@ -40,3 +40,25 @@ def test_a_data_set_or_model_from_an_unreachable_hub_fails_at_once_in_one_line(t
         assert done.returncode == 2 and len(errors) == 1, done.stderr[-2000:]  # beside "loading X with ..."
         assert errors[0].startswith("error: could not load") and "hub.invalid does not resolve here" in errors[0]
         assert "Retrying" not in done.stderr
+
+
+def test_a_tokenizer_saved_offline_is_still_the_same_tokenizer(tmp_path, small_model):
+    """transformers writes "local_files_only": true into a tokenizer saved by an offline process; a model saved
+    there can still take another's place in a running engine (alice.models.architecture_key), while a tokenizer
+    that tokenizes otherwise cannot."""
+    import json
+    import shutil
+
+    from alice.models import ModelRef, architecture_key
+
+    def copy(name: str, **config_changes) -> ModelRef:
+        folder = tmp_path / name
+        shutil.copytree(small_model, folder, ignore=shutil.ignore_patterns("*.safetensors"))
+        config = json.loads((folder / "tokenizer_config.json").read_text())
+        (folder / "tokenizer_config.json").write_text(json.dumps({**config, **config_changes}, indent=2))
+        return ModelRef(str(folder))
+
+    base = architecture_key(ModelRef(small_model))
+    assert base is not None
+    assert architecture_key(copy("offline", local_files_only=True)) == base
+    assert architecture_key(copy("other", model_max_length=17)) != base
