@@ -18,7 +18,8 @@ from .models import ModelRef, architecture_key
 
 # The settings an engine is built from (``backend_from_args``). The steps of a run share the run's engines:
 # a step whose config sets some of them otherwise (experiment.py's --eval.batch-invariant) gets an engine
-# built with its own; the stages whose settings pass through the cascade refuse them (--uncertainty-args).
+# built with its own; the stages whose settings pass through the cascade refuse them (--uncertainty-args), but
+# for the probing's model runner (cascade.PROBE_ENGINE_SETTINGS).
 ENGINE_SETTINGS = frozenset({"backend", "base_url", "tensor_parallel_size", "max_model_len", "gpu_memory_utilization",
                              "kv_cache_gb", "enforce_eager", "disable_custom_all_reduce", "batch_invariant",
                              "vllm_runner", "batch_size", "concurrency"})
