@@ -7,6 +7,8 @@ from pathlib import Path
 
 from conftest import run_script
 
+from alice.backends import cuda_available
+
 GOOD_UNCERTAINTY = {"id": "arc_challenge-train-00559", "question": "q", "status": "certain",
                     "certain": True, "teacher_answer": "My choice is A.", "statement": "N/A"}
 
@@ -69,7 +71,10 @@ def cases(tmp: Path) -> list[tuple[str, list[str], str]]:
          "needs the vllm backend"),
         ("train.py", ["--ground-truth", "--warmup-ratio", "1.5", *train], "--warmup-ratio 1.5"),
         ("experiment.py", ["--restore-from", str(tmp), "--run-dir", str(tmp / "r")], "not deliverables of an experiment.py run"),
-    ]
+    ] + ([] if cuda_available() else [  # the README's packed command on a machine without a GPU
+        ("experiment.py", ["--gpus", "0", "--backend", "hf", "--run-dir", str(tmp / "g")],
+         "this machine has no GPU that torch can use"),
+    ])
 
 
 def test_every_script_rejects_bad_input_with_one_line(tmp_path):

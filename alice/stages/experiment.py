@@ -902,6 +902,10 @@ def run_experiment(args: ExperimentConfig) -> dict:
                          "engines between steps instead)")
     if packed:
         check_packing(args)
+        if gpu_list(args) and not args.dry_run and not cuda_available():
+            # a dry run may plan for another machine; a run would put every "GPU" step on the CPU unasked
+            raise AliceError(f"--gpus {args.gpus}: this machine has no GPU that torch can use (--gpus none: the "
+                             "steps as subprocesses on the CPU; --dry-run: plan for another machine)")
         folder = folder.resolve()  # its steps run from the checkout's root, wherever this was started
     executor = Executor(dry_run=args.dry_run)
     if args.dry_run:
