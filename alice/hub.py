@@ -43,4 +43,4 @@ def hint() -> str:
     if not host:
         return ""
     return (f" ({host} does not resolve here, so only the local hub cache is used: copy it into the cache, or "
-            "give a local folder, .gguf file or JSONL; docs/USAGE.md)")
+            "give a local folder, .gguf file or JSONL; docs/GPU.md)")

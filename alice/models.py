@@ -285,7 +285,7 @@ def _save_gguf_tokenizer(gguf: str, folder: str) -> None:
 
 def _hub_snapshot(repo_id: str) -> Path | None:
     """The hub copy of a model when the hub is reachable, else None."""
-    if os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("ALICE_NO_HUB") == "1":
+    if hub_offline():
         return None
     try:
         from huggingface_hub import snapshot_download

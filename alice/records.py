@@ -40,6 +40,16 @@ def manifest_path(output: str | Path) -> Path:
     return output.with_name(output.name.removesuffix(".jsonl") + ".manifest.json")
 
 
+def complete_manifest(output: str | Path) -> dict | None:
+    """The manifest of a stage output (a file, or a model folder) when it says complete; None when missing,
+    unreadable or unfinished."""
+    try:
+        manifest = read_json(manifest_path(output))
+    except (AliceError, OSError, ValueError):
+        return None
+    return manifest if manifest.get("status") == "complete" else None
+
+
 def atomic_write_text(path: str | Path, text: str) -> None:
     """Write-then-rename: readers see the old file or the new one, never half of one."""
     path = Path(path)

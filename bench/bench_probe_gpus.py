@@ -137,8 +137,8 @@ def measure(args: argparse.Namespace) -> dict:
             result = summary(outputs, wall, codes)
         elif name in ("serve_dp2", "serve2"):
             result = serve_variant(args, name, work)
-        elif name.startswith("one") and ONE_GPU.fullmatch(name):
-            count, graphs, runner = ONE_GPU.fullmatch(name).groups()
+        elif one_gpu := ONE_GPU.fullmatch(name):
+            count, graphs, runner = one_gpu.groups()
             parts = int(count)
             mode = [] if graphs == "graphs" else ["--enforce-eager"]
             outputs = [work / f"{name}-p{i}.jsonl" for i in range(1, parts + 1)]

@@ -26,7 +26,7 @@ from ..config import setting
 from ..errors import AliceError
 from ..metrics import summarize_scores
 from ..models import ModelRef, has_weights
-from ..records import Manifest, atomic_write_json, read_json, read_jsonl
+from ..records import Manifest, atomic_write_json, complete_manifest, read_jsonl
 from ..tasks import Example, Task
 from .common import generate_once, slug, summary_path
 
@@ -164,11 +164,7 @@ def wait_until_trained(folder: str, poll_s: float = 5.0) -> float:
     fails; if that process is gone, so is the wait."""
     began, parent, told = time.time(), os.getppid(), False
     while True:
-        try:
-            complete = read_json(Path(folder) / "manifest.json").get("status") == "complete"
-        except (AliceError, OSError, ValueError):
-            complete = False
-        if complete and has_weights(folder):
+        if complete_manifest(folder) is not None and has_weights(folder):
             return time.time() - began
         if os.getppid() != parent:
             raise AliceError(f"{folder}: still training and the run that started this batch is gone")

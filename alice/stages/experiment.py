@@ -60,7 +60,7 @@ from ..errors import AliceError
 from ..evidence import evidence
 from ..gate import check_gate, decide, noise_floor
 from ..models import SMALL_MODEL, drop_weights, has_weights, small_model_folder
-from ..records import atomic_write_json, manifest_path, read_json, scrub
+from ..records import atomic_write_json, complete_manifest, read_json, scrub
 from ..report import build_report
 from ..steps import Executor, Step, slug_name
 from ..tasks import load_task
@@ -681,15 +681,6 @@ def merged(parts: list[Step], whole: Path) -> bool:
     own rows are not kept in a run's deliverables: a restored run has the merged file only)."""
     return (complete_manifest(whole) is not None and whole.is_file()
             and all(finished_as_configured(part) for part in parts))
-
-
-def complete_manifest(output: str | Path) -> dict | None:
-    """The manifest of a stage output when it says complete; None when missing, unreadable or unfinished."""
-    try:
-        manifest = read_json(manifest_path(output))
-    except (AliceError, OSError, ValueError):
-        return None
-    return manifest if manifest.get("status") == "complete" else None
 
 
 def batch_evaluations(args: ExperimentConfig, folder: Path, steps: list[Step]) -> list[Step]:
