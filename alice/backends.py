@@ -462,6 +462,8 @@ class OpenAIBackend(Backend):
 
 
 BACKENDS = ("auto", "vllm", "hf", "openai")
+# Settings only a vLLM engine this process builds takes (refused with any other backend), at their defaults.
+VLLM_ENGINE_ONLY = {"batch_invariant": False, "vllm_runner": "auto"}
 
 
 def make_backend(kind: str, ref: ModelRef | None, *, model_name: str | None = None,

@@ -110,16 +110,16 @@ def test_the_vllm_model_runner_reaches_every_generating_step_and_only_a_chosen_o
     assert fingerprint_settings(GenerationSettings(vllm_runner="v1"))["vllm_runner"] == "v1"
 
 
-def test_a_served_summarizer_is_not_given_the_probings_model_runner(small_model):
-    """--vllm-runner is the probing engine's: a summarizer behind --summarizer-base-url runs with its server's,
-    so its backend is built (an OpenAI client) instead of being refused."""
+def test_a_served_summarizer_is_not_given_the_probings_vllm_engine_settings(small_model):
+    """--vllm-runner and --batch-invariant are the probing engine's: a summarizer behind --summarizer-base-url
+    runs with its server's engine, so its backend is built (an OpenAI client) instead of being refused."""
     from alice.cli import backend_from_args, resolve_role
     from alice.stages.uncertainty import UncertaintyConfig, summarizer_setup
 
-    config = UncertaintyConfig(teacher=small_model, vllm_runner="v2", summarizer="served-model",
+    config = UncertaintyConfig(teacher=small_model, vllm_runner="v2", batch_invariant=True, summarizer="served-model",
                                summarizer_base_url="http://127.0.0.1:9/v1")
     ref, summ_args, shared = summarizer_setup(config, resolve_role(config, "teacher"))
-    assert ref is None and not shared and summ_args.vllm_runner == "auto"
+    assert ref is None and not shared and summ_args.vllm_runner == "auto" and not summ_args.batch_invariant
     assert backend_from_args(summ_args, ref).describe()["backend"] == "openai"
 
 

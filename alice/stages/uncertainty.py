@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..adaptive import ADAPTIVE_ARGS, AdaptiveRule, adaptive_stage, describe_run, rule_from_args
-from ..backends import BACKENDS, Backend, Sampling
+from ..backends import BACKENDS, VLLM_ENGINE_ONLY, Backend, Sampling
 from ..cli import (
     CheckSettings,
     DataSettings,
@@ -113,8 +113,8 @@ def summarizer_setup(args: UncertaintyConfig, teacher: ModelRef) -> tuple[ModelR
     summ_args = argparse.Namespace(**{**vars(args), "backend": backend_kind, "base_url": args.summarizer_base_url,
                                       "served_model_name": args.summarizer,
                                       "load_format": getattr(args, "summarizer_load_format", "auto"),
-                                      # a served summarizer runs with its server's runner
-                                      **({"vllm_runner": "auto"} if served else {})})
+                                      # a served summarizer runs with its server's own engine
+                                      **(VLLM_ENGINE_ONLY if served else {})})
     return ref, summ_args, shared
 
 
