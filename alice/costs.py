@@ -15,7 +15,7 @@ import json
 import shlex
 from pathlib import Path
 
-from .records import manifest_path
+from .records import manifest_path, read_batch_listing
 
 WORK = ("train_s", "generation_s", "probing_s", "summarizing_s", "clustering_s", "zero_shot_s", "proactive_s")
 LOAD = ("load_s", "embedder_load_s")
@@ -50,14 +50,16 @@ def step_outputs(command: str, run: Path, moved_from: str | None = None) -> list
 
     found = []
     for flag, value in itertools.pairwise(argv):
+        # The manifest is found by its own path: a run folder copied without its outputs (deliverables
+        # leave out the probing parts' rows, a model's weights) still has them.
         if flag == "--output":
-            found.append(manifest_path(local(value)))
+            found.append(local(str(manifest_path(value))))
         elif flag == "--output-dir":
-            found.append(local(value) / "manifest.json")
+            found.append(local(str(Path(value) / "manifest.json")))
     if argv[-2:-1] == ["alice.stages.evaluate"]:  # experiment.py --eval-batches: the listing names the outputs
         listing = local(argv[-1])
         if listing.is_file():
-            found += [manifest_path(local(c["output"])) for c in json.loads(listing.read_text()) if c.get("output")]
+            found += [local(str(manifest_path(c["output"]))) for c in read_batch_listing(listing)[0] if c.get("output")]
     if "evaluate" in argv and any(a.endswith("fair.py") for a in argv):  # an earlier driver's batches (results/fair)
         names, rest = [], iter(argv[argv.index("evaluate") + 1:])
         for arg in rest:

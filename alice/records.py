@@ -76,6 +76,21 @@ def read_json(path: str | Path) -> Any:
         raise AliceError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
 
 
+def read_batch_listing(path: str | Path) -> tuple[list[dict], list[str]]:
+    """An evaluation batch's listing (``experiment.py --eval-batches`` writes one per batch in <run>/logs/):
+    the eval.py settings of each evaluation, and the model folders the batch waits for. Written as
+    ``{"evaluations": [...], "wait_for": [...]}``, or as a bare list of settings (a listing written by hand)."""
+    try:
+        listed = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as err:
+        raise AliceError(f"{path}: not a readable JSON list of eval settings ({err})") from None
+    if isinstance(listed, dict):
+        return list(listed.get("evaluations", [])), list(listed.get("wait_for", []))
+    if isinstance(listed, list):
+        return listed, []
+    raise AliceError(f"{path}: not a list of eval settings nor {{\"evaluations\": [...]}}")
+
+
 def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
     """Yield (line number, row); a malformed line is an error naming file and line (``.xz``: compressed)."""
     path = Path(path)

@@ -38,6 +38,26 @@ def test_gpu_time_splits_each_step_by_its_manifest_and_sums_every_part(tmp_path)
     assert gpu_time(tmp_path / "no-run") is None
 
 
+def test_gpu_time_reads_the_runners_batch_listings_and_manifests_whose_rows_were_left_out(tmp_path):
+    """A run copied back as its deliverables: an evaluation batch's listing as experiment.py --eval-batches
+    writes it ({"evaluations": [...], "wait_for": [...]}), and a probing part whose rows were not copied
+    (only its manifest): both steps are still split by their manifests' timings."""
+    run, where = tmp_path / "run", "/gpu-host/run"
+    write(run / "eval-a-seed0.manifest.json", {"timings": {"wall_s": 40, "generation_s": 10}})
+    write(run / "uncertainty-p1.manifest.json", {"timings": {"wall_s": 200, "probing_s": 140, "summarizing_s": 5}})
+    write(run / "logs" / "eval_seed0_arms.json", {"evaluations": [{"output": f"{where}/eval-a-seed0.jsonl"}],
+                                                  "wait_for": [f"{where}/student-a-seed0"]})
+    steps = {"eval seed0 arms": {"status": "done", "wall_s": 60, "gpu": "0",
+                                 "command": f"python3 -m alice.stages.evaluate {where}/logs/eval_seed0_arms.json"},
+             "uncertainty 1/4": {"status": "done", "wall_s": 220, "gpu": "0",
+                                 "command": f"python3 uncertainty.py --pool-part 1/4 --output {where}/uncertainty-p1.jsonl"}}
+    write(run / "steps.json", {"started": "t", "wall_s": 300, "steps": steps})
+    cost = gpu_time(run)
+    assert cost["by_kind"]["eval"] == {"steps": 1, "wall_s": 60, "work_s": 10, "load_s": 0, "save_s": 0, "other_s": 50}
+    assert cost["by_kind"]["uncertainty"] == {"steps": 1, "wall_s": 220, "work_s": 145, "load_s": 0, "save_s": 0,
+                                              "other_s": 75}
+
+
 def test_an_evaluation_manifest_counts_the_tokens_it_generated(tmp_path, small_model):
     """The manifest's generated tokens are the responses' own token counts (the tokens/s a run reports
     and the probing benchmarks read)."""

@@ -26,7 +26,7 @@ from ..config import setting
 from ..errors import AliceError
 from ..metrics import summarize_scores
 from ..models import ModelRef, has_weights
-from ..records import Manifest, atomic_write_json, complete_manifest, read_jsonl
+from ..records import Manifest, atomic_write_json, complete_manifest, read_batch_listing, read_jsonl
 from ..tasks import Example, Task
 from .common import generate_once, slug, summary_path
 
@@ -178,14 +178,7 @@ def evaluate_batch_file(path: str | Path) -> list[dict]:
     """``evaluate_many`` of the eval.py configs a JSON file lists (each its full settings, as a dry run prints
     them), as a list or as ``{"evaluations": [...], "wait_for": [model folders still training]}``: the batch
     step ``experiment.py --gpus --eval-batches`` runs as ``python -m alice.stages.evaluate FILE``."""
-    import json
-
-    try:
-        listed = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as err:
-        raise AliceError(f"{path}: not a readable JSON list of eval settings ({err})") from None
-    wait_for = listed.get("wait_for", []) if isinstance(listed, dict) else []
-    listed = listed.get("evaluations", []) if isinstance(listed, dict) else listed
+    listed, wait_for = read_batch_listing(path)
     known = set(EvalConfig.__dataclass_fields__)
     configs = []
     for settings in listed:
