@@ -242,11 +242,23 @@ def check_chat_template(tokenizer, where: str) -> None:
 # ----------------------------------------------------------------------------- GGUF and the small model
 
 
+def gguf_content_key(gguf: Path, samples: int = 32, block: int = 1 << 16) -> str:
+    """A GGUF's identity for the conversion cache: its size and blocks read at evenly spaced offsets (the
+    header, the end and between), not its path or modification time. A copy of the same file (carried to
+    another machine, copied again) converts to the same folder, so the stages' fingerprints, which name
+    that folder, still match what was made from it before; any other file gets another folder."""
+    size = gguf.stat().st_size
+    digest = hashlib.sha256(str(size).encode())
+    with open(gguf, "rb") as data:
+        for i in range(samples + 1):
+            data.seek(max(0, min(size - block, (size - block) * i // samples)))
+            digest.update(data.read(block))
+    return digest.hexdigest()[:12]
+
+
 def gguf_to_folder(gguf: Path, name: str | None = None) -> Path:
     """Dequantize a GGUF into a normal HF folder (cached by content, or under ``name``), once."""
-    stat = gguf.stat()
-    key = hashlib.sha256(f"{gguf.resolve()}:{stat.st_size}:{int(stat.st_mtime)}".encode()).hexdigest()[:12]
-    out = cache_dir() / "models" / (name or f"{gguf.stem}-{key}")
+    out = cache_dir() / "models" / (name or f"{gguf.stem}-{gguf_content_key(gguf)}")
     if (out / "config.json").exists():
         return out
     print(f"converting {gguf.name} to a Hugging Face folder (once) ...", file=sys.stderr)

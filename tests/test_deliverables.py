@@ -178,3 +178,30 @@ def test_deliverables_keep_what_the_report_reads_and_restore_a_run_that_resumes(
     assert restore(results, again) == 0 and json.loads((again / "report.json").read_text()) == {"kept": True}
     with pytest.raises(AliceError, match="no manifests/"):
         restore(run, again)
+
+
+def test_a_gguf_copied_again_converts_to_the_same_folder_and_another_file_to_another(tmp_path):
+    """A run in parts carries its GGUF models to the GPU machine again for each part: the copy has a new
+    modification time (and may sit elsewhere), yet must name the same converted folder, because the
+    stages' fingerprints name it (a training restored without its weights is trained again only when its
+    fingerprint matches; with the old key a re-copied GGUF refused it as "a different run's results")."""
+    import os
+    import shutil
+
+    from alice.models import gguf_content_key
+
+    first = tmp_path / "a" / "model.gguf"
+    first.parent.mkdir()
+    first.write_bytes(b"GGUF" + bytes(range(256)) * 20_000)
+    again = tmp_path / "b" / "model.gguf"
+    again.parent.mkdir()
+    shutil.copyfile(first, again)
+    os.utime(again, (1_000_000_000, 1_000_000_000))
+    assert gguf_content_key(again) == gguf_content_key(first)
+
+    changed = bytearray(first.read_bytes())
+    changed[5] ^= 1  # the header: another model's metadata
+    (tmp_path / "c.gguf").write_bytes(changed)
+    longer = tmp_path / "d.gguf"
+    longer.write_bytes(first.read_bytes() + b"\0")
+    assert len({gguf_content_key(p) for p in (first, tmp_path / "c.gguf", longer)}) == 3
