@@ -22,7 +22,8 @@ The ``Executor`` goes through a table in one of two ways:
   goes to ``<log_dir>/<step>.log``, the terminal gets one line per start and finish, and the status
   file (``steps.json``) is written after every step, keeping the runs a resumed run follows. A step
   with ``starts_after`` starts once those needs are done, where its card leaves room for the others
-  yet to start, and waits for them itself; it is stopped if one of them fails.
+  yet to start (as many at once as without it), and waits for them itself; it is stopped if one of
+  them fails.
 Either way each stage resumes by itself (a finished one costs a manifest check), the executor keeps
 every step's time, failure and result, and ``dry_run`` prints each step's command and full settings
 instead of running it.
@@ -302,15 +303,24 @@ class Executor:
         best = max(self.gpus, key=lambda g: self.free[g])  # the emptiest card spreads the load
         return best if self.free[best] + 1e-9 >= step.gpu else False
 
-    def room_beside(self, step: Step, gpu: str | None, waits_for: list[Step]) -> bool:
+    def room_beside(self, step: Step, gpu: str | None, waits_for: list[Step], holding: float = 0.0) -> bool:
         """A step that would start before some of its needs (``starts_after``) does only if those of them yet to
-        start still find room beside it: it holds its share while it waits, and must not hold the last of it."""
+        start still find room beside it: it holds its share while it waits, and must not hold the last of it.
+        Nor may it, with what other steps started so already hold while they wait (``holding``), lower how many
+        of those the card could run at once (two evaluation batches waiting beside each other for their seeds'
+        trainings would leave room for one training instead of two)."""
         if gpu is None or any(w.gpu <= 0 for w in waits_for):
             cpu_running = sum(1 for _, g, _ in self.running.values() if g is None) + (gpu is None)
             if cpu_running >= self.cpu_slots:
                 return False
         largest = max((w.gpu for w in waits_for if w.gpu > 0), default=0.0)
-        return gpu is None or self.free[gpu] - step.gpu + 1e-9 >= largest
+        if gpu is None or largest <= 0:
+            return True
+        if self.free[gpu] - step.gpu + 1e-9 < largest:
+            return False
+        room = self.capacity - holding
+        at_once = min(sum(1 for w in waits_for if w.gpu > 0), int((room + 1e-9) // largest))
+        return int((room - step.gpu + 1e-9) // largest) >= at_once
 
     def start(self, step: Step, gpu: str | None) -> subprocess.Popen:
         argv = step.argv()
@@ -401,6 +411,11 @@ class Executor:
         def ready(step: Step) -> bool:
             return all(n in finished for n in (step.needs if step.starts_after is None else step.starts_after))
 
+        def holding(gpu: str | None) -> float:
+            """The share of ``gpu`` held by steps started before their needs, still waiting for one."""
+            return sum(self.by_name[n].gpu for n, (_, g, _) in self.running.items()
+                       if g == gpu and any(x not in finished for x in self.by_name[n].needs))
+
         def ended(step: Step, ok: bool, wall: float, why: str, gpu: str | None = None, result: object = None) -> None:
             self.record(step, ok, wall, why, gpu, result)
             (finished if ok else failed).add(step.name)
@@ -434,7 +449,7 @@ class Executor:
                         continue
                     # What it would wait for that has yet to start needs room beside it (what runs has its own).
                     waits_for = [self.by_name[n] for n in step.needs if n not in finished and n not in self.running]
-                    if waits_for and not self.room_beside(step, gpu, waits_for):
+                    if waits_for and not self.room_beside(step, gpu, waits_for, holding(gpu)):
                         continue
                     pending.remove(step)
                     self.start(step, gpu)

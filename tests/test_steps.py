@@ -129,6 +129,28 @@ def test_a_step_starts_early_on_a_gpu_only_where_what_it_waits_for_can_still_run
     assert t1_end <= status["reader"]["began_s"] < t3_end  # beside t2 and t3, once t3 had started
 
 
+def test_steps_waiting_early_do_not_lower_how_many_of_their_needs_run_at_once(tmp_path):
+    """Two readers of 0.1 (evaluation batches of two seeds) that may start at once and wait for their own
+    two trainings of 0.45 (two fit a card at once). The second reader does not start while the first one
+    waits: both waiting would leave room for one training at a time. It started at once before."""
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    train = "import pathlib,time; time.sleep(1.5); pathlib.Path({d!r}, {n!r}).write_text('trained')"
+    wait = ("import pathlib,time; d=pathlib.Path({d!r})\n"
+            "while not all((d/n).exists() for n in {needs!r}): time.sleep(0.1)\n(d/{out!r}).write_text('ok')")
+    trainings = [Step(n, helper=[sys.executable, "-c", train.format(d=str(marks), n=n)], gpu=0.45,
+                      done=lambda n=n: (marks / n).is_file()) for n in ("a1", "a2", "b1", "b2")]
+    readers = [Step(f"read {g}", needs=(f"{g}1", f"{g}2"), gpu=0.1, starts_after=(), done=(marks / g).is_file,
+                    helper=[sys.executable, "-c", wait.format(d=str(marks), needs=(f"{g}1", f"{g}2"), out=g)])
+               for g in ("a", "b")]
+    status = Executor([*readers, *trainings], gpus=["0"], log_dir=tmp_path / "logs", poll_s=0.2).make(
+        ["read a", "read b"])
+    assert all(s["status"] == "done" for s in status.values())
+    span = {n: (s["began_s"], s["began_s"] + s["wall_s"]) for n, s in status.items()}
+    assert span["a2"][0] < span["a1"][1] and span["b2"][0] < span["b1"][1]  # each seed's two trainings at once
+    assert span["read b"][0] >= span["a2"][0]  # not while "read a" held its share with both a's yet to start
+
+
 def test_in_process_steps_one_by_one_skip_what_needs_a_failure(tmp_path, capsys):
     """experiment.py's mode: stage functions called with their configs, in the caller's order; a failure is
     recorded and what needs it is skipped; ``call`` lets an error through; a helper runs as a subprocess."""
