@@ -244,8 +244,8 @@ def check_chat_template(tokenizer, where: str) -> None:
 
 def gguf_content_key(gguf: Path, samples: int = 32, block: int = 1 << 16) -> str:
     """A GGUF's identity for the conversion cache: its size and blocks read at evenly spaced offsets (the
-    header, the end and between), not its path or modification time. A copy of the same file (carried to
-    another machine, copied again) converts to the same folder, so the stages' fingerprints, which name
+    header, the end and between), not its path or modification time. A copy of the same file (on another
+    machine, or copied again) converts to the same folder, so the stages' fingerprints, which name
     that folder, still match what was made from it before; any other file gets another folder."""
     size = gguf.stat().st_size
     digest = hashlib.sha256(str(size).encode())

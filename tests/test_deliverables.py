@@ -181,7 +181,7 @@ def test_deliverables_keep_what_the_report_reads_and_restore_a_run_that_resumes(
 
 
 def test_a_gguf_copied_again_converts_to_the_same_folder_and_another_file_to_another(tmp_path):
-    """A run in parts carries its GGUF models to the GPU machine again for each part: the copy has a new
+    """A run in parts copies its GGUF models to the GPU machine again for each part: the copy has a new
     modification time (and may sit elsewhere), yet must name the same converted folder, because the
     stages' fingerprints name it (a training restored without its weights is trained again only when its
     fingerprint matches; with the old key a re-copied GGUF refused it as "a different run's results")."""

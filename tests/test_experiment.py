@@ -527,6 +527,10 @@ def test_gpus_none_runs_the_table_as_subprocesses_and_reports(tmp_path, small_mo
     assert not list(results.rglob("*.safetensors")) and (results / "alice.jsonl.xz").is_file()
     for path in results.glob("eval-alice-seed1.*"):
         path.unlink()
+    # seed 0's batch as an earlier version of the runner listed it (a bare list of settings)
+    earlier = results / "logs" / "eval_seed0_arms.json"
+    seed0_listing = json.dumps(json.loads(earlier.read_text())["evaluations"])
+    earlier.write_text(seed0_listing)
     shutil.rmtree(run)
     with pytest.raises(AliceError, match="give --run-dir"):
         experiment.main([*argv, "--restore-from", str(results), "--run-dir", str(tmp_path / "elsewhere")])
@@ -537,6 +541,8 @@ def test_gpus_none_runs_the_table_as_subprocesses_and_reports(tmp_path, small_mo
     listing = json.loads((run / "logs" / "eval_seed1_arms.json").read_text())
     assert [c["output"] for c in listing["evaluations"]] == [str(run / "eval-alice-seed1.jsonl")]
     assert listing["wait_for"] == []  # the one model it evaluates is trained before it starts
+    # A batch done in the earlier part keeps the listing of what it ran (the evidence reads its outputs there).
+    assert (run / "logs" / "eval_seed0_arms.json").read_text() == seed0_listing
     assert json.loads((run / "eval-alice-seed1.summary.json").read_text())["n"] > 0
 
 

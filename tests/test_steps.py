@@ -132,7 +132,7 @@ def test_a_step_starts_early_on_a_gpu_only_where_what_it_waits_for_can_still_run
 def test_steps_waiting_early_do_not_lower_how_many_of_their_needs_run_at_once(tmp_path):
     """Two readers of 0.1 (evaluation batches of two seeds) that may start at once and wait for their own
     two trainings of 0.45 (two fit a card at once). The second reader does not start while the first one
-    waits: both waiting would leave room for one training at a time. It started at once before."""
+    waits: both waiting would leave room for one training at a time (before, it started beside the first)."""
     marks = tmp_path / "marks"
     marks.mkdir()
     train = "import pathlib,time; time.sleep(1.5); pathlib.Path({d!r}, {n!r}).write_text('trained')"

@@ -744,13 +744,15 @@ def batch_step(args: ExperimentConfig, folder: Path, name: str, group: list[Step
     following the last of them). ``trained_by``: the training step that writes each model folder."""
     listing = folder / "logs" / f"{slug_name(name)}.json"
     # Evaluations already done (an earlier part) stay out: their models' weights may be gone, and they cost nothing.
-    pending = [s for s in group if args.dry_run or not finished_as_configured(s)] or group
+    pending = [s for s in group if args.dry_run or not finished_as_configured(s)]
+    done_before = not pending and listing.is_file()  # its listing says what ran: kept as it is
+    pending = pending or group
     models = list(dict.fromkeys(evaluated_name(s.config) for s in pending))  # a model's two test sets stay together
     rank = {m: (depth(trained_by[m]) if m in trained_by else 0, i) for i, m in enumerate(models)}
     pending.sort(key=lambda s: rank[evaluated_name(s.config)])
     needs = tuple(dict.fromkeys(n for s in pending for n in s.needs if n not in batch_of))
     later = [m for m in sorted(models, key=rank.get)[1:] if m in trained_by]
-    if not args.dry_run:
+    if not args.dry_run and not done_before:
         listing.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_json(listing, {"evaluations": [settings_dict(s.config) for s in pending], "wait_for": later})
     hooks = [s.after for s in group if s.after is not None]
