@@ -47,7 +47,11 @@ store)
   fi
   if [ -f "$SITE/.installed" ] && [ ! -f "$WORK/started" ]; then start_job; fi ;;
 restart)
-  pkill -f "job.sh run" ; sleep 2; JOB=$(cat "$WORK/job") start_job ;;
+  # The job and the runner under it: SIGTERM lets experiment.py stop its steps' process groups and engines
+  # first; the job starts again only once the runner is gone (two runners on one run folder would collide).
+  pkill -TERM -f "[j]ob.sh run"; pkill -TERM -f "[e]xperiment.py --config"
+  for _ in $(seq 90); do pgrep -f "[e]xperiment.py --config" >/dev/null || break; sleep 1; done
+  JOB=$(cat "$WORK/job") start_job ;;
 run)
   date -u +"job start %FT%TZ"; nvidia-smi -L
   bash "$(cat "$WORK/job")"
