@@ -6,30 +6,21 @@
 # limit and a failure moves on. Results: /tmp/job/results (the fair test's deliverables), /tmp/job/out.
 # P5_ARGS, PROBE_VARIANTS, PROBE_LIMIT: override the benchmarks' settings; SKIP_FAIR=1 runs the benchmarks only.
 set -uo pipefail
-export ALICE_CACHE=/tmp/alice-cache
-F=/tmp/keep/files O=/tmp/job/out
-mkdir -p "$O"
-say() { echo "$(date -u +%T) $*"; }
-item() {  # name limit command...: its output to $O/name.log
-  local name=$1 limit=$2; shift 2
-  say "start $name"
-  timeout "$limit" "$@" >"$O/$name.log" 2>&1
-  say "end $name: exit $?"
-}
+source scripts/device/job_common.sh
 
 if [ -z "${SKIP_FAIR:-}" ]; then
   say "start fair"
   bash scripts/device/fair_job.sh
   say "end fair: exit $?"
 fi
+# P5 runs on bench_p5.py's own data (plain gsm_symbolic, as its recorded figure): its cached rows come with the files.
+wait_for "$F/$GSM"; cp "$F"/reasoning-gym-*.json "$ALICE_CACHE/gsm_symbolic/"
 # The folders the fair run converted the GGUF files into (named by their content: no second conversion).
 teacher=$(python3 -m alice.models "$F/qwen2.5-coder-0.5b-instruct.gguf" | tail -n 1)
 student=$(python3 -m alice.models "$F/qwen2.5-coder-1.5b-instruct.gguf" | tail -n 1)
 say "teacher $teacher, student $student"
-# P5 on bench_p5.py's own data (plain gsm_symbolic, as its recorded figure): its cached rows must come with the files.
 item p5 780 python3 bench/bench_p5.py --teacher "$teacher" --student "$student" --train-teacher \
-  --modes adaptive --serve-student 8011 \
-  --probe-args "--vllm-runner v2" ${P5_ARGS:-} --out "$O/p5"
+  --modes adaptive --serve-student 8011 --probe-args "--vllm-runner v2" ${P5_ARGS:-} --out "$O/p5"
 item probe 600 python3 bench/bench_probe_gpus.py --teacher "$teacher" --data "gsm_symbolic:held_out=17,train=30,test=10" \
   --limit "${PROBE_LIMIT:-50}" --k 100 --variants "${PROBE_VARIANTS:-one4_graphs_v1,one4_graphs_v2}" --timeout 280 \
   --out "$O/probe"
