@@ -52,8 +52,12 @@ def run_parts(commands: list[list[str]], logs: list[Path], timeout: float) -> tu
 def start_server(args: argparse.Namespace, folder: Path) -> tuple[subprocess.Popen, str]:
     """``vllm serve`` of the student on this GPU, on the loopback interface only; its URL."""
     command = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", args.student, "--host",
-               "127.0.0.1", "--port", str(args.serve_student), "--gpu-memory-utilization", str(args.server_memory),
-               "--max-model-len", "4096", *args.server_args.split()]
+               "127.0.0.1", "--port", str(args.serve_student), "--max-model-len", "4096",
+               # A KV cache of fixed size, as the project's own engines take it (--kv-cache-gb): vLLM's free-memory
+               # profiling, with the probing engines starting on the same GPU at that moment, counted their memory
+               # as the server's and found a negative KV cache ("Available KV cache memory: -6.78 GiB").
+               "--kv-cache-memory-bytes", str(int(args.server_kv_cache_gb * 2**30)), "--gpu-memory-utilization", "0.05",
+               *args.server_args.split()]
     server = subprocess.Popen(command, cwd=REPO, env=env_for(), stdout=(folder / "server.log").open("w"),
                               stderr=subprocess.STDOUT)
     return server, f"http://127.0.0.1:{args.serve_student}/v1"
@@ -241,7 +245,8 @@ def main() -> None:
     p.add_argument("--part-timeout", type=float, default=900)
     p.add_argument("--serve-student", type=int, metavar="PORT", help="the student behind vllm serve on this port, "
                    "started with the stage (module docstring)")
-    p.add_argument("--server-memory", type=float, default=0.2, help="the server's --gpu-memory-utilization")
+    p.add_argument("--server-kv-cache-gb", type=float, default=12, help="the server's KV cache in GiB (a fixed size: "
+                   "free-memory profiling fails while other engines start on the GPU)")
     p.add_argument("--server-args", default="", help="more vllm serve flags (e.g. --enforce-eager)")
     p.add_argument("--out", default="out/p5")
     args = p.parse_args()
