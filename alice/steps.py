@@ -31,6 +31,7 @@ instead of running it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
@@ -43,12 +44,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import KW_ONLY, dataclass, field
 from importlib import import_module
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .config import parse, settings_dict, to_argv
 from .errors import AliceError
 from .records import atomic_write_json
 from .tasks import REPO_ROOT
+
+if TYPE_CHECKING:
+    from .preload import StagePreloader
 
 # Each stage script (<name>.py at the top of the checkout) and the config it parses.
 STAGES = {"cot_generate_filter": ("alice.stages.cot_generate_filter", "CotConfig"),
@@ -162,8 +166,10 @@ class Executor:
     def __init__(self, steps: Sequence[Step] = (), *, gpus: Sequence[str] = (), log_dir: str | Path | None = None,
                  capacity: float = 1.0, cpu_slots: int = 2, poll_s: float = 2.0,
                  status_path: str | Path | None = None, dry_run: bool = False, prefix: str = "",
-                 total: int | None = None) -> None:
+                 total: int | None = None, preloader: StagePreloader | None = None) -> None:
         self.steps = list(steps)
+        self.preloader = preloader  # training steps forked from it instead of started as new processes
+        self.forked: set[str] = set()
         self.by_name = {s.name: s for s in self.steps}
         self.gpus = list(gpus)
         self.capacity = capacity
@@ -277,6 +283,8 @@ class Executor:
                                   "gpu": gpu, "gpu_share": step.gpu,
                                   "began_s": round(time.time() - wall - self.started, 1),
                                   "command": None if step.action is not None else step.command()}
+        if step.name in self.forked:
+            self.status[step.name]["forked_from_preloaded"] = True  # its imports were done before it started
         if step.name in self.retried:
             self.status[step.name].update(retries=self.retried[step.name],
                                           earlier_tries_wall_s=self.retried_wall[step.name])
@@ -332,7 +340,11 @@ class Executor:
             log_path.parent.mkdir(parents=True, exist_ok=True)
             with open(log_path, "a") as log:
                 log.write(f"$ {shlex.join(argv)}\n")
-                log.flush()
+        if self.preloader is not None and step.script == "train":  # forked from a process that imported its modules
+            process = self.preloader.start(argv, env, log_path, REPO_ROOT)
+            self.forked.add(step.name)
+        elif log_path is not None:
+            with open(log_path, "a") as log:
                 process = subprocess.Popen(argv, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, env=env,
                                            start_new_session=True)
         else:
@@ -505,7 +517,11 @@ def end_groups(processes: list[subprocess.Popen], grace_s: float = 30) -> None:
         try:
             process.wait(max(0.1, deadline - time.time()))
         except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except ProcessLookupError:  # a forked stage stopped before it had its own group
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(process.pid, signal.SIGKILL)
 
 
 def earlier_runs(status_path: Path) -> list[dict]:

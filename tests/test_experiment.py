@@ -473,6 +473,8 @@ def test_gpus_runs_each_stage_as_its_script_with_a_share_of_a_card(tmp_path, cap
         experiment.main(["--gpus", "0", "--backend", "hf", "--tensor-parallel-size", "2", "--dry-run"])
     with pytest.raises(AliceError, match="--share-engine must be in"):
         experiment.main(["--gpus", "0", "--backend", "hf", "--share-engine", "1.5", "--dry-run"])
+    with pytest.raises(AliceError, match="--preload-trainings: only with --gpus"):
+        experiment.main(["--preload-trainings", "--dry-run"])
     result = experiment.main(["--gpus", "0", "--backend", "hf", "--run-dir", str(tmp_path), "--seeds", "0", "1",
                               "--arms", "alice", "self_training", "--gate", "--no-cascade", "--share-train-student", "0.5",
                               "--dry-run"])
@@ -493,15 +495,19 @@ def test_gpus_runs_each_stage_as_its_script_with_a_share_of_a_card(tmp_path, cap
 @pytest.mark.slow
 def test_gpus_none_runs_the_table_as_subprocesses_and_reports(tmp_path, small_model):
     """--gpus none on the small model: every stage its own script in a subprocess (two at once), each with
-    its log and manifest, each seed's arms evaluated in one batch step (--eval-batches), the gate in-process,
-    then the same report, evidence and status as in-process."""
+    its log and manifest, each seed's arms evaluated in one batch step (--eval-batches), the trainings forked
+    from a process that imported their modules (--preload-trainings), the gate in-process, then the same
+    report, evidence and status as in-process."""
     run, results = tmp_path / "run", tmp_path / "results"
     argv = ["--gpus", "none", "--run-dir", str(run), "--seeds", "0", "1", "--arms", "alice", "self_training", "--gate",
-            "--override-gate", "--no-cascade", "--eval-batches", "--results", str(results)]
+            "--override-gate", "--no-cascade", "--eval-batches", "--preload-trainings", "--results", str(results)]
     result = experiment.main(argv)
     assert not result["failed"], result["failed"]
     status = json.loads((run / "steps.json").read_text())["steps"]
     assert {s["status"] for s in status.values()} == {"done"} and len(status) == 21  # 4 evaluations in 2 batches
+    # --preload-trainings: every training forked from the process that imported its modules, nothing else
+    assert {name for name, s in status.items() if s.get("forked_from_preloaded")} == {
+        name for name in status if name.startswith("train ")}
     assert "eval seed1 arms" in status and (run / "logs" / "eval_seed1_arms.engines.json").is_file()
     assert (run / "logs" / "train_student-alice-seed1.log").is_file()
     manifest = json.loads((run / "eval-alice-seed1.manifest.json").read_text())

@@ -60,6 +60,7 @@ from ..errors import AliceError
 from ..evidence import evidence
 from ..gate import check_gate, decide, noise_floor
 from ..models import SMALL_MODEL, drop_weights, has_weights, small_model_folder
+from ..preload import StagePreloader
 from ..records import atomic_write_json, complete_manifest, read_json, scrub
 from ..report import build_report
 from ..steps import Executor, Step, slug_name
@@ -202,6 +203,10 @@ class ExperimentConfig(StagePassthrough, CheckSettings, GenerationSettings, Mode
                                  "training ends (the batch starts with the first), and every other model's two "
                                  "test sets in one engine (instead of an engine per evaluation)", group=PACKED,
                                  operational=True)
+    preload_trainings: bool = setting(False, "--gpus: start each training as a child of one process that has "
+                                      "imported torch, transformers, TRL, datasets and accelerate (without "
+                                      "CUDA), instead of a new Python process that imports them again",
+                                      group=PACKED, operational=True)
 
 
 # The embedded default (CPU, minutes): small slices, few samples, two training steps per model. It runs
@@ -873,8 +878,10 @@ def prepare_models(args: ExperimentConfig) -> None:
 def execute_packed(args: ExperimentConfig, folder: Path, steps: list[Step]) -> Executor:
     """--gpus: the table's steps started as soon as what they need is done and a card has room."""
     table = packed_steps(args, folder, steps)
+    preloader = StagePreloader() if args.preload_trainings and not args.dry_run else None
     executor = Executor(table, gpus=gpu_list(args), log_dir=folder / "logs", capacity=args.gpu_capacity,
-                        cpu_slots=args.cpu_slots, status_path=folder / "steps.json", dry_run=args.dry_run)
+                        cpu_slots=args.cpu_slots, status_path=folder / "steps.json", dry_run=args.dry_run,
+                        preloader=preloader)
     executor.make(chosen_targets(args, table))
     if args.cascade and not args.midlevel and not args.dry_run:
         executor.failed["cascade"] = "no --midlevel (cascade Alice needs a mid model; --no-cascade: not asked)"
@@ -889,7 +896,8 @@ def run_experiment(args: ExperimentConfig) -> dict:
     folder = run_folder(args)
     packed = args.gpus is not None
     packed_only = [flag for flag, given in (("--probe-parts", args.probe_parts != 1), ("--eval-batches",
-                   args.eval_batches), ("--targets", bool(args.targets))) if given]
+                   args.eval_batches), ("--targets", bool(args.targets)), ("--preload-trainings",
+                   args.preload_trainings)) if given]
     if packed_only and not packed:
         raise AliceError(f"{', '.join(packed_only)}: only with --gpus (one step after another, a run keeps its "
                          "engines between steps instead)")
