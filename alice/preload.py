@@ -1,11 +1,11 @@
 """Stage scripts started from a process that has already imported what they import.
 
-A training step spends tens of seconds importing torch, transformers, TRL, datasets and accelerate
+A training step spends tens of seconds importing torch, transformers, TRL, PEFT, datasets and accelerate
 before its first step, and a packed run starts dozens of them. ``StagePreloader`` keeps one server process
-(multiprocessing's forkserver) that imports those modules once, without touching CUDA; each stage then runs
-in a fresh child forked from it: its own process, session, environment (``CUDA_VISIBLE_DEVICES`` included),
-working directory and log, running ``<script>.py`` with its argv as ``python <script>.py ...`` would. The
-child is returned as a ``ForkedStage``, which the executor uses as it uses a ``subprocess.Popen`` (``pid``,
+(multiprocessing's forkserver) that imports those modules once (alice/preloaded.py), without touching CUDA;
+each stage then runs in a fresh child forked from it: its own process, session, environment
+(``CUDA_VISIBLE_DEVICES`` included), working directory and log, running ``<script>.py`` with its argv as
+``python <script>.py ...`` would. The child is returned as a ``ForkedStage``, which the executor uses as it uses a ``subprocess.Popen`` (``pid``,
 ``poll``, ``wait``; the child leads its own process group, so stopping its group stops it).
 """
 
@@ -19,10 +19,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-# What a training imports, less what would initialize CUDA while importing (a forked child cannot use CUDA
-# again once its parent did): PEFT imports bitsandbytes, which asks the GPUs for their compute capability.
-# The NVML check keeps torch.cuda.is_available() (if anything calls it while importing) off the driver.
-TRAINING_MODULES = ("torch", "transformers", "accelerate", "datasets", "trl", "alice.stages.train")
+# What a training imports (alice/preloaded.py: the trainer's submodules too, without bitsandbytes, which would
+# initialize CUDA: a forked child cannot use CUDA again once its parent did). The NVML check keeps
+# torch.cuda.is_available() (if anything calls it while importing) off the driver.
+TRAINING_MODULES = ("alice.preloaded",)
 SERVER_ENV = {"PYTORCH_NVML_BASED_CUDA_CHECK": "1"}
 
 

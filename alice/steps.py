@@ -340,7 +340,8 @@ class Executor:
             log_path.parent.mkdir(parents=True, exist_ok=True)
             with open(log_path, "a") as log:
                 log.write(f"$ {shlex.join(argv)}\n")
-        if self.preloader is not None and step.script == "train":  # forked from a process that imported its modules
+        if self.preloader is not None and step.script == "train" and not step.config.qlora:
+            # forked from a process that imported its modules (not bitsandbytes, which QLoRA needs)
             process = self.preloader.start(argv, env, log_path, REPO_ROOT)
             self.forked.add(step.name)
         elif log_path is not None:

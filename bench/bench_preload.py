@@ -62,7 +62,7 @@ def run_mode(mode: str, train_args: list[str], n: int, gpus: list[str], out: Pat
         step.needs = (before.name,)
     preloader = StagePreloader() if mode == "preloaded" else None
     began = time.time()
-    status = Executor(steps, gpus=gpus, log_dir=out / "logs", preloader=preloader).make([steps[-1].name])
+    status = Executor(steps, gpus=gpus, log_dir=out / "logs", preloader=preloader, poll_s=0.1).make([steps[-1].name])
     wall = round(time.time() - began, 1)
     runs = []
     for step in steps:

@@ -80,3 +80,16 @@ def test_a_forked_stage_has_its_own_group_environment_and_exit_code(preloader, t
     assert waiting.poll() is None
     end_groups([waiting], grace_s=30)  # the executor's stop: SIGTERM to its process group
     assert waiting.poll() is not None and waiting.poll() < 0
+
+
+def test_a_qlora_training_starts_as_its_own_process(small_model, sums, preloader, tmp_path):
+    """QLoRA needs bitsandbytes, which the preloading server leaves out (importing it initializes CUDA)."""
+    out = tmp_path / "qlora"
+    config = stage_config("train", ["--data", str(sums), "--answer-type", "number", "--teacher", small_model,
+                                    "--ground-truth", "--pool", "teacher", "--qlora", "--max-steps", "1",
+                                    "--output-dir", str(out)])
+    step = Step("train qlora", "train", config, done=lambda: (out / "manifest.json").is_file())
+    status = Executor([step], log_dir=tmp_path / "logs", preloader=preloader, poll_s=0.2).make(["train qlora"])
+    assert "forked_from_preloaded" not in status["train qlora"]
+    log = (tmp_path / "logs" / "train_qlora.log").read_text()
+    assert "No module named 'bitsandbytes'" not in log and "bitsandbytes" not in str(status["train qlora"]["error"])

@@ -204,8 +204,9 @@ class ExperimentConfig(StagePassthrough, CheckSettings, GenerationSettings, Mode
                                  "test sets in one engine (instead of an engine per evaluation)", group=PACKED,
                                  operational=True)
     preload_trainings: bool = setting(False, "--gpus: start each training as a child of one process that has "
-                                      "imported torch, transformers, TRL, datasets and accelerate (without "
-                                      "CUDA), instead of a new Python process that imports them again",
+                                      "imported torch, transformers, TRL, PEFT, datasets and accelerate (without "
+                                      "CUDA), instead of a new Python process that imports them again (QLoRA "
+                                      "trainings still start as their own process: bitsandbytes is left out)",
                                       group=PACKED, operational=True)
 
 
