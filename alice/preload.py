@@ -5,8 +5,9 @@ before its first step, and a packed run starts dozens of them. ``StagePreloader`
 (multiprocessing's forkserver) that imports those modules once (alice/preloaded.py), without touching CUDA;
 each stage then runs in a fresh child forked from it: its own process, session, environment
 (``CUDA_VISIBLE_DEVICES`` included), working directory and log, running ``<script>.py`` with its argv as
-``python <script>.py ...`` would. The child is returned as a ``ForkedStage``, which the executor uses as it uses a ``subprocess.Popen`` (``pid``,
-``poll``, ``wait``; the child leads its own process group, so stopping its group stops it).
+``python <script>.py ...`` would. The child is returned as a ``ForkedStage``, which the executor uses as it
+uses a ``subprocess.Popen`` (``pid``, ``poll``, ``wait``; the child leads its own process group, so stopping
+its group stops it).
 """
 
 from __future__ import annotations
