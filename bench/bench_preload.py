@@ -87,7 +87,8 @@ def summarize(report: dict) -> dict:
                             "preloaded": forked["before_script_s_later"]},
         "first_preloaded_step_wall_s": forked["runs"][0]["step_wall_s"],
         "trainings_per_mode": len(own["runs"]),
-        "note": "mean over each mode's steps after its first; the first forked step also waits for the server's imports"}}
+        "note": "mean over each mode's steps after its first; the first forked step also waits for the server's "
+                "imports"}}
 
 
 def main() -> None:
