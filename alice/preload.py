@@ -20,6 +20,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from .config import environment
+
 # What a training imports (alice/preloaded.py: the trainer's submodules too, without bitsandbytes, which would
 # initialize CUDA: a forked child cannot use CUDA again once its parent did). The NVML check keeps
 # torch.cuda.is_available() (if anything calls it while importing) off the driver.
@@ -89,16 +91,8 @@ class StagePreloader:
         """Start the server now (it imports in the background), so the first stage does not wait for it."""
         from multiprocessing import forkserver
 
-        saved = {key: os.environ.get(key) for key in SERVER_ENV}
-        os.environ.update(SERVER_ENV)
-        try:
+        with environment(SERVER_ENV):
             forkserver.ensure_running()
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
 
     def start(self, argv: Sequence[str], env: dict[str, str], log_path: Path | None, cwd: Path) -> ForkedStage:
         self.warm()

@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from .config import environment
 from .errors import AliceError
 
 BACKENDS = ("tensorboard", "wandb")  # each is also the package to install
@@ -64,7 +65,7 @@ class Tracker:
         if not self.report_to:
             yield
             return
-        with _environment({TB_DIR: str(self.root / folder_name(step)), "WANDB_NAME": step,
+        with environment({TB_DIR: str(self.root / folder_name(step)), "WANDB_NAME": step,
                            "WANDB_RUN_GROUP": self.group, "WANDB_PROJECT": project()}):
             try:
                 yield
@@ -127,26 +128,12 @@ def within(part: str) -> Iterator[None]:
         values[TB_DIR] = str(Path(os.environ[TB_DIR]) / folder_name(part))
     if os.environ.get("WANDB_NAME"):
         values["WANDB_NAME"] = f"{os.environ['WANDB_NAME']} {part}"
-    with _environment(values):
+    with environment(values):
         try:
             yield
         finally:
             if values:
                 _finish_wandb()
-
-
-@contextmanager
-def _environment(values: dict[str, str]) -> Iterator[None]:
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def _finish_wandb() -> None:
