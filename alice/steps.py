@@ -313,10 +313,12 @@ class Executor:
 
     def room_beside(self, step: Step, gpu: str | None, waits_for: list[Step], holding: float = 0.0) -> bool:
         """A step that would start before some of its needs (``starts_after``) does only if those of them yet to
-        start still find room beside it: it holds its share while it waits, and must not hold the last of it.
-        Nor may it, with what other steps started so already hold while they wait (``holding``), lower how many
-        of those the card could run at once (two evaluation batches waiting beside each other for their seeds'
-        trainings would leave room for one training instead of two)."""
+        start still find room beside it: it holds its share while it waits, and must not take the room one of
+        them could start in now. Nor may it, with what other steps started so already hold while they wait
+        (``holding``), lower how many of those the card could run at once (two evaluation batches waiting beside
+        each other for their seeds' trainings would leave room for one training instead of two). While the card
+        is full of running steps it may start in what is left: they end and give their room back (an evaluation
+        batch beside two trainings, instead of after the last training of its seed has started)."""
         if gpu is None or any(w.gpu <= 0 for w in waits_for):
             cpu_running = sum(1 for _, g, _ in self.running.values() if g is None) + (gpu is None)
             if cpu_running >= self.cpu_slots:
@@ -324,8 +326,8 @@ class Executor:
         largest = max((w.gpu for w in waits_for if w.gpu > 0), default=0.0)
         if gpu is None or largest <= 0:
             return True
-        if self.free[gpu] - step.gpu + 1e-9 < largest:
-            return False
+        if self.free[gpu] + 1e-9 >= largest and self.free[gpu] - step.gpu + 1e-9 < largest:
+            return False  # one of them could start now, and would not beside it
         room = self.capacity - holding
         at_once = min(sum(1 for w in waits_for if w.gpu > 0), int((room + 1e-9) // largest))
         return int((room - step.gpu + 1e-9) // largest) >= at_once

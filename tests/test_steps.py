@@ -129,6 +129,29 @@ def test_a_step_starts_early_on_a_gpu_only_where_what_it_waits_for_can_still_run
     assert t1_end <= status["reader"]["began_s"] < t3_end  # beside t2 and t3, once t3 had started
 
 
+def test_a_step_starts_early_beside_a_card_full_of_what_it_waits_for(tmp_path):
+    """An evaluation batch of 0.09 that waits for six trainings of 0.4 on a card of 0.95 (two trainings fit,
+    and the batch beside them; the first is the shortest): it starts once the first training is done, beside the two that run, not once
+    the last has started (before, it waited for free room for a whole training beside it); the trainings
+    still run two at once."""
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    names = [f"t{i}" for i in range(1, 7)]
+    train = "import pathlib,time; time.sleep({s}); pathlib.Path({d!r}, {n!r}).write_text('trained')"
+    wait = (f"import pathlib,time; d=pathlib.Path({str(marks)!r})\n"
+            f"while not all((d/n).exists() for n in {names!r}): time.sleep(0.1)\n(d/'read').write_text('ok')")
+    trainings = [Step(n, helper=[sys.executable, "-c", train.format(s=1 if n == "t1" else 2, d=str(marks), n=n)], gpu=0.4,
+                      done=lambda n=n: (marks / n).is_file()) for n in names]
+    reader = Step("reader", needs=tuple(names), helper=[sys.executable, "-c", wait], gpu=0.09,
+                  done=(marks / "read").is_file, starts_after=("t1",))
+    status = Executor([*trainings, reader], gpus=["0"], capacity=0.95, log_dir=tmp_path / "logs",
+                      poll_s=0.2).make(["reader"])
+    assert all(s["status"] == "done" for s in status.values())
+    span = {n: (s["began_s"], s["began_s"] + s["wall_s"]) for n, s in status.items()}
+    assert span["t1"][1] <= span["reader"][0] < span["t4"][0]  # beside t2 and t3, not after t6 started
+    assert all(span[b][0] < span[a][1] for a, b in (("t1", "t2"), ("t3", "t4"), ("t5", "t6")))  # two at once
+
+
 def test_steps_waiting_early_do_not_lower_how_many_of_their_needs_run_at_once(tmp_path):
     """Two readers of 0.1 (evaluation batches of two seeds) that may start at once and wait for their own
     two trainings of 0.45 (two fit a card at once). The second reader does not start while the first one
