@@ -18,7 +18,8 @@ The ``Executor`` goes through a table in one of two ways:
   on. ``call(step)`` runs one step with errors propagating (the cascade's stages).
 - ``make(targets)``, like make (the fair test): only the steps some target still needs and that are
   not done, each started as soon as its needs are met and a GPU has room for its share (several
-  trainings and engines share one card), nothing that needs a failed step. A subprocess's output
+  trainings and engines share one card; among ready steps, the one more steps wait for first), nothing
+  that needs a failed step. A subprocess's output
   goes to ``<log_dir>/<step>.log``, the terminal gets one line per start and finish, and the status
   file (``steps.json``) is written after every step, keeping the runs a resumed run follows. A step
   with ``starts_after`` starts once those needs are done, where its card leaves room for the others
@@ -89,7 +90,7 @@ class Step:
     done: Callable[[], bool] | None = None  # outputs complete: nothing to do (None: always run)
     after: Callable[[], None] | None = None  # runs once the step succeeded (e.g. free disk)
     env: dict[str, str] = field(default_factory=dict)  # a subprocess's extra environment
-    priority: int = 5  # make: lower starts first among ready steps; ties keep table order
+    priority: int = 5  # make: lower starts first among ready steps; ties: more steps behind it, then table order
     plan: Callable[[Any], object] | None = None  # a dry run's stand-in (the cascade prints its own steps)
     beside: bool = False  # may run in a second process beside the steps after it (experiment.py)
     # make: a subprocess that fails starts again this many times (a GPU step can fail for memory that
@@ -156,6 +157,26 @@ def needed_steps(steps: Sequence[Step], targets: Sequence[str]) -> list[Step]:
     for target in targets:
         visit(target)
     return [s for s in steps if s.name in needed]
+
+
+def steps_waiting_for(steps: Sequence[Step]) -> dict[str, int]:
+    """How many of ``steps`` that run as processes need each step, directly or through others."""
+    needed_by: dict[str, list[str]] = {s.name: [] for s in steps}
+    for step in steps:
+        for need in step.needs:
+            if need in needed_by:
+                needed_by[need].append(step.name)
+    by_name = {s.name: s for s in steps}
+    behind: dict[str, set[str]] = {}
+
+    def after(name: str) -> set[str]:
+        if name not in behind:
+            behind[name] = set()  # a cycle, were there one, ends here
+            for later in needed_by[name]:
+                behind[name] |= {later} | after(later)
+        return behind[name]
+
+    return {s.name: sum(not by_name[n].in_process for n in after(s.name)) for s in steps}
 
 
 class Executor:
@@ -342,8 +363,11 @@ class Executor:
             log_path.parent.mkdir(parents=True, exist_ok=True)
             with open(log_path, "a") as log:
                 log.write(f"$ {shlex.join(argv)}\n")
-        if self.preloader is not None and step.script == "train" and not step.config.qlora:
-            # forked from a process that imported its modules (not bitsandbytes, which QLoRA needs)
+        self.forked.discard(step.name)
+        if (self.preloader is not None and step.script == "train" and not step.config.qlora
+                and step.name not in self.retried):
+            # forked from a process that imported its modules (not bitsandbytes, which QLoRA needs); a retry
+            # starts as its own process, in case the fork was what failed
             process = self.preloader.start(argv, env, log_path, REPO_ROOT)
             self.forked.add(step.name)
         elif log_path is not None:
@@ -421,7 +445,10 @@ class Executor:
         # Needs outside the table of work are already complete.
         finished = {s.name for s in self.steps if s.name not in names}
         failed: set[str] = set()
-        pending = sorted(todo, key=lambda s: s.priority)  # stable: table order within a priority
+        waiting = steps_waiting_for(todo)
+        # Among ready steps of one priority, the one more steps wait for starts first (the ceilings and
+        # teachers the gate needs before the students' trainings that run on one at a time); ties: table order.
+        pending = sorted(todo, key=lambda s: (s.priority, -waiting[s.name]))  # stable
 
         def ready(step: Step) -> bool:
             return all(n in finished for n in (step.needs if step.starts_after is None else step.starts_after))

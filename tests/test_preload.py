@@ -93,3 +93,17 @@ def test_a_qlora_training_starts_as_its_own_process(small_model, sums, preloader
     assert "forked_from_preloaded" not in status["train qlora"]
     log = (tmp_path / "logs" / "train_qlora.log").read_text()
     assert "No module named 'bitsandbytes'" not in log and "bitsandbytes" not in str(status["train qlora"]["error"])
+
+
+def test_a_forked_training_that_fails_is_tried_again_as_its_own_process(small_model, sums, preloader, tmp_path):
+    """A training step that fails forked (here: its outputs are not yet what the step's check wants) is
+    started again as its own process, in case forking was what failed; its status says so."""
+    out, log = tmp_path / "again", tmp_path / "logs" / "train_again.log"
+    step = training(small_model, sums, out)
+    # complete only once tried twice (the executor writes the command line to the log at each try)
+    step.done = lambda: (out / "manifest.json").is_file() and log.read_text().count("$ ") >= 2
+    step.retries = 1
+    executor = Executor([step], log_dir=tmp_path / "logs", preloader=preloader, poll_s=0.2)
+    status = executor.make([step.name])
+    assert status[step.name]["status"] == "done" and executor.retried == {step.name: 1}
+    assert "forked_from_preloaded" not in status[step.name]

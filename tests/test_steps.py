@@ -13,7 +13,7 @@ import pytest
 from alice.config import to_argv
 from alice.errors import AliceError
 from alice.stages.train import TrainConfig
-from alice.steps import Executor, Step, needed_steps, stage_config
+from alice.steps import Executor, Step, needed_steps, stage_config, steps_waiting_for
 
 
 def writer(path: Path, text: str, fail: bool = False) -> list[str]:
@@ -172,6 +172,33 @@ def test_steps_waiting_early_do_not_lower_how_many_of_their_needs_run_at_once(tm
     span = {n: (s["began_s"], s["began_s"] + s["wall_s"]) for n, s in status.items()}
     assert span["a2"][0] < span["a1"][1] and span["b2"][0] < span["b1"][1]  # each seed's two trainings at once
     assert span["read b"][0] >= span["a2"][0]  # not while "read a" held its share with both a's yet to start
+
+
+def test_among_ready_steps_the_one_more_steps_wait_for_starts_first(tmp_path):
+    """Two ready steps of 0.6 (one fits the card at a time): "leaf", first in the table, that nothing needs,
+    and "root", which a step and a check after it need; "root" starts first, then "child" waits for "leaf"
+    (both need the card). A priority still comes before that; ties keep table order."""
+    marks = tmp_path / "marks"
+    marks.mkdir()
+
+    def hold(name: str) -> list[str]:
+        code = f"import pathlib,time; time.sleep(0.5); pathlib.Path({str(marks)!r}, {name!r}).write_text('ok')"
+        return [sys.executable, "-c", code]
+
+    def table(leaf_priority: int = 5) -> list[Step]:
+        return [Step("leaf", helper=hold("leaf"), gpu=0.6, priority=leaf_priority),
+                Step("root", helper=hold("root"), gpu=0.6),
+                Step("child", helper=hold("child"), needs=("root",), gpu=0.6),
+                Step("check", action=lambda: None, needs=("child",))]
+
+    status = Executor(table(), gpus=["0"], log_dir=tmp_path / "logs", poll_s=0.1).make(["leaf", "check"])
+    assert all(s["status"] == "done" for s in status.values())
+    began = {n: s["began_s"] for n, s in status.items() if n != "check"}
+    assert began["root"] < began["leaf"] and began["root"] < began["child"]
+    status = Executor(table(leaf_priority=1), gpus=["0"], log_dir=tmp_path / "logs2", poll_s=0.1).make(
+        ["leaf", "check"])
+    assert status["leaf"]["began_s"] < status["root"]["began_s"]
+    assert steps_waiting_for(table()) == {"leaf": 0, "root": 1, "child": 0, "check": 0}
 
 
 def test_in_process_steps_one_by_one_skip_what_needs_a_failure(tmp_path, capsys):
