@@ -19,12 +19,11 @@ The ``Executor`` goes through a table in one of two ways:
 - ``make(targets)``, like make (the fair test): only the steps some target still needs and that are
   not done, each started as soon as its needs are met and a GPU has room for its share (several
   trainings and engines share one card; among ready steps, the one more steps wait for first), nothing
-  that needs a failed step. A subprocess's output
-  goes to ``<log_dir>/<step>.log``, the terminal gets one line per start and finish, and the status
-  file (``steps.json``) is written after every step, keeping the runs a resumed run follows. A step
-  with ``starts_after`` starts once those needs are done, where its card leaves room for the others
-  yet to start (as many at once as without it), and waits for them itself; it is stopped if one of
-  them fails.
+  that needs a failed step. A subprocess's output goes to ``<log_dir>/<step>.log``, the terminal gets
+  one line per start and finish, and the status file (``steps.json``) is written after every step,
+  keeping the runs a resumed run follows. A step with ``starts_after`` starts once those needs are
+  done, where its card leaves room for the others yet to start (as many at once as without it), and
+  waits for them itself; it is stopped if one of them fails.
 Either way each stage resumes by itself (a finished one costs a manifest check), the executor keeps
 every step's time, failure and result, and ``dry_run`` prints each step's command and full settings
 instead of running it.
@@ -446,8 +445,9 @@ class Executor:
         finished = {s.name for s in self.steps if s.name not in names}
         failed: set[str] = set()
         waiting = steps_waiting_for(todo)
-        # Among ready steps of one priority, the one more steps wait for starts first (the ceilings and
-        # teachers the gate needs before the students' trainings that run on one at a time); ties: table order.
+        # Among ready steps of one priority, the one more steps wait for starts first (the ceilings and teachers
+        # that the gate, and so every arm's training, waits for, before leaves such as the noise floor's
+        # evaluations); ties: table order.
         pending = sorted(todo, key=lambda s: (s.priority, -waiting[s.name]))  # stable
 
         def ready(step: Step) -> bool:
