@@ -561,9 +561,13 @@ def test_eval_batches_make_one_step_per_seed_of_the_arms_evaluations(tmp_path, c
                               "gsm_symbolic:held_out=2", "--second-test", "eval=held_out", "--dry-run"])
     out = capsys.readouterr().out
     heads = dict(line.split("  [", 1) for line in out.splitlines() if "  [" in line and not line.startswith(" "))
-    # Self-training's labels need no probing: its model comes first, and the batch starts once it is trained.
+    # Self-training's labels need no probing: its model comes first, and the batch starts once it is trained;
+    # the table lists each seed's trainings in that order too (the arms were given Alice first).
     assert heads["eval seed1 arms"] == ("gpu 0.09; needs train student-self-training-seed1, train student-alice-seed1; "
                                         "starts after train student-self-training-seed1]")
+    names = list(heads)
+    for seed in (0, 1):
+        assert names.index(f"train student-self-training-seed{seed}") < names.index(f"train student-alice-seed{seed}")
     assert not any(name.startswith(("eval alice", "eval self-training")) for name in heads)
     assert {"eval ceiling-seed1 (both test sets)", "eval weak-seed0 (both test sets)", "gate"} <= set(heads)
     assert not any(name in heads for name in ("eval ceiling-seed1", "eval ceiling-seed1 (held_out_templates)"))

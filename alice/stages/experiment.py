@@ -737,6 +737,17 @@ def batch_evaluations(args: ExperimentConfig, folder: Path, steps: list[Step]) -
             out.append(replace(step, needs=needs) if needs != step.needs else step)
         elif step.name in first_of:
             out.append(batch_step(args, folder, batch_of[step.name], first_of[step.name], batch_of, trained_by, depth))
+    # Each seed's arm trainings listed in the order its batch evaluates them (fewest steps before their training
+    # first): ready at once, steps start in table order, so the batch, which starts once its first model is
+    # trained, finds that model trained first and each next one in turn (not Alice's first, as the arms are given).
+    position = {step.name: i for i, step in enumerate(out)}
+    for group in batches.values():
+        trainings = list(dict.fromkeys(training_of(step).name for step in group))
+        slots = sorted(position[name] for name in trainings)
+        ordered = sorted(trainings, key=lambda name: (depth(name), position[name]))
+        placed = {slot: out[position[name]] for slot, name in zip(slots, ordered)}
+        for slot, step in placed.items():
+            out[slot] = step
     return out
 
 
