@@ -9,11 +9,13 @@ that batch's recorded time per model. What this leaves out: a step's time depend
 recorded trainings ran two at once), and a step's process start costs some milliseconds here (a few seconds
 of the estimate at the default scale).
 
-Side by side: the executor as it is (``current``); the same in two runs, the second going on from the first
-(``current_two_parts``: everything but the students' arm trainings and their evaluations, then those, as a
-machine that cannot hold the whole run at once would run it); starting ready steps in table order instead of the step
-more steps wait for first (``table_order``); and, besides, with the rule it had before an evaluation batch
-could start beside a card full of trainings (``before``: the executor the recorded run had).
+Side by side, each taking back one more change: the run as it is (``current``) and the same in two runs, the
+second going on from the first (``current_two_parts``: everything but the students' arm trainings and their
+evaluations, then those, as a machine that cannot hold the whole run at once would run it); each seed's arm
+trainings listed in the arms' own order (Alice's first) instead of the order its batch evaluates them
+(``alice_first``); besides, ready steps started in table order instead of the step more steps wait for first
+(``table_order``); besides, the rule from before an evaluation batch could start beside a card full of
+trainings (``before``: the table and executor the recorded run had).
 
   python bench/bench_schedule.py --run results/fair-repeat -- --config configs/fair.yaml --gpus 0 \\
       --kv-cache-gb 6 --eval-batches --probe-parts 4
@@ -40,7 +42,7 @@ from alice.cli import task_from_args
 from alice.config import parse
 from alice.engines import Engines
 from alice.records import read_json
-from alice.stages.experiment import ExperimentConfig, experiment_steps, gpu_list, packed_steps
+from alice.stages.experiment import ARM_DATA, ExperimentConfig, experiment_steps, gpu_list, packed_steps
 from alice.steps import Executor, Step, slug_name
 
 HOLD = "import pathlib,time; time.sleep({s}); pathlib.Path({mark!r}).touch()"
@@ -61,9 +63,26 @@ class EarlierRoomRule(Executor):
         return super().room_beside(step, gpu, waits_for, holding)
 
 
-# label, executor, ready steps started in table order, run in two parts (all but the arms, then the arms)
-VARIANTS = (("current", Executor, False, False), ("current_two_parts", Executor, False, True),
-            ("table_order", Executor, True, False), ("before", EarlierRoomRule, True, False))
+# label, executor, ready steps started in table order, arm trainings in the order the arms are given, run in
+# two parts (all but the arms, then the arms)
+VARIANTS = (("current", Executor, False, False, False), ("current_two_parts", Executor, False, False, True),
+            ("alice_first", Executor, False, True, False), ("table_order", Executor, True, True, False),
+            ("before", EarlierRoomRule, True, True, False))
+
+
+def arms_in_own_order(table: list[Step]) -> list[Step]:
+    """The table with each batch's trainings back in the arms' own order (``ARM_DATA``), as experiment.py listed
+    them before it listed them in the order the batch evaluates them."""
+    rank = {arm.replace("_", "-"): i for i, arm in enumerate(ARM_DATA)}
+    out = list(table)
+    position = {step.name: i for i, step in enumerate(out)}
+    for batch in (s for s in table if s.starts_after is not None):
+        trainings = [n for n in batch.needs if ARM_STEP.match(n)]
+        slots = sorted(position[n] for n in trainings)
+        ordered = sorted(trainings, key=lambda n: rank[n.removeprefix("train student-").rsplit("-seed", 1)[0]])
+        for slot, name in zip(slots, [table[position[n]] for n in ordered]):
+            out[slot] = name
+    return out
 
 
 def recorded_steps(run: Path) -> dict[str, float]:
@@ -189,10 +208,11 @@ def main() -> None:
                     "recorded_parts_s": [part["wall_s"] for part in [*recorded.get("earlier_runs", []), recorded]]}
     poll_s = 2.0 * opts.scale  # the executor polls every 2 s in a run
     with tempfile.TemporaryDirectory(prefix="sched-") as tmp:
-        for label, executor_class, table_order, two_parts in VARIANTS:
+        for label, executor_class, table_order, as_given, two_parts in VARIANTS:
             marks = Path(tmp) / label
             marks.mkdir()
-            stand_ins, times = replay_table(table, Path(opts.run), marks, opts.scale, poll_s)
+            stand_ins, times = replay_table(arms_in_own_order(table) if as_given else table,
+                                            Path(opts.run), marks, opts.scale, poll_s)
             if table_order:  # a priority of its own per step: ready steps start in table order
                 stand_ins = [replace(step, priority=i) for i, step in enumerate(stand_ins)]
             result["recorded"] = times
