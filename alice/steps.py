@@ -158,6 +158,16 @@ def needed_steps(steps: Sequence[Step], targets: Sequence[str]) -> list[Step]:
     return [s for s in steps if s.name in needed]
 
 
+def reordered(steps: Sequence[Step], order: Sequence[str]) -> list[Step]:
+    """``steps`` with the steps named in ``order`` in that order, in the places they held among the others."""
+    out = list(steps)
+    position = {step.name: i for i, step in enumerate(out)}
+    moved = [out[position[name]] for name in order]
+    for slot, step in zip(sorted(position[name] for name in order), moved):
+        out[slot] = step
+    return out
+
+
 def steps_waiting_for(steps: Sequence[Step]) -> dict[str, int]:
     """How many of ``steps`` that run as processes need each step, directly or through others."""
     needed_by: dict[str, list[str]] = {s.name: [] for s in steps}

@@ -43,7 +43,7 @@ from alice.config import parse
 from alice.engines import Engines
 from alice.records import read_json
 from alice.stages.experiment import ARM_DATA, ExperimentConfig, experiment_steps, gpu_list, packed_steps
-from alice.steps import Executor, Step, slug_name
+from alice.steps import Executor, Step, reordered, slug_name
 
 HOLD = "import pathlib,time; time.sleep({s}); pathlib.Path({mark!r}).touch()"
 BATCH = ("import pathlib,time\nmarks={marks!r}\ntime.sleep({start})\n"
@@ -74,15 +74,10 @@ def arms_in_own_order(table: list[Step]) -> list[Step]:
     """The table with each batch's trainings back in the arms' own order (``ARM_DATA``), as experiment.py listed
     them before it listed them in the order the batch evaluates them."""
     rank = {arm.replace("_", "-"): i for i, arm in enumerate(ARM_DATA)}
-    out = list(table)
-    position = {step.name: i for i, step in enumerate(out)}
     for batch in (s for s in table if s.starts_after is not None):
         trainings = [n for n in batch.needs if ARM_STEP.match(n)]
-        slots = sorted(position[n] for n in trainings)
-        ordered = sorted(trainings, key=lambda n: rank[n.removeprefix("train student-").rsplit("-seed", 1)[0]])
-        for slot, name in zip(slots, [table[position[n]] for n in ordered]):
-            out[slot] = name
-    return out
+        table = reordered(table, sorted(trainings, key=lambda n: rank[n.removeprefix("train student-").rsplit("-seed", 1)[0]]))
+    return table
 
 
 def recorded_steps(run: Path) -> dict[str, float]:

@@ -13,7 +13,7 @@ import pytest
 from alice.config import to_argv
 from alice.errors import AliceError
 from alice.stages.train import TrainConfig
-from alice.steps import Executor, Step, needed_steps, stage_config, steps_waiting_for
+from alice.steps import Executor, Step, needed_steps, reordered, stage_config, steps_waiting_for
 
 
 def writer(path: Path, text: str, fail: bool = False) -> list[str]:
@@ -199,6 +199,12 @@ def test_among_ready_steps_the_one_more_steps_wait_for_starts_first(tmp_path):
         ["leaf", "check"])
     assert status["leaf"]["began_s"] < status["root"]["began_s"]
     assert steps_waiting_for(table()) == {"leaf": 0, "root": 1, "child": 0, "check": 0}
+
+
+def test_reordered_puts_the_named_steps_in_order_in_the_places_they_held():
+    steps = [Step(name, action=lambda: None) for name in "abcde"]
+    assert [s.name for s in reordered(steps, ["d", "b"])] == ["a", "d", "c", "b", "e"]
+    assert [s.name for s in reordered(steps, ["b", "d"])] == list("abcde")
 
 
 def test_in_process_steps_one_by_one_skip_what_needs_a_failure(tmp_path, capsys):

@@ -63,7 +63,7 @@ from ..models import SMALL_MODEL, drop_weights, has_weights, small_model_folder
 from ..preload import StagePreloader
 from ..records import atomic_write_json, complete_manifest, read_json, scrub
 from ..report import build_report
-from ..steps import Executor, Step, slug_name
+from ..steps import Executor, Step, reordered, slug_name
 from ..tasks import load_task
 from ..tracking import Tracker, require
 from .cascade import CascadeConfig, StagePassthrough, derive, run_cascade, stage_settings
@@ -740,14 +740,10 @@ def batch_evaluations(args: ExperimentConfig, folder: Path, steps: list[Step]) -
     # Each seed's arm trainings listed in the order its batch evaluates them (fewest steps before their training
     # first): ready at once, steps start in table order, so the batch, which starts once its first model is
     # trained, finds that model trained first and each next one in turn (not Alice's first, as the arms are given).
-    position = {step.name: i for i, step in enumerate(out)}
     for group in batches.values():
-        trainings = list(dict.fromkeys(training_of(step).name for step in group))
-        slots = sorted(position[name] for name in trainings)
-        ordered = sorted(trainings, key=lambda name: (depth(name), position[name]))
-        placed = {slot: out[position[name]] for slot, name in zip(slots, ordered)}
-        for slot, step in placed.items():
-            out[slot] = step
+        position = {step.name: i for i, step in enumerate(out)}
+        trainings = dict.fromkeys(training_of(step).name for step in group)
+        out = reordered(out, sorted(trainings, key=lambda name: (depth(name), position[name])))
     return out
 
 
