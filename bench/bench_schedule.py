@@ -63,8 +63,9 @@ class EarlierRoomRule(Executor):
         return super().room_beside(step, gpu, waits_for, holding)
 
 
-# label, executor, ready steps started in table order, arm trainings in the order the arms are given, run in
-# two parts (all but the arms, then the arms)
+ARM_STEP = re.compile(r"^(train student-(?!ceiling)|eval seed\d+ arms)")  # what needs the trained students
+# label, executor, ready steps started in table order, each seed's trainings in the arms' own order (Alice's
+# first), run in two parts (all but the arms, then the arms)
 VARIANTS = (("current", Executor, False, False, False), ("current_two_parts", Executor, False, False, True),
             ("alice_first", Executor, False, True, False), ("table_order", Executor, True, True, False),
             ("before", EarlierRoomRule, True, True, False))
@@ -127,7 +128,7 @@ def replay_table(table: list[Step], run: Path, marks: Path, scale: float, poll_s
     return stand_ins, times
 
 
-def run_table(args: ExperimentConfig, flags: list[str]) -> list[Step]:
+def run_table(flags: list[str]) -> list[Step]:
     """The packed table ``experiment.py <flags>`` would run (built as its dry run builds it)."""
     config = parse(ExperimentConfig, [*flags, "--dry-run", "--run-dir", tempfile.mkdtemp(prefix="sched-")])
     folder = Path(config.run_dir).resolve()
@@ -162,9 +163,6 @@ def replay(executor_class: type[Executor], table: list[Step], capacity: float, g
     return result
 
 
-ARM_STEP = re.compile(r"^(train student-(?!ceiling)|eval seed\d+ arms)")  # what needs the trained students
-
-
 def summarize(result: dict) -> dict:
     """``P8_schedule_replay``: each variant's estimate, when its gate passed and when everything but the
     students' arm trainings and their evaluations was done, against the recorded run's parts."""
@@ -192,7 +190,7 @@ def main() -> None:
     parser.add_argument("flags", nargs="+", help="after --: the experiment.py flags of the run (with --gpus)")
     opts = parser.parse_args()
     config = parse(ExperimentConfig, opts.flags)
-    table = run_table(config, opts.flags)
+    table = run_table(opts.flags)
     gpus = gpu_list(config)
     recorded = read_json(Path(opts.run) / "steps.json")
     result: dict = {"meta": {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
