@@ -85,7 +85,12 @@ class StagePreloader:
     def __init__(self, modules: Sequence[str] = TRAINING_MODULES) -> None:
         self.context = multiprocessing.get_context("forkserver")
         self.context.set_forkserver_preload(list(modules))
-        self.modules = list(modules)
+
+    @staticmethod
+    def serves(script: str | None, config: object) -> bool:
+        """Whether a stage can start from this server: a training that does not quantize (QLoRA needs
+        bitsandbytes, which the server leaves out: importing it initializes CUDA)."""
+        return script == "train" and not getattr(config, "qlora", False)
 
     def warm(self) -> None:
         """Start the server now (it imports in the background), so the first stage does not wait for it."""

@@ -5,7 +5,7 @@ those lazily, on first use).
 bitsandbytes initializes CUDA when imported (it asks each GPU for its compute capability), and a child
 forked from a process that did cannot use CUDA: the server marks it as absent before anything imports it,
 so PEFT and transformers take it for not installed. Trainings that quantize (QLoRA) therefore start as
-their own process (``alice.steps.Executor``); a child that finds CUDA initialized anyway starts afresh.
+their own process (``StagePreloader.serves``); a child that finds CUDA initialized anyway starts afresh.
 """
 
 import sys

@@ -373,10 +373,9 @@ class Executor:
             with open(log_path, "a") as log:
                 log.write(f"$ {shlex.join(argv)}\n")
         self.forked.discard(step.name)
-        if (self.preloader is not None and step.script == "train" and not step.config.qlora
-                and step.name not in self.retried):
-            # forked from a process that imported its modules (not bitsandbytes, which QLoRA needs); a retry
-            # starts as its own process, in case the fork was what failed
+        if self.preloader is not None and self.preloader.serves(step.script, step.config) and step.name not in self.retried:
+            # forked from a process that imported its modules; a retry starts as its own process, in case the fork
+            # was what failed
             process = self.preloader.start(argv, env, log_path, REPO_ROOT)
             self.forked.add(step.name)
         elif log_path is not None:

@@ -66,7 +66,7 @@ class Tracker:
             yield
             return
         with environment({TB_DIR: str(self.root / folder_name(step)), "WANDB_NAME": step,
-                           "WANDB_RUN_GROUP": self.group, "WANDB_PROJECT": project()}):
+                          "WANDB_RUN_GROUP": self.group, "WANDB_PROJECT": project()}):
             try:
                 yield
             finally:
